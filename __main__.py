@@ -1,0 +1,5 @@
+"""`python -m bmad` runs the command line."""
+
+from bmad.cli.main import run
+
+run()
