@@ -1,0 +1,147 @@
+"""API keys: read from environment variables only, and scrubbed from any text that might carry one.
+
+A provider's key comes from the variable its declaration names (`api_key env VAR`), else from the
+variable a `bmad.toml` names for that provider, else from the protocol's conventional variable
+(`OPENAI_API_KEY`, ...). Files never hold keys: a `bmad.toml` holds variable *names*.
+
+`redact(text)` replaces every key currently loaded (and anything shaped like a bearer token or a
+`key=` query parameter) with `***`; error messages, reprs, logs and journals pass through it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+CONVENTIONAL_KEY_VARS: dict[str, tuple[str, ...]] = {
+    "openai": ("OPENAI_API_KEY",),
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    "ollama": ("OLLAMA_API_KEY",),
+}
+CONFIG_FILE = "bmad.toml"
+REDACTED = "***"
+
+# Shapes that look like credentials, scrubbed even when we never loaded them ourselves.
+_CREDENTIAL_SHAPES = (
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)([?&](?:key|api_key|api-key|access_token)=)[^&\s\"']+"),
+    re.compile(r"(?i)((?:x-api-key|x-goog-api-key|api-key|authorization)[\"']?\s*[:=]\s*[\"']?)"
+               r"[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"\bsk-(?:ant-)?[A-Za-z0-9_-]{12,}"),
+    re.compile(r"\bAIza[0-9A-Za-z_-]{20,}"),
+)
+
+_loaded_lock = threading.Lock()
+_loaded_keys: set[str] = set()
+
+
+class KeyConfigError(ValueError):
+    """A `bmad.toml` that can't be read; the message names the file and the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConfig:
+    """Per-provider settings from `bmad.toml`: `[providers.NAME] api_key_env = "VAR"`."""
+
+    key_vars: Mapping[str, str] = field(default_factory=dict)
+    base_urls: Mapping[str, str] = field(default_factory=dict)
+    path: str | None = None
+
+    @staticmethod
+    def load(path: str | os.PathLike[str] | None = None) -> "KeyConfig":
+        """Read `bmad.toml` (the given path, else `$BMAD_CONFIG`, else ./bmad.toml if present)."""
+        candidate = Path(path) if path else Path(os.environ.get("BMAD_CONFIG", CONFIG_FILE))
+        if not candidate.is_file():
+            if path:
+                raise KeyConfigError(f"{candidate}: no such configuration file")
+            return KeyConfig()
+        try:
+            data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise KeyConfigError(f"{candidate}: {exc}") from None
+        return KeyConfig.from_mapping(data, path=str(candidate))
+
+    @staticmethod
+    def from_mapping(data: Mapping[str, Any], path: str | None = None) -> "KeyConfig":
+        providers = data.get("providers", {})
+        if not isinstance(providers, Mapping):
+            raise KeyConfigError(f"{path or CONFIG_FILE}: [providers] must be a table")
+        key_vars: dict[str, str] = {}
+        base_urls: dict[str, str] = {}
+        for name, table in providers.items():
+            if not isinstance(table, Mapping):
+                raise KeyConfigError(f"{path or CONFIG_FILE}: [providers.{name}] must be a table")
+            if "api_key" in table:
+                raise KeyConfigError(
+                    f"{path or CONFIG_FILE}: [providers.{name}] holds a key; write "
+                    "`api_key_env = \"VARIABLE\"` and put the key in that environment variable")
+            var = table.get("api_key_env")
+            if var is not None:
+                if not isinstance(var, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+                    raise KeyConfigError(f"{path or CONFIG_FILE}: [providers.{name}] api_key_env "
+                                         "must name an environment variable")
+                key_vars[name] = var
+            url = table.get("base_url")
+            if isinstance(url, str):
+                base_urls[name] = url
+        return KeyConfig(key_vars=key_vars, base_urls=base_urls, path=path)
+
+
+def key_variables(provider_name: str, kind: str, declared: str | None,
+                  config: KeyConfig | None = None) -> tuple[str, ...]:
+    """The environment variables to look in, in order."""
+    if declared:
+        return (declared,)
+    if config is not None and provider_name in config.key_vars:
+        return (config.key_vars[provider_name],)
+    return CONVENTIONAL_KEY_VARS.get(kind, ())
+
+
+def read_key(variables: tuple[str, ...],
+             environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """(key, variable it came from), or (None, None). Remembers the key so `redact` hides it."""
+    env = os.environ if environ is None else environ
+    for var in variables:
+        value = env.get(var)
+        if value:
+            value = value.strip()
+            remember_secret(value)
+            return value, var
+    return None, None
+
+
+def remember_secret(value: str) -> None:
+    if value and len(value) >= 4:
+        with _loaded_lock:
+            _loaded_keys.add(value)
+
+
+def redact(text: str, extra: tuple[str, ...] = ()) -> str:
+    """`text` with every loaded key, every `extra` secret and credential-shaped strings masked."""
+    if not text:
+        return text
+    with _loaded_lock:
+        secrets = sorted(_loaded_keys.union(s for s in extra if s), key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    for shape in _CREDENTIAL_SHAPES:
+        text = shape.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)
+    return text
+
+
+def redact_value(value: Any) -> Any:
+    """`redact` applied through dicts, lists and strings (for raw response bodies)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_value(v) for v in value]
+    return value

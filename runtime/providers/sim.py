@@ -1,0 +1,282 @@
+"""The simulated provider: deterministic, catalog-shaped answers with no network and no model.
+
+`--provider sim` (or `kind sim`) runs any workflow with every model simulated. For a given seed the
+same calls give the same answers, token counts, costs, latencies and failures. Outputs are marked as
+simulated and conform to what the task asked for: a valid enum value, schema-valid JSON, or text.
+
+How answers are drawn, so that consensus, quality gates and routing have something real to chew on:
+- each (task, prompt) has one *canonical* answer, independent of the model; a model gives it with
+  probability equal to its simulated quality (its catalog skill for `metadata["capability"]`, plus
+  seeded noise), otherwise a model-specific wrong one; so better models agree more often;
+- a judge call (`metadata["purpose"] == "judge"`) answers `{"score": s, "critique": "..."}`, where s
+  tracks `metadata["judged_quality"]` (or the quality of `metadata["judged_model"]`) with noise that
+  shrinks as the judge's own skill grows;
+- latency is the catalog's `base + per_token x output tokens` with log-normal noise, times the
+  latency scale (0: no sleep at all, and no awaiting either, for overhead benchmarks);
+- tokens: prompt characters / 4 in, a seeded fraction of max_tokens out (or the answer's size);
+- cost from the catalog prices (None when the model has no price: unknown, never $0);
+- failure injection: with probability `failure_rate` a call raises one of `failure_kinds`
+  (transient, rate_limited with retry_after, timeout, ...). Retries of the same call draw again
+  (each repeat of a request advances a per-request counter, or uses `metadata["attempt"]`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import anyio
+
+from bmad.runtime.providers import base
+from bmad.runtime.providers.schema_sample import sample_json
+
+SIM_MARK = "[simulated]"
+DEFAULT_MAX_TOKENS = 256
+_DEFAULT_QUALITY = 0.7
+_DEFAULT_LATENCY = (0.3, 0.005)
+_WORDS = ("the", "model", "answer", "is", "based", "on", "the", "given", "input", "and", "context",
+          "with", "care", "clear", "steps", "result", "plan", "review", "summary", "detail")
+_FILLER = " ".join(_WORDS * 40)
+FAILURE_KINDS = ("transient", "rate_limited", "timeout", "bad_request", "auth", "context_too_long",
+                 "content_filtered", "unavailable")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelProfile:
+    """What the sim needs to know about one model (taken from the catalog by the registry)."""
+
+    name: str
+    model_id: str | None = None
+    input_per_m: float | None = None  # USD per 1M tokens; None: unknown price
+    output_per_m: float | None = None
+    context: int | None = None
+    skills: Mapping[str, float] = field(default_factory=dict)
+    latency_base_s: float | None = None
+    latency_per_token_s: float | None = None
+
+    def quality_for(self, capability: str | None) -> float:
+        if capability and capability in self.skills:
+            return float(self.skills[capability])
+        if self.skills:
+            return sum(self.skills.values()) / len(self.skills)
+        return _DEFAULT_QUALITY
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float | None:
+        if self.input_per_m is None or self.output_per_m is None:
+            return None
+        return (input_tokens * self.input_per_m + output_tokens * self.output_per_m) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SimSettings:
+    seed: int = 0
+    latency_scale: float = 1.0  # 0: no sleeping at all
+    failure_rate: float = 0.0  # probability that a call fails
+    failure_kinds: tuple[str, ...] = ("transient",)  # which error classes injected failures use
+    retry_after_s: float = 1.0  # what injected rate limits ask for (scaled by latency_scale)
+    model_failure_rates: Mapping[str, float] = field(default_factory=dict)  # per model override
+
+    def __post_init__(self) -> None:
+        unknown = [k for k in self.failure_kinds if k not in FAILURE_KINDS]
+        if unknown:
+            raise ValueError(f"unknown failure kind(s) {unknown}; choose from {list(FAILURE_KINDS)}")
+        if not 0.0 <= self.failure_rate <= 1.0:
+            raise ValueError("failure_rate must be between 0 and 1")
+        if self.latency_scale < 0:
+            raise ValueError("latency_scale must be >= 0")
+
+
+class SimProvider:
+    """Implements `base.Provider` with seeded, simulated answers."""
+
+    def __init__(self, name: str = "sim", profiles: Mapping[str, ModelProfile] | None = None,
+                 settings: SimSettings | None = None):
+        self.name = name
+        self.settings = settings or SimSettings()
+        self._profiles: dict[str, ModelProfile] = {}
+        for key, profile in (profiles or {}).items():
+            self._profiles[key] = profile
+            self._profiles.setdefault(profile.name, profile)
+            if profile.model_id:
+                self._profiles.setdefault(profile.model_id, profile)
+        self._repeats: dict[bytes, int] = {}
+        self.calls = 0
+
+    def __repr__(self) -> str:
+        return f"SimProvider(name={self.name!r}, seed={self.settings.seed})"
+
+    def profile(self, model: str) -> ModelProfile:
+        hit = self._profiles.get(model)
+        return hit if hit is not None else ModelProfile(name=model)
+
+    async def aclose(self) -> None:
+        return None
+
+    async def complete(self, request: base.CompletionRequest,
+                       on_progress: base.ProgressCallback | None = None) -> base.CompletionResponse:
+        self.calls += 1
+        s = self.settings
+        model = request.model_name or request.model_id
+        profile = self._profiles.get(model) or self._profiles.get(request.model_id) \
+            or ModelProfile(name=model)
+        prompt = request.prompt_text
+        task_key = _digest(f"{s.seed}\x00{request.task_id}\x00{prompt}")
+        call_key = _digest(f"{task_key.hex()}\x00{model}")
+        attempt = request.metadata.get("attempt")
+        if attempt is None:
+            attempt = self._repeats.get(call_key, 0)
+            self._repeats[call_key] = attempt + 1
+        rng = random.Random(int.from_bytes(_digest(f"{call_key.hex()}\x00{attempt}"), "big"))
+
+        input_tokens = max(1, len(prompt) // 4)
+        if profile.context is not None and input_tokens > profile.context:
+            raise base.ContextTooLong(
+                f"simulated: the prompt ({input_tokens} tokens) exceeds {model}'s context "
+                f"({profile.context})", status=400, provider=self.name)
+
+        rate = s.model_failure_rates.get(model, s.failure_rate)
+        failure = s.failure_kinds[rng.randrange(len(s.failure_kinds))] \
+            if rate and rng.random() < rate else None
+
+        quality = _clip(profile.quality_for(request.metadata.get("capability")) + rng.gauss(0, 0.05))
+        purpose = request.metadata.get("purpose")
+        if purpose == "judge":
+            text = self._judge_answer(request, profile, rng)
+        else:
+            text = _answer(request, task_key, quality, rng)
+
+        max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
+        if request.enum_values or request.json_schema is not None or purpose == "judge":
+            output_tokens = max(1, len(text) // 4)
+        else:
+            output_tokens = max(8, int(max_tokens * rng.uniform(0.2, 0.6)))
+            output_tokens = min(output_tokens, max_tokens)
+            text = _pad(text, output_tokens * 4, rng)
+
+        base_s, per_token_s = _latency_profile(profile)
+        model_latency = (base_s + per_token_s * output_tokens) * math.exp(rng.gauss(0, 0.15))
+        scale = s.latency_scale
+
+        if failure == "timeout" or (request.timeout_s is not None
+                                    and model_latency > request.timeout_s):
+            waited = min(model_latency, request.timeout_s or model_latency)
+            if scale:
+                await anyio.sleep(waited * scale)
+            raise base.Timeout(f"simulated: {model} did not answer within "
+                               f"{waited:.2f}s", provider=self.name)
+        if failure is not None:
+            if scale:
+                await anyio.sleep(min(model_latency, base_s) * scale)
+            raise _injected_error(failure, model, self.name, s.retry_after_s * scale)
+
+        if scale:
+            if on_progress is not None and request.stream:
+                # Report progress in a few steps while "generating".
+                steps = 4
+                for i in range(1, steps + 1):
+                    await anyio.sleep(model_latency * scale / steps)
+                    on_progress(output_tokens * i // steps)
+            else:
+                await anyio.sleep(model_latency * scale)
+        if on_progress is not None and not (scale and request.stream):
+            on_progress(output_tokens)
+
+        return base.CompletionResponse(
+            text=text,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            latency_s=model_latency * scale,
+            cost_usd=profile.cost(input_tokens, output_tokens),
+            finish_reason="stop",
+            model_id=request.model_id,
+            simulated=True,
+            raw={"simulated": True, "model": model, "quality": round(quality, 4),
+                 "model_latency_s": round(model_latency, 4), "seed": s.seed, "attempt": attempt},
+        )
+
+    def _judge_answer(self, request: base.CompletionRequest, judge: ModelProfile,
+                      rng: random.Random) -> str:
+        meta = request.metadata
+        judged = meta.get("judged_quality")
+        if judged is None and meta.get("judged_model"):
+            judged = self.profile(str(meta["judged_model"])).quality_for(meta.get("capability"))
+        if judged is None:
+            judged = rng.uniform(0.4, 0.95)
+        # A better judge is a less noisy one.
+        noise = 0.02 + 0.1 * (1.0 - judge.quality_for("reasoning"))
+        score = round(_clip(float(judged) + rng.gauss(0, noise)), 3)
+        critique = (f"{SIM_MARK} The answer is {_verdict(score)}; "
+                    + ("no changes needed." if score >= 0.85 else
+                       "it should be more specific and address every point of the request."))
+        answer: dict[str, Any] = {"score": score, "critique": critique}
+        if request.json_schema is not None:
+            from jsonschema import validators
+            if not validators.validator_for(request.json_schema)(request.json_schema).is_valid(answer):
+                shaped = sample_json(request.json_schema, rng)
+                if isinstance(shaped, dict):
+                    shaped.update({k: v for k, v in answer.items() if k in shaped})
+                answer = shaped
+        return json.dumps(answer)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+def _clip(x: float) -> float:
+    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
+
+
+def _verdict(score: float) -> str:
+    return "excellent" if score >= 0.85 else "adequate" if score >= 0.6 else "weak"
+
+
+def _latency_profile(profile: ModelProfile) -> tuple[float, float]:
+    base_s = profile.latency_base_s if profile.latency_base_s is not None else _DEFAULT_LATENCY[0]
+    per = profile.latency_per_token_s if profile.latency_per_token_s is not None \
+        else _DEFAULT_LATENCY[1]
+    return base_s, per
+
+
+def _answer(request: base.CompletionRequest, task_key: bytes, quality: float,
+            rng: random.Random) -> str:
+    """The canonical answer with probability `quality`, else a model-specific one."""
+    correct = rng.random() < quality
+    source = random.Random(int.from_bytes(task_key, "big")) if correct else rng
+    if request.enum_values:
+        values = list(request.enum_values)
+        canonical = random.Random(int.from_bytes(task_key, "big")).choice(values)
+        if correct or len(values) == 1:
+            return canonical
+        return rng.choice([v for v in values if v != canonical])
+    if request.json_schema is not None:
+        return json.dumps(sample_json(request.json_schema, source), sort_keys=True)
+    words = " ".join(source.choice(_WORDS) for _ in range(8))
+    label = request.task_id or "the request"
+    return f"{SIM_MARK} Answer for {label}: {words}."
+
+
+def _pad(text: str, chars: int, rng: random.Random) -> str:
+    if len(text) >= chars:
+        return text
+    need = chars - len(text) - 1
+    start = rng.randrange(0, 40) * 4
+    filler = _FILLER if need + start <= len(_FILLER) else _FILLER * (need // len(_FILLER) + 2)
+    return text + " " + filler[start:start + need]
+
+
+def _injected_error(kind: str, model: str, provider: str, retry_after_s: float) -> base.ProviderError:
+    message = f"simulated {kind.replace('_', ' ')} failure from {model}"
+    cls = base.ERROR_CLASSES[kind]
+    if kind == "rate_limited":
+        return cls(message, status=429, provider=provider, retry_after_s=retry_after_s)
+    status = {"transient": 503, "bad_request": 400, "auth": 401, "context_too_long": 400,
+              "content_filtered": 400}.get(kind)
+    return cls(message, status=status, provider=provider)
