@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import random
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -103,7 +104,7 @@ class SimProvider:
             self._profiles.setdefault(profile.name, profile)
             if profile.model_id:
                 self._profiles.setdefault(profile.model_id, profile)
-        self._repeats: dict[bytes, int] = {}
+        self._repeats: dict[int, int] = {}
         self.calls = 0
 
     def __repr__(self) -> str:
@@ -124,13 +125,13 @@ class SimProvider:
         profile = self._profiles.get(model) or self._profiles.get(request.model_id) \
             or ModelProfile(name=model)
         prompt = request.prompt_text
-        task_key = _digest(f"{s.seed}\x00{request.task_id}\x00{prompt}")
-        call_key = _digest(f"{task_key.hex()}\x00{model}")
         attempt = request.metadata.get("attempt")
         if attempt is None:
-            attempt = self._repeats.get(call_key, 0)
-            self._repeats[call_key] = attempt + 1
-        rng = random.Random(int.from_bytes(_digest(f"{call_key.hex()}\x00{attempt}"), "big"))
+            repeat_key = hash((request.task_id, model, prompt))
+            attempt = self._repeats.get(repeat_key, 0)
+            self._repeats[repeat_key] = attempt + 1
+        task_key = f"{s.seed}\x00{request.task_id}\x00{prompt}"
+        rng = _Draws(f"{task_key}\x00{model}\x00{attempt}")
 
         input_tokens = max(1, len(prompt) // 4)
         if profile.context is not None and input_tokens > profile.context:
@@ -199,7 +200,7 @@ class SimProvider:
         )
 
     def _judge_answer(self, request: base.CompletionRequest, judge: ModelProfile,
-                      rng: random.Random) -> str:
+                      rng: _Draws) -> str:
         meta = request.metadata
         judged = meta.get("judged_quality")
         if judged is None and meta.get("judged_model"):
@@ -216,7 +217,7 @@ class SimProvider:
         if request.json_schema is not None:
             from jsonschema import validators
             if not validators.validator_for(request.json_schema)(request.json_schema).is_valid(answer):
-                shaped = sample_json(request.json_schema, rng)
+                shaped = sample_json(request.json_schema, rng.rng())
                 if isinstance(shaped, dict):
                     shaped.update({k: v for k, v in answer.items() if k in shaped})
                 answer = shaped
@@ -226,8 +227,47 @@ class SimProvider:
 # ----------------------------------------------------------------------------------------------
 
 
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+class _Draws:
+    """Seeded uniforms straight from a hash (cheaper than seeding a `random.Random` per call)."""
+
+    __slots__ = ("_key", "_block", "_values", "_next")
+
+    def __init__(self, key: str):
+        self._key = key.encode("utf-8", "surrogatepass")
+        self._block = 0
+        self._values: tuple[int, ...] = ()
+        self._next = 0
+
+    def _u64(self) -> int:
+        if self._next >= len(self._values):
+            digest = hashlib.blake2b(self._key, digest_size=64,
+                                     salt=self._block.to_bytes(16, "little")).digest()
+            self._values = struct.unpack("<8Q", digest)
+            self._block += 1
+            self._next = 0
+        value = self._values[self._next]
+        self._next += 1
+        return value
+
+    def random(self) -> float:
+        return (self._u64() >> 11) * (1.0 / 9007199254740992.0)
+
+    def uniform(self, a: float, b: float) -> float:
+        return a + (b - a) * self.random()
+
+    def gauss(self, mu: float, sigma: float) -> float:
+        u1 = 1.0 - self.random()  # (0, 1]
+        return mu + sigma * math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * self.random())
+
+    def randrange(self, n: int) -> int:
+        return self._u64() % n
+
+    def choice(self, seq: Any) -> Any:
+        return seq[self._u64() % len(seq)]
+
+    def rng(self) -> random.Random:
+        """A full `random.Random` seeded from this stream, for heavier draws (JSON values)."""
+        return random.Random(self._u64())
 
 
 def _clip(x: float) -> float:
@@ -245,29 +285,30 @@ def _latency_profile(profile: ModelProfile) -> tuple[float, float]:
     return base_s, per
 
 
-def _answer(request: base.CompletionRequest, task_key: bytes, quality: float,
-            rng: random.Random) -> str:
+def _answer(request: base.CompletionRequest, task_key: str, quality: float,
+            rng: _Draws) -> str:
     """The canonical answer with probability `quality`, else a model-specific one."""
     correct = rng.random() < quality
-    source = random.Random(int.from_bytes(task_key, "big")) if correct else rng
+    source = _Draws(task_key) if correct else rng
     if request.enum_values:
-        values = list(request.enum_values)
-        canonical = random.Random(int.from_bytes(task_key, "big")).choice(values)
+        values = request.enum_values
+        canonical = _Draws(task_key).choice(values)
         if correct or len(values) == 1:
             return canonical
         return rng.choice([v for v in values if v != canonical])
     if request.json_schema is not None:
-        return json.dumps(sample_json(request.json_schema, source), sort_keys=True)
-    words = " ".join(source.choice(_WORDS) for _ in range(8))
+        return json.dumps(sample_json(request.json_schema, source.rng()), sort_keys=True)
+    bits = source._u64()
+    words = " ".join(_WORDS[(bits >> (8 * i)) % len(_WORDS)] for i in range(8))
     label = request.task_id or "the request"
     return f"{SIM_MARK} Answer for {label}: {words}."
 
 
-def _pad(text: str, chars: int, rng: random.Random) -> str:
+def _pad(text: str, chars: int, rng: _Draws) -> str:
     if len(text) >= chars:
         return text
     need = chars - len(text) - 1
-    start = rng.randrange(0, 40) * 4
+    start = rng.randrange(40) * 4
     filler = _FILLER if need + start <= len(_FILLER) else _FILLER * (need // len(_FILLER) + 2)
     return text + " " + filler[start:start + need]
 
