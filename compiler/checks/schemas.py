@@ -1,0 +1,38 @@
+"""`returns json { ... }`: the schema must itself be a valid JSON Schema (checked with jsonschema)."""
+
+from __future__ import annotations
+
+from jsonschema import exceptions, validators
+
+from bmad.compiler.checks.scope import ProgramIndex
+from bmad.compiler.diagnostics import Diagnostic, error
+
+
+def schema_problem(schema: object) -> str | None:
+    if not isinstance(schema, (dict, bool)):
+        return f"a JSON Schema is an object (or true/false), not {type(schema).__name__}"
+    try:
+        validators.validator_for(schema, default=validators.Draft202012Validator).check_schema(schema)
+    except exceptions.SchemaError as problem:
+        where = "/".join(str(p) for p in problem.absolute_path)
+        return f"{problem.message}" + (f" (at `{where}`)" if where else "")
+    except Exception as problem:  # a malformed `$schema` or `$ref`: still a bad schema, never a crash
+        return str(problem) or type(problem).__name__
+    return None
+
+
+def check_schemas(index: ProgramIndex) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for scope in index.workflows.values():
+        for task in scope.tasks.values():
+            returns = task.returns
+            if returns is None or returns.kind != "json" or returns.schema is None:
+                continue
+            problem = schema_problem(returns.schema)
+            if problem is not None:
+                out.append(error(
+                    "BMAD-E170", returns.span,
+                    f"`returns json` of task `{task.name}` is not a valid JSON Schema: {problem}",
+                    'fix the schema; e.g. `{ "type": "object", "properties": { "score": { "type": "number" } } }`',
+                ))
+    return out
