@@ -237,12 +237,14 @@ class _Lowering:
                 self.wrong_type(node, what, kind, hint)
             return None
         if value != value or value in (float("inf"), float("-inf")):
-            self.bag.error(E_RANGE, self.span(node), f"{what} must be a finite number")
+            self.bag.error(E_RANGE, self.span(node), f"{what} must be a finite number",
+                           "write a plain number like `1.5`")
             return None
         if (low is not None and value < low) or (high is not None and value > high):
             bounds = (f"between {_fmt(low)} and {_fmt(high)}" if low is not None and high is not None
                       else f"at least {_fmt(low)}" if low is not None else f"at most {_fmt(high)}")
-            self.bag.error(E_RANGE, self.span(node), f"{what} must be {bounds}, not {_fmt(value)}")
+            self.bag.error(E_RANGE, self.span(node), f"{what} must be {bounds}, not {_fmt(value)}",
+                           f"use a value {bounds}")
             return None
         return value
 
@@ -265,13 +267,15 @@ class _Lowering:
                 return None
             seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
             if seconds <= 0:
-                self.bag.error(E_RANGE, self.span(node), f"{what} must be longer than zero")
+                self.bag.error(E_RANGE, self.span(node), f"{what} must be longer than zero",
+                               "write a positive duration like `30s`")
                 return None
             return seconds
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             seconds = self.number(node, what, low=0)
             if seconds is not None and seconds <= 0:
-                self.bag.error(E_RANGE, self.span(node), f"{what} must be longer than zero")
+                self.bag.error(E_RANGE, self.span(node), f"{what} must be longer than zero",
+                               "write a positive duration like `30s`")
                 return None
             return None if seconds is None else float(seconds)
         if value is not _INVALID or not isinstance(node, ScalarNode):
@@ -329,7 +333,7 @@ class _Lowering:
             root = yaml.compose(self.text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
-            problem = exc.problem or str(exc)
+            problem = (exc.problem or str(exc)).replace("'<stream end>'", "the end of the file")
             hint = "check the indentation and quoting around this point"
             related = []
             if exc.context and exc.context_mark is not None and exc.context_mark is not mark:
@@ -677,6 +681,8 @@ class _Lowering:
                                  "make num_llms match preferred_models, or remove one of them")
             count = None
         elif count is None:
+            if "num_llms" in entries:
+                return None  # an unusable num_llms is already reported
             self.bag.error(E_MISSING, self.span(node), "the collaboration says neither how many models "
                            "take part nor which", "add `num_llms: 3`, or name them in `preferred_models`")
             return None
