@@ -40,6 +40,18 @@ class CompletionRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimitInfo:
+    """What a provider's response headers said about its rate limits (None: not reported)."""
+
+    requests_limit: int | None = None
+    requests_remaining: int | None = None
+    requests_reset_s: float | None = None  # seconds until the request window resets
+    tokens_limit: int | None = None
+    tokens_remaining: int | None = None
+    tokens_reset_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CompletionResponse:
     text: str
     input_tokens: int
@@ -52,6 +64,7 @@ class CompletionResponse:
     model_id: str | None = None
     simulated: bool = False
     raw: dict[str, Any] | None = None  # the provider's response body (no headers, no keys)
+    rate_limit: RateLimitInfo | None = None  # from response headers, for adaptive rate limiting
 
 
 # ----------------------------------------------------------------------------------------------
@@ -65,12 +78,13 @@ class ProviderError(Exception):
     kind = "provider_error"
 
     def __init__(self, message: str, *, status: int | None = None, provider: str | None = None,
-                 retry_after_s: float | None = None):
+                 retry_after_s: float | None = None, rate_limit: RateLimitInfo | None = None):
         super().__init__(message)
         self.message = message
         self.status = status
         self.provider = provider
         self.retry_after_s = retry_after_s
+        self.rate_limit = rate_limit
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, status={self.status})"
