@@ -26,8 +26,6 @@ EPILOG = examples(
 
 def check_files(paths: list[str]) -> tuple[list[Diagnostic], dict[str, str], bool]:
     """Compile each path; returns (diagnostics, sources for rendering, whether a path was unusable)."""
-    from bmad.compiler.compile import compile_file  # imported here: keeps `bmad --help` fast
-
     diagnostics: list[Diagnostic] = []
     sources: dict[str, str] = {}
     usage_error = False
@@ -37,6 +35,8 @@ def check_files(paths: list[str]) -> tuple[list[Diagnostic], dict[str, str], boo
             diagnostics.append(problem)
             usage_error = True
             continue
+        from bmad.compiler.compile import compile_file  # imported here: keeps `bmad --help` fast
+
         result = compile_file(path)
         diagnostics.extend(result.diagnostics)
         sources.update(result.sources)
