@@ -71,7 +71,8 @@ def check_models(index: ProgramIndex) -> list[Diagnostic]:
                         [Related(model.name_span, f"model `{model.name}` is declared here")],
                     ))
             for need in task.needs:
-                if need.name in index.capabilities:
+                # Without any model there is nothing to compare with (the loader adds the catalog).
+                if need.name in index.capabilities or not index.models:
                     continue
                 best = closest(need.name, known_capabilities)
                 if known_capabilities:

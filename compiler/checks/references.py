@@ -12,10 +12,12 @@ def check_references(index: ProgramIndex) -> list[Diagnostic]:
     for scope in index.workflows.values():
         wf = scope.workflow.name
         for task in scope.tasks.values():
-            others = [n for n in scope.tasks if n != task.name]
+            def others() -> list[str]:  # only built when something is wrong: keeps the check linear
+                return [n for n in scope.tasks if n != task.name]
+
             for dep in task.depends:
                 if dep.name not in scope.tasks:
-                    hint = did_you_mean(dep.name, others, "tasks")
+                    hint = did_you_mean(dep.name, others(), "tasks")
                     if dep.name in scope.inputs:
                         hint = f"`{dep.name}` is an input, which is always ready: remove it from `depends`"
                     out.append(error("BMAD-E100", dep.span,
@@ -27,7 +29,7 @@ def check_references(index: ProgramIndex) -> list[Diagnostic]:
                 if target is None:
                     out.append(error("BMAD-E100", source.span,
                                      f"task `{task.name}` reduces `{source.name}`, which is not a task of workflow `{wf}`",
-                                     did_you_mean(source.name, [n for n in others if scope.tasks[n].for_each],
+                                     did_you_mean(source.name, [n for n in others() if scope.tasks[n].for_each],
                                                   "`for each` tasks")))
                 elif target.for_each is None:
                     out.append(error("BMAD-E109", source.span,

@@ -37,7 +37,8 @@ def check_workflow(scope: WorkflowScope, out: list[Diagnostic]) -> None:
             if edge.via != "depends":
                 implicit.setdefault(edge.target, edge.span)
         for dep in task.depends:
-            if dep.name in implicit:
+            # A front end that derives both from the same words (the seed's `dependencies`) is no repeat.
+            if dep.name in implicit and implicit[dep.name] != dep.span:
                 out.append(Diagnostic(
                     "BMAD-W103", "info", dep.span,
                     f"`depends {dep.name}` is implied: task `{task.name}` already uses `{dep.name}`",
