@@ -1,0 +1,80 @@
+"""The optimizer: an ordered tuple of passes that turns a checked Program into a sealed Plan.
+
+In the style of sqlglot's optimizer: one pass per module, named after what it does; `PASSES` is the
+order; `plan_program` runs them over one `Draft` with a typed `PassContext` and stops after a pass
+that reported an error. `check_plan` is `bmad check`'s static feasibility test: plan with every
+model treated as available and return the passes' diagnostics (e.g. an infeasible budget).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from bmad.compiler import ir
+from bmad.compiler.diagnostics import Diagnostic, sort_diagnostics
+from bmad.compiler.passes.chain_fallbacks import chain_fallbacks
+from bmad.compiler.passes.context import PassContext, make_context
+from bmad.compiler.passes.draft import Draft
+from bmad.compiler.passes.enforce_budget import enforce_budget
+from bmad.compiler.passes.estimate_cost import estimate_cost
+from bmad.compiler.passes.expand import expand
+from bmad.compiler.passes.measure_prompts import measure_prompts
+from bmad.compiler.passes.resolve_dependencies import resolve_dependencies
+from bmad.compiler.passes.route_models import route_models
+from bmad.compiler.passes.schedule_tasks import schedule_tasks
+from bmad.compiler.passes.seal_plan import compute_plan_hash, seal_plan, verify_plan
+from bmad.compiler.plan import Plan
+
+Pass = Callable[[Draft, PassContext], Draft]
+
+PASSES: tuple[Pass, ...] = (
+    expand,
+    resolve_dependencies,
+    measure_prompts,
+    route_models,
+    chain_fallbacks,
+    estimate_cost,
+    enforce_budget,
+    schedule_tasks,
+    seal_plan,
+)
+
+
+def describe_passes() -> list[tuple[str, str]]:
+    """(name, first docstring line) of each pass, in order: what `bmad plan --passes` prints."""
+    import sys
+
+    out = []
+    for p in PASSES:
+        doc = (sys.modules[p.__module__].__doc__ or "").strip().splitlines()
+        out.append((p.__name__, doc[0] if doc else ""))
+    return out
+
+
+def run_passes(program: ir.Program, context: PassContext, *, until: str | None = None) -> Draft:
+    """Run the passes over `program` (all, or up to and including `until`); return the draft."""
+    draft = Draft(program=program, entry=program.entry or (program.workflows[-1].name if program.workflows else ""))
+    for p in PASSES:
+        draft = p(draft, context)
+        draft.passes.append(p.__name__)
+        if draft.failed or p.__name__ == until:
+            break
+    return draft
+
+
+def plan_program(program: ir.Program, context: PassContext | None = None) -> tuple[Plan | None, list[Diagnostic]]:
+    """Plan `program`: the sealed plan (None when a pass reported an error) and the diagnostics."""
+    context = context or make_context(program)
+    draft = run_passes(program, context)
+    return (None if draft.failed else draft.plan), sort_diagnostics(draft.diagnostics)
+
+
+def check_plan(program: ir.Program) -> list[Diagnostic]:
+    """Static feasibility for `bmad check`: every model treated as available (simulated)."""
+    context = make_context(program, environment={}, provider_mode="sim")
+    _plan, diagnostics = plan_program(program, context)
+    return diagnostics
+
+
+__all__ = ["PASSES", "PassContext", "Draft", "make_context", "plan_program", "check_plan", "run_passes",
+           "describe_passes", "verify_plan", "compute_plan_hash"]

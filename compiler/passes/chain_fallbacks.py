@@ -1,0 +1,51 @@
+"""Chain fallbacks: an ordered list of models to try when a task's model fails, and the cascade.
+
+The chain starts with the task's own `fallback [...]` models that are available, then adds the
+next-best qualified available candidates (by the workflow's objective), models of another provider
+than the routed one first, up to `MAX_AUTOMATIC_FALLBACKS`. `else escalate` without a
+`route cascade` escalates along the routed model followed by the chain in order of cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bmad.compiler.passes.context import PassContext
+from bmad.compiler.passes.draft import Draft, TaskDraft
+from bmad.compiler.passes.route_models import _cost_key, rank_candidates
+
+MAX_AUTOMATIC_FALLBACKS = 2
+
+
+def chain_for(td: TaskDraft, objective: str, context: PassContext) -> tuple[str, ...]:
+    plan, task = td.plan, td.task
+    used = {plan.model, *plan.participants}
+    chain: list[str] = []
+    for name in (n.name for n in task.fallback):
+        entry = context.catalog.get(name)
+        if entry is not None and entry.available and name not in used and name not in chain:
+            chain.append(name)
+    routed = context.catalog.get(plan.model) if plan.model else None
+    routed_provider = routed.provider if routed else None
+    spare = [c for c in plan.candidates
+             if c.available and c.qualified and c.model not in used and c.model not in chain]
+    ranked = rank_candidates(spare, objective)
+    ranked.sort(key=lambda c: c.provider == routed_provider)  # stable: another provider first
+    chain += [c.model for c in ranked[:MAX_AUTOMATIC_FALLBACKS]]
+    return tuple(chain)
+
+
+def chain_fallbacks(draft: Draft, context: PassContext) -> Draft:
+    for wd in draft.workflows.values():
+        for td in wd.tasks.values():
+            if td.plan.kind == "call" or td.plan.model is None:
+                continue
+            fallbacks = chain_for(td, wd.objective, context)
+            plan = replace(td.plan, fallbacks=fallbacks)
+            quality = td.task.quality
+            if quality is not None and quality.otherwise == "escalate" and not plan.cascade:
+                costs = {c.model: c for c in plan.candidates}
+                upward = sorted((m for m in fallbacks if m in costs), key=lambda m: _cost_key(costs[m]))
+                plan = replace(plan, cascade=(plan.model, *upward))
+            td.plan = plan
+    return draft

@@ -1,0 +1,366 @@
+"""Route models: choose who does each task, capability-aware, and record why.
+
+Candidates for a task are the program's models whose skills cover every `needs` capability with an
+expected quality >= the task's floor (the task's `quality >= X`, else the workflow's, raised to
+`--min-quality`). Expected quality is the weakest needed skill (history first); a task without
+`needs` takes the model's mean skill. Only available models are routed to. The choice:
+- `model M` (pinned): M, if available (else routed as below, with BMAD-W201);
+- `route cheapest|fastest|best [models]`: least expected cost / least latency / best quality among
+  the listed (or all) qualified models; `route cascade [models]`: the cheapest available first, the
+  rest in order of cost as the escalation chain;
+- otherwise the objective (`--optimize`, else the workflow's `optimize`, else balanced):
+  cost = least expected cost, latency = least expected latency, quality = highest expected
+  quality (then cost), balanced = highest `0.5*quality - 0.3*cost - 0.2*latency`, each min-max
+  normalised over the qualified candidates;
+- consensus forms: named participants (an unavailable one is replaced, BMAD-W203), or counted ones
+  chosen by the same ranking, one per provider first, so their strengths complement each other;
+- nothing qualified available: the embedded `local` model (BMAD-W200); nothing reaches the floor at
+  all: the best model that covers the needs (BMAD-W202).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bmad.compiler import ir
+from bmad.compiler.catalog import LOCAL_MODEL, CatalogEntry
+from bmad.compiler.diagnostics import Diagnostic, warning
+from bmad.compiler.passes.context import PassContext
+from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft
+from bmad.compiler.passes.estimate_cost import estimate_task
+from bmad.compiler.plan import Candidate, TaskPlan
+
+BALANCED_WEIGHTS = {"quality": 0.5, "cost": 0.3, "latency": 0.2}
+ROUTE_OBJECTIVES = {"cheapest": "cost", "fastest": "latency", "best": "quality"}
+
+
+def quality_floor(task: ir.Task, workflow: ir.Workflow, context: PassContext) -> float | None:
+    floor = task.quality.threshold if task.quality is not None else workflow.quality
+    if context.min_quality is not None:
+        floor = max(floor or 0.0, context.min_quality)
+    return floor
+
+
+def workflow_objective(workflow: ir.Workflow, context: PassContext) -> str:
+    return context.objective or workflow.optimize or "balanced"
+
+
+def evaluate(td: TaskDraft, entry: CatalogEntry, floor: float | None, context: PassContext) -> Candidate:
+    """What the router expects of `entry` doing `td` alone (cached on the task)."""
+    cached = td.evaluated.get(entry.name)
+    if cached is not None:
+        return cached
+    quality = entry.expected_quality(td.needs, context.history)
+    covers = entry.covers(td.needs) or (context.history is not None and quality is not None)
+    qualified = covers and (floor is None or (quality is not None and quality >= floor))
+    est = estimate_task(td, replace(td.plan, model=entry.name, participants=(), cascade=()),
+                        context.catalog, context.history, solo=True)
+    if not entry.available:
+        reason = f"unavailable: {entry.unavailable_reason}"
+    elif not covers:
+        missing = [n for n in td.needs if n not in entry.skills]
+        reason = f"lacks {', '.join(missing)}"
+    elif not qualified:
+        reason = f"quality {quality:.2f} < floor {floor:.2f}" if quality is not None else "quality unknown"
+    else:
+        reason = "qualified"
+    candidate = Candidate(
+        model=entry.name, provider=entry.provider, available=entry.available, qualified=qualified,
+        expected_quality=None if quality is None else round(quality, 4),
+        cost_usd_expected=None if est.cost_usd_expected is None else round(est.cost_usd_expected, 6),
+        latency_s=round(est.latency_s, 3), reason=reason,
+    )
+    td.evaluated[entry.name] = candidate
+    return candidate
+
+
+def _cost_key(c: Candidate) -> tuple:
+    return (c.cost_usd_expected is None, c.cost_usd_expected or 0.0, c.latency_s or 0.0, c.model)
+
+
+def rank_candidates(candidates: list[Candidate], objective: str) -> list[Candidate]:
+    """Best first, by the objective; ties broken by cost, then name (deterministic)."""
+    if objective == "cost":
+        return sorted(candidates, key=_cost_key)
+    if objective == "latency":
+        return sorted(candidates, key=lambda c: (c.latency_s or 0.0,) + _cost_key(c))
+    if objective == "quality":
+        return sorted(candidates, key=lambda c: (-(c.expected_quality or 0.0),) + _cost_key(c))
+    scores = _balanced_scores(candidates)
+    return sorted(candidates, key=lambda c: (-scores[c.model],) + _cost_key(c))
+
+
+def _balanced_scores(candidates: list[Candidate]) -> dict[str, float]:
+    def normalise(values: list[float]) -> list[float]:
+        lo, hi = min(values), max(values)
+        return [0.0 if hi == lo else (v - lo) / (hi - lo) for v in values]
+
+    if not candidates:
+        return {}
+    costs = [c.cost_usd_expected for c in candidates]
+    known = [c for c in costs if c is not None]
+    worst_cost = max(known) if known else 0.0
+    q = normalise([c.expected_quality or 0.0 for c in candidates])
+    cost = normalise([worst_cost if c is None else c for c in costs])
+    lat = normalise([c.latency_s or 0.0 for c in candidates])
+    w = BALANCED_WEIGHTS
+    return {c.model: w["quality"] * q[i] - w["cost"] * cost[i] - w["latency"] * lat[i]
+            for i, c in enumerate(candidates)}
+
+
+def _spread_providers(ranked: list[Candidate], count: int) -> list[str]:
+    """`count` participants: the best of each provider first, then the rest, repeating if short."""
+    chosen: list[Candidate] = []
+    providers: set[str] = set()
+    for c in ranked:
+        if c.provider not in providers:
+            chosen.append(c)
+            providers.add(c.provider)
+    chosen += [c for c in ranked if c not in chosen]
+    names = [c.model for c in chosen]
+    if not names:
+        return []
+    return [names[i % len(names)] for i in range(count)]
+
+
+def _describe(c: Candidate) -> str:
+    cost = "cost ?" if c.cost_usd_expected is None else f"${c.cost_usd_expected:.4f}"
+    quality = "q ?" if c.expected_quality is None else f"q {c.expected_quality:.2f}"
+    return f"{c.model} ({quality}, {cost}, {c.latency_s:.1f}s)"
+
+
+class TaskRouter:
+    """Routes the tasks of one workflow; also used by enforce_budget to find cheaper plans."""
+
+    def __init__(self, draft: Draft, wd: WorkflowDraft, context: PassContext):
+        self.draft, self.wd, self.context = draft, wd, context
+        declared = {m.name for m in draft.program.models}
+        self.pool = [e for e in context.catalog if e.name in declared]
+        self.local = context.catalog.get(LOCAL_MODEL)
+
+    def span(self, td: TaskDraft) -> ir.Span:
+        return td.task.name_span if td.task.name_span != ir.NO_SPAN else td.task.span
+
+    def candidates(self, td: TaskDraft, floor: float | None, names: tuple[str, ...] = ()) -> list[Candidate]:
+        pool = self.pool
+        if names:
+            wanted = set(names)
+            pool = [e for e in pool if e.name in wanted]
+        return [evaluate(td, e, floor, self.context) for e in pool]
+
+    def route(self, td: TaskDraft, objective: str | None = None,
+              budget_move: bool = False) -> tuple[TaskPlan, list[Diagnostic]]:
+        """The TaskPlan routing fields for `td`; `budget_move`: enforce_budget's cheaper re-route."""
+        task, wd, ctx = td.task, self.wd, self.context
+        diags: list[Diagnostic] = []
+        floor = quality_floor(task, wd.workflow, ctx)
+        objective = objective or workflow_objective(wd.workflow, ctx)
+        rule, deciding = f"objective:{objective}", objective
+        route = task.route
+        route_names = tuple(n.name for n in route.models) if route is not None else ()
+        if route is not None and route.strategy != "cascade" and not budget_move:
+            deciding = ROUTE_OBJECTIVES[route.strategy]
+            rule = f"route:{route.strategy}"
+        if budget_move:
+            rule = f"budget:{objective}"
+        all_candidates = self.candidates(td, floor)
+        considered = self.candidates(td, floor, route_names) if route_names else all_candidates
+        usable = [c for c in considered if c.available and c.qualified]
+        ranked = rank_candidates(usable, deciding)
+        plan = replace(td.plan, quality_floor=floor, judge=None, participants=(), cascade=())
+        chosen: str | None = None
+
+        if route is not None and route.strategy == "cascade":
+            # the cascade's quality gate decides per item: the floor does not exclude members
+            order = sorted((c for c in considered if c.available and not c.reason.startswith("lacks")),
+                           key=_cost_key)
+            if order:
+                rule = "route:cascade"
+                plan = replace(plan, cascade=tuple(c.model for c in order))
+                chosen = order[0].model
+        if chosen is None and td.pinned:
+            pinned = ctx.catalog.get(task.model.name)
+            if pinned is not None and pinned.available:
+                chosen, rule = pinned.name, "pinned"
+                c = evaluate(td, pinned, floor, ctx)
+                if not c.qualified and c.reason != "qualified":
+                    diags.append(warning("BMAD-W202", task.model.span,
+                                         f"pinned model `{pinned.name}` for task `{task.name}`: {c.reason}",
+                                         "the quality gate may fail; pin a stronger model or remove the pin"))
+            elif pinned is not None:
+                diags.append(warning("BMAD-W201", task.model.span,
+                                     f"pinned model `{pinned.name}` for task `{task.name}` is unavailable "
+                                     f"({pinned.unavailable_reason}); routed by the objective instead",
+                                     "set the provider's key variable, or plan with --provider sim"))
+        consensus = task.consensus
+        if chosen is None and consensus is not None and task.call is None:
+            plan, chosen, rule = self._route_consensus(td, plan, consensus, ranked, all_candidates, diags)
+        if chosen is None and ranked:
+            chosen = ranked[0].model
+        if chosen is None:
+            chosen, rule = self._last_resort(td, all_candidates, floor, diags)
+        if not plan.participants and consensus is not None and task.call is None:
+            plan = replace(plan, participants=(chosen,) * max(1, consensus.size or 1))
+        plan = replace(plan, model=plan.participants[0] if plan.participants else chosen, route_rule=rule)
+        plan = self._judge(td, plan, ranked, diags)
+        models = plan.participants or (plan.model,)
+        qualities = [self._quality(td, m) for m in models]
+        known = [q for q in qualities if q is not None]
+        expected_quality = round(sum(known) / len(known), 4) if known else None
+        shown = sorted(all_candidates, key=lambda c: (c.model not in models, not c.available,
+                                                      not c.qualified) + _cost_key(c))
+        chosen_c = td.evaluated.get(plan.model)
+        reason = self._reason(rule, plan, chosen_c, len(usable), floor)
+        plan = replace(plan, candidates=tuple(
+            replace(c, reason="chosen") if c.model in models else c for c in shown),
+            expected_quality=expected_quality, route_reason=reason)
+        return plan, diags
+
+    def _quality(self, td: TaskDraft, model: str) -> float | None:
+        c = td.evaluated.get(model)
+        if c is not None:
+            return c.expected_quality
+        entry = self.context.catalog.get(model)
+        return entry.expected_quality(td.needs, self.context.history) if entry else None
+
+    def _reason(self, rule: str, plan: TaskPlan, chosen: Candidate | None, qualified: int,
+                floor: float | None) -> str:
+        what = _describe(chosen) if chosen else plan.model or "?"
+        floor_text = f", floor {floor:.2f}" if floor is not None else ""
+        if rule == "pinned":
+            return f"pinned to {what}"
+        if rule == "route:cascade":
+            return f"cascade {' -> '.join(plan.cascade)} (cheapest first)"
+        if rule.startswith("budget"):
+            return f"moved to the cheapest qualified to fit the budget: {what}{floor_text}"
+        if rule.startswith("consensus"):
+            return f"{rule.split(':')[1]} participants {', '.join(plan.participants)}{floor_text}"
+        if rule == "fallback:local":
+            return f"no qualified model available; embedded {plan.model}"
+        if rule == "best-effort":
+            return f"nothing reaches the floor{floor_text}; best available {what}"
+        label = {"cost": "cheapest", "latency": "fastest", "quality": "best", "balanced": "best balanced"}
+        key = rule.split(":")[1]
+        return f"{label.get(key, key)} of {qualified} qualified: {what}{floor_text}"
+
+    def _route_consensus(self, td, plan, consensus, ranked, all_candidates, diags):
+        ctx = self.context
+        if consensus.participants:
+            names, used = [], set()
+            spare = [c.model for c in ranked]
+            for p in consensus.participants:
+                entry = ctx.catalog.get(p.name)
+                if entry is not None and entry.available:
+                    names.append(p.name)
+                    used.add(p.name)
+                    continue
+                used_providers = {ctx.catalog.get(n).provider for n in names if ctx.catalog.get(n)}
+                substitutes = [m for m in spare if m not in used]
+                substitutes.sort(key=lambda m: ctx.catalog.get(m).provider in used_providers)
+                substitute = substitutes[0] if substitutes else (self.local.name if self.local else None)
+                if substitute is None:
+                    continue
+                reason = entry.unavailable_reason if entry else "not declared"
+                diags.append(warning("BMAD-W203", p.span,
+                                     f"participant `{p.name}` of task `{td.id}` is unavailable ({reason}); "
+                                     f"`{substitute}` takes its place",
+                                     "set the provider's key variable, or plan with --provider sim"))
+                names.append(substitute)
+                used.add(substitute)
+            if not names:
+                return plan, None, plan.route_rule
+            return replace(plan, participants=tuple(names)), names[0], "consensus:named"
+        count = consensus.size or 1
+        names = _spread_providers(ranked, count)
+        if not names:
+            return plan, None, plan.route_rule
+        if len(set(names)) < len(names):
+            diags.append(warning("BMAD-W220", consensus.span,
+                                 f"task `{td.id}` asks for {count} models but only {len(set(names))} "
+                                 f"qualified one(s) are available; some answer more than once",
+                                 "lower the count, lower the floor, or make more models available"))
+        return replace(plan, participants=tuple(names)), names[0], "consensus:chosen"
+
+    def _judge(self, td: TaskDraft, plan: TaskPlan, ranked: list[Candidate], diags) -> TaskPlan:
+        task, ctx = td.task, self.context
+        named = None
+        if task.consensus is not None and task.consensus.method in ("judge", "ensemble", "best_of"):
+            named = task.consensus.judge
+            if named is None:
+                best = sorted(ranked, key=lambda c: (-(c.expected_quality or 0.0),) + _cost_key(c))
+                return replace(plan, judge=best[0].model if best else plan.model)
+        elif task.quality is not None:
+            named = task.quality.judge
+        if named is None:
+            return plan
+        entry = ctx.catalog.get(named.name)
+        if entry is not None and not entry.available:
+            substitute = sorted(ranked, key=lambda c: (-(c.expected_quality or 0.0),) + _cost_key(c))
+            other = substitute[0].model if substitute else plan.model
+            diags.append(warning("BMAD-W203", named.span,
+                                 f"judge `{named.name}` of task `{td.id}` is unavailable "
+                                 f"({entry.unavailable_reason}); `{other}` judges instead",
+                                 "set the provider's key variable, or plan with --provider sim"))
+            return replace(plan, judge=other)
+        return replace(plan, judge=named.name)
+
+    def _last_resort(self, td: TaskDraft, all_candidates: list[Candidate], floor, diags) -> tuple[str, str]:
+        covering = [c for c in all_candidates if c.available and not c.reason.startswith("lacks")]
+        if covering:  # available models that cover the needs but sit below the floor
+            best = sorted(covering, key=lambda c: (-(c.expected_quality or 0.0),) + _cost_key(c))[0]
+            qualified_somewhere = any(c.qualified for c in all_candidates)
+            if not qualified_somewhere:
+                diags.append(warning(
+                    "BMAD-W202", self.span(td),
+                    f"no model reaches quality {floor:.2f} for task `{td.id}`; "
+                    f"the best, `{best.model}`, expects {best.expected_quality}",
+                    "lower the quality floor, or declare a stronger model"))
+                return best.model, "best-effort"
+        local = self.local
+        if local is None:
+            best = sorted(all_candidates, key=lambda c: (-(c.expected_quality or 0.0),) + _cost_key(c))
+            return (best[0].model if best else ""), "best-effort"
+        self.draft.needs_local = True
+        why = "" if local.available else f"; the local model itself is unavailable ({local.unavailable_reason})"
+        unavailable = sorted({c.reason.removeprefix("unavailable: ") for c in all_candidates
+                              if c.qualified and not c.available})
+        diags.append(warning(
+            "BMAD-W200", self.span(td),
+            f"no qualified model is available for task `{td.id}`"
+            + (f" ({'; '.join(unavailable)})" if unavailable else "")
+            + f"; it runs on the embedded `{local.name}` model{why}",
+            "set the missing key variables, or plan with --provider sim to simulate every model"))
+        td.routed_by_fallback = True
+        if local.name not in td.evaluated:
+            evaluate(td, local, floor, self.context)
+        return local.name, "fallback:local"
+
+
+def add_local_model(draft: Draft, context: PassContext) -> None:
+    """Put the embedded model into the plan's program so the runtime can find it."""
+    if context.local_model is None or draft.program.model(context.local_model.name) is not None:
+        return
+    program = draft.program
+    providers = program.providers
+    if program.provider(context.local_provider.name) is None:
+        providers = providers + (context.local_provider,)
+    draft.program = replace(program, models=program.models + (context.local_model,), providers=providers)
+
+
+def route_models(draft: Draft, context: PassContext) -> Draft:
+    draft.needs_local = False
+    for wd in draft.workflows.values():
+        wd.objective = workflow_objective(wd.workflow, context)
+        router = TaskRouter(draft, wd, context)
+        for name in wd.order:
+            td = wd.tasks[name]
+            if td.plan.kind == "call":
+                td.plan = replace(td.plan, route_rule="call", quality_floor=quality_floor(td.task, wd.workflow, context),
+                                  route_reason=f"runs workflow {td.plan.subworkflow}")
+                continue
+            td.plan, diags = router.route(td)
+            for d in diags:
+                draft.report(d, td.id)
+    if draft.needs_local:
+        add_local_model(draft, context)
+    return draft
