@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bmad.compiler.checks.expressions import expression_type, show
 from bmad.compiler.checks.scope import ProgramIndex
-from bmad.compiler.checks.suggest import did_you_mean
+from bmad.compiler.checks.suggest import and_then, did_you_mean
 from bmad.compiler.checks.value_types import assignable, from_type_ref
 from bmad.compiler.diagnostics import Diagnostic, Related, error
 
@@ -41,8 +41,8 @@ def check_calls(index: ProgramIndex) -> list[Diagnostic]:
                 out.append(error(
                     "BMAD-E105", call.workflow.span,
                     f"task `{task.name}` calls workflow `{call.workflow.name}`, which is not declared",
-                    did_you_mean(call.workflow.name, index.workflows, "workflows")
-                    + "; a workflow from another file needs `import \"FILE.bmad\"` (or `use std.NAME`)",
+                    and_then(did_you_mean(call.workflow.name, index.workflows, "workflows"),
+                             'a workflow from another file needs `import "FILE.bmad"` (or `use std.NAME`)'),
                 ))
                 continue
             seen: dict[str, object] = {}

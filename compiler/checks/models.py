@@ -7,7 +7,7 @@ from typing import Iterator
 
 from bmad.compiler import ir
 from bmad.compiler.checks.scope import ProgramIndex
-from bmad.compiler.checks.suggest import closest, did_you_mean, list_names
+from bmad.compiler.checks.suggest import and_then, closest, did_you_mean, list_names
 from bmad.compiler.diagnostics import Diagnostic, Related, error, warning
 
 
@@ -41,7 +41,7 @@ def check_models(index: ProgramIndex) -> list[Diagnostic]:
             out.append(error(
                 "BMAD-E104", model.provider.span if model.provider.span != ir.NO_SPAN else model.name_span,
                 f"model `{model.name}` uses provider `{model.provider.name}`, which is not declared",
-                f"{hint}; or declare it: `provider {model.provider.name} {{ kind ... }}`",
+                and_then(hint, f"or declare it: `provider {model.provider.name} {{ kind ... }}`"),
             ))
     models = index.model_names()
     known_capabilities = list(index.capabilities)
@@ -76,8 +76,8 @@ def check_models(index: ProgramIndex) -> list[Diagnostic]:
                     continue
                 best = closest(need.name, known_capabilities)
                 if known_capabilities:
-                    hint = (f"did you mean `{best}`? " if best else "") + \
-                        f"known capabilities: {list_names(known_capabilities)}"
+                    listed = f"known capabilities: {list_names(known_capabilities)}"
+                    hint = and_then(f"did you mean `{best}`?", listed) if best else listed
                 else:
                     hint = "no declared model lists any skills; add `skills { " + need.name + " 0.8 }` to a model"
                 out.append(error(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bmad.compiler import ir
 from bmad.compiler.checks.scope import ProgramIndex, WorkflowScope
-from bmad.compiler.checks.suggest import did_you_mean
+from bmad.compiler.checks.suggest import and_then, did_you_mean
 from bmad.compiler.checks.value_types import (
     ANY, TEXT, ValueType, from_schema, from_type_ref, list_of,
 )
@@ -88,8 +88,8 @@ def resolve_ref(ref: ir.Ref, task: ir.Task, index: ProgramIndex, scope: Workflow
             out.append(error(
                 "BMAD-E101", span,
                 f"`{root}` is not defined {where}".rstrip(),
-                f"{did_you_mean(root, names, 'inputs and tasks')}; a name here must be {kinds} "
-                f"of workflow `{scope.workflow.name}`",
+                and_then(did_you_mean(root, names, "inputs and tasks"),
+                         f"a name here must be {kinds} of workflow `{scope.workflow.name}`"),
             ))
         return ANY
     is_fan_out = origin == "task" and scope.tasks[root].for_each is not None

@@ -31,3 +31,11 @@ def did_you_mean(name: str, candidates: Iterable[str], what: str) -> str:
     if candidates:
         return f"known {what}: {list_names(candidates)}"
     return f"there are no {what} here yet"
+
+
+def and_then(first: str, second: str) -> str:
+    """Two hint sentences as one: `did you mean `x`? Or declare it: ...`."""
+    first = first.rstrip()
+    if not first.endswith(("?", ".")):
+        first += "."
+    return f"{first} {second[:1].upper()}{second[1:]}"

@@ -28,8 +28,14 @@ def check_workflow(scope: WorkflowScope, out: list[Diagnostic]) -> None:
     outputs = {o.name for o in workflow.outputs}
     used_inputs: set[str] = set(outputs)
     used_tasks: set[str] = set(outputs)
+    unresolved = False  # a misspelt name may be the missing use: then "unused" would mislead
     for task in scope.tasks.values():
-        used_inputs |= input_uses(task)
+        uses = input_uses(task)
+        used_inputs |= uses
+        if not unresolved:
+            unresolved = any(n not in scope.inputs and n not in scope.tasks for n in uses) or any(
+                d.name not in scope.tasks for d in task.depends) or (
+                task.reduce is not None and task.reduce.source.name not in scope.tasks)
         edges = scope.edges.get(task.name, [])
         implicit: dict[str, ir.Span] = {}
         for edge in edges:
@@ -45,6 +51,14 @@ def check_workflow(scope: WorkflowScope, out: list[Diagnostic]) -> None:
                     f"you may remove `{dep.name}` from `depends`",
                     (Related(implicit[dep.name], f"`{dep.name}` is used here"),),
                 ))
+    if not workflow.outputs:
+        out.append(warning(
+            "BMAD-W102", workflow.name_span,
+            f"workflow `{workflow.name}` has no outputs, so its results are not returned",
+            "add `output TASK` for each result the caller needs",
+        ))
+    if unresolved:
+        return
     for name, inp in scope.inputs.items():
         if name not in used_inputs:
             out.append(warning(
@@ -53,12 +67,7 @@ def check_workflow(scope: WorkflowScope, out: list[Diagnostic]) -> None:
                 f"use it in a prompt as `{{{{ {name} }}}}`, or remove it",
             ))
     if not workflow.outputs:
-        out.append(warning(
-            "BMAD-W102", workflow.name_span,
-            f"workflow `{workflow.name}` has no outputs, so its results are not returned",
-            "add `output TASK` for each result the caller needs",
-        ))
-        return
+        return  # every task would be "unused": BMAD-W102 says it once
     for name, task in scope.tasks.items():
         if name not in used_tasks:
             out.append(warning(
