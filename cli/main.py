@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "check_cmd",
     "fmt_cmd",
     "schema_cmd",
+    "lsp_cmd",
 )
 
 app = typer.Typer(
