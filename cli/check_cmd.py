@@ -68,7 +68,7 @@ def _unique(items: list[Diagnostic]) -> list[Diagnostic]:
 def register(app: typer.Typer) -> None:
     @app.command("check", help=HELP, epilog=EPILOG)
     def check(
-        files: list[str] = typer.Argument(..., metavar="FILE...", show_default=False,
+        files: list[str] = typer.Argument(..., metavar="FILE", show_default=False,
                                           help="Workflow files: .bmad, .yaml or .yml."),
         output: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f",
                                             help="text (rustc-style, on stderr) or json (on stdout)."),

@@ -91,7 +91,7 @@ def file_problem(path: str) -> Diagnostic | None:
 
 def examples(*lines: tuple[str, str]) -> str:
     """An `Examples` epilog for `--help`: pairs of (command, what it does)."""
-    body = "\n\n".join(f"  [cyan]{cmd}[/cyan]\n\n      {what}" for cmd, what in lines)
+    body = "\n".join(f"  [cyan]{cmd}[/cyan]  [dim]# {what}[/dim]" for cmd, what in lines)
     return f"[bold]Examples[/bold]\n\n{body}"
 
 

@@ -63,7 +63,7 @@ def unified_diff(path: str, before: str, after: str) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("fmt", help=HELP, epilog=EPILOG)
     def fmt(
-        files: list[str] = typer.Argument(..., metavar="FILE...", show_default=False,
+        files: list[str] = typer.Argument(..., metavar="FILE", show_default=False,
                                           help="Files or folders to format; `-` for stdin."),
         check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if a file would change."),
         diff: bool = typer.Option(False, "--diff", help="Print a unified diff instead of writing."),
