@@ -23,9 +23,9 @@ EXIT_OK = 0
 EXIT_ERRORS = 1
 EXIT_USAGE = 2
 
-# A file named on the command line that can't be read. The loader has the same situation for
-# imports (E050-E079); this code is the command line's, for the files it was handed.
-E_UNREADABLE_FILE = "BMAD-E079"
+# A file named on the command line that can't be read: the loader's code for the same situation
+# (compiler/load.py reports an unreadable main file or import as BMAD-E053).
+E_UNREADABLE_FILE = "BMAD-E053"
 
 
 class OutputFormat(str, enum.Enum):
@@ -58,7 +58,7 @@ def exit_code(diagnostics: Iterable[Diagnostic], *, usage_error: bool = False) -
 
 
 def unreadable_file(path: str, reason: str) -> Diagnostic:
-    return error(E_UNREADABLE_FILE, Span(path, 1, 1, 1, 1, 0, 0), f"can't read `{path}`: {reason}",
+    return error(E_UNREADABLE_FILE, Span(path, 1, 1, 1, 1, 0, 0), f"cannot read `{path}`: {reason}",
                  "check the path; files are named relative to the current directory")
 
 
