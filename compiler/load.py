@@ -1,0 +1,296 @@
+"""Load a .bmad program: the main file, its imports and `use std.*` modules, merged into one Program.
+
+Imports resolve relative to the importing file, recursively; a cycle or a missing file is reported
+at the import line (BMAD-E050..E059). The merged program gets the standard catalog
+(`stdlib/models.bmad`) when it declares no models, and always the embedded `local` model unless the
+author declared a model of that name. Standard-library files carry the display path `<std>/NAME.bmad`
+so that spans and snapshots do not depend on where bmad is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+from bmad.compiler import ir
+from bmad.compiler.diagnostics import Diagnostic, error, warning
+from bmad.compiler.lower import FileUnit, lower_tree
+from bmad.compiler.parse import parse_text
+
+STDLIB_PREFIX = "<std>/"
+CATALOG = "models"
+LOCAL = "local"
+
+
+def stdlib_display_path(module: str) -> str:
+    return f"{STDLIB_PREFIX}{module}.bmad"
+
+
+def stdlib_file(display_path: str) -> str | None:
+    """The installed file behind a `<std>/NAME.bmad` display path (for editors), if it exists."""
+    if not display_path.startswith(STDLIB_PREFIX):
+        return None
+    resource = resources.files("bmad.stdlib").joinpath(display_path[len(STDLIB_PREFIX):])
+    return str(resource) if resource.is_file() else None
+
+
+def read_stdlib(module: str) -> bytes | None:
+    if not module or not all(part.isidentifier() for part in module.split(".")):
+        return None
+    resource = resources.files("bmad.stdlib").joinpath(f"{module.replace('.', '/')}.bmad")
+    try:
+        return resource.read_bytes() if resource.is_file() else None
+    except OSError:
+        return None
+
+
+@dataclass
+class LoadedFile:
+    display: str  # the path used in spans
+    key: str  # identity for cycle detection: the real path, or the `<std>/...` display path
+    role: str
+    data: bytes
+    text: str = ""
+    unit: FileUnit | None = None
+    parsed_cleanly: bool = True
+
+
+@dataclass
+class LoadResult:
+    program: ir.Program | None
+    diagnostics: list[Diagnostic]
+    sources: dict[str, str]
+    complete: bool  # every file parsed cleanly and every import resolved (checks can trust it)
+
+
+@cache
+def _stdlib_unit(module: str) -> tuple[FileUnit | None, bytes, str]:
+    """Parse and lower a stdlib module once per process (IR nodes are immutable, so sharing is safe)."""
+    data = read_stdlib(module) or b""
+    display = stdlib_display_path(module)
+    parsed = parse_text(data, display)
+    unit = lower_tree(parsed.tree, parsed.source_map)[0] if parsed.tree is not None else None
+    return unit, data, parsed.text
+
+
+class Loader:
+    """Loads files depth-first, dependencies before the files that import them."""
+
+    def __init__(self, extra_sources: dict[str, str] | None = None):
+        self.extra_sources = {os.path.abspath(k): v for k, v in (extra_sources or {}).items()
+                              if not k.startswith("<")}
+        self.extra_sources.update({k: v for k, v in (extra_sources or {}).items() if k.startswith("<")})
+        self.files: list[LoadedFile] = []
+        self.loaded: set[str] = set()
+        self.diagnostics: list[Diagnostic] = []
+        self.complete = True
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, path: str) -> bytes | str:
+        key = path if path.startswith("<") else os.path.abspath(path)
+        if key in self.extra_sources:
+            return self.extra_sources[key]
+        with open(path, "rb") as handle:
+            return handle.read()
+
+    def load_main(self, display: str, data: bytes | str | None = None) -> None:
+        if data is None:
+            try:
+                data = self.read(display)
+            except OSError as e:
+                span = ir.Span(display, 1, 1, 1, 1, 0, 0)
+                self.diagnostics.append(error("BMAD-E053", span, f"cannot read `{display}`: {e.strerror or e}",
+                                              "check the path and the file's permissions"))
+                self.complete = False
+                return
+        key = display if display.startswith("<") else os.path.realpath(display)
+        self._load(display, key, data, "main", [])
+
+    def _load(self, display: str, key: str, data: bytes | str, role: str, stack: list[str]) -> None:
+        self.loaded.add(key)
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        loaded = LoadedFile(display, key, role, raw)
+        parsed = parse_text(data, display)
+        loaded.text = parsed.text
+        self.diagnostics.extend(parsed.diagnostics)
+        if isinstance(data, (bytes, bytearray)):
+            try:
+                bytes(data).decode("utf-8")
+            except UnicodeDecodeError as e:
+                span = parsed.source_map.span(e.start, e.start + 1)
+                self.diagnostics.append(warning("BMAD-W050", span, "this file is not valid UTF-8",
+                                                "invalid bytes were read as U+FFFD; save the file as UTF-8"))
+        if not parsed.complete:
+            loaded.parsed_cleanly = False
+            self.complete = False
+        if parsed.tree is not None:
+            base_dir = None if display.startswith("<") else os.path.dirname(os.path.abspath(display))
+            unit, lowering = lower_tree(parsed.tree, parsed.source_map, base_dir)
+            # a syntax error already explains anything lowering finds inside its span
+            covered = [(d.span.start, d.span.end) for d in parsed.diagnostics]
+            self.diagnostics.extend(d for d in lowering
+                                    if not any(s <= d.span.start < max(e, s + 1) for s, e in covered))
+            loaded.unit = unit
+            if unit is None:
+                self.complete = False
+        else:
+            self.complete = False
+        if loaded.unit is not None:
+            self._resolve_imports(loaded, stack + [key])
+        self.files.append(loaded)
+
+    # -- imports ---------------------------------------------------------------------------
+
+    def _resolve_imports(self, loaded: LoadedFile, stack: list[str]) -> None:
+        unit = loaded.unit
+        assert unit is not None
+        resolved_imports = []
+        for imp in unit.imports:
+            resolved_imports.append(self._import(loaded, imp, stack))
+        unit.imports = resolved_imports
+        resolved_uses = []
+        for use in unit.uses:
+            resolved_uses.append(self._use(use, stack))
+        unit.uses = resolved_uses
+
+    def _import(self, importer: LoadedFile, imp: ir.Import, stack: list[str]) -> ir.Import:
+        written = imp.path
+        if importer.display.startswith("<") and importer.role == "stdlib":
+            base = None
+        elif importer.display.startswith("<"):
+            base = os.getcwd()
+        else:
+            base = os.path.dirname(importer.display)
+        if base is None:
+            self._fail(imp.span, "BMAD-E054", f"the standard library cannot import `{written}`",
+                       "standard-library modules use `use std.NAME`")
+            return imp
+        display = os.path.normpath(os.path.join(base, written)) if not os.path.isabs(written) else written
+        if not written.endswith(".bmad"):
+            self._fail(imp.span, "BMAD-E054", f"`import` loads .bmad files, not `{written}`",
+                       "YAML workflows are compiled on their own: `bmad check file.yaml`")
+            return imp
+        key = os.path.realpath(display)
+        absolute = os.path.abspath(display)
+        if key in stack:
+            chain = [self._display_of(k) for k in stack[stack.index(key):]] + [display]
+            self._fail(imp.span, "BMAD-E051", f"import cycle: {' -> '.join(chain)}",
+                       "move the shared declarations into a file that both import")
+            return ir.replace(imp, resolved=absolute)
+        if key in self.loaded:
+            return ir.replace(imp, resolved=absolute)
+        try:
+            data = self.read(display)
+        except FileNotFoundError:
+            self._fail(imp.span, "BMAD-E050", f"cannot find `{written}` (looked for {display})",
+                       "imports are relative to the importing file")
+            return imp
+        except OSError as e:
+            self._fail(imp.span, "BMAD-E053", f"cannot read `{written}`: {e.strerror or e}",
+                       "check the path and the file's permissions")
+            return imp
+        self._load(display, key, data, "import", stack)
+        return ir.replace(imp, resolved=absolute)
+
+    def _use(self, use: ir.Use, stack: list[str]) -> ir.Use:
+        display = stdlib_display_path(use.module)
+        if display in stack:
+            return ir.replace(use, resolved=display)
+        if display in self.loaded:
+            return ir.replace(use, resolved=display)
+        key = display
+        if key in self.extra_sources:
+            data: bytes | str | None = self.extra_sources[key]
+        else:
+            data = read_stdlib(use.module)
+        if data is None:
+            available = sorted(p.name[:-5] for p in resources.files("bmad.stdlib").iterdir()
+                               if p.name.endswith(".bmad"))
+            self._fail(use.span, "BMAD-E052", f"the standard library has no module `{use.module}`",
+                       f"available: {', '.join('std.' + a for a in available)}" if available else None)
+            return use
+        self._load(display, key, data, "stdlib", stack)
+        return ir.replace(use, resolved=display)
+
+    def _display_of(self, key: str) -> str:
+        for f in self.files:
+            if f.key == key:
+                return f.display
+        return os.path.relpath(key) if not key.startswith("<") else key
+
+    def _fail(self, span: ir.Span, code: str, message: str, hint: str | None) -> None:
+        self.diagnostics.append(error(code, span, message, hint))
+        self.complete = False
+
+    # -- merging ---------------------------------------------------------------------------
+
+    def program(self, main_display: str) -> ir.Program | None:
+        units = [(f, f.unit) for f in self.files if f.unit is not None]
+        if not units:
+            return None
+        files = [ir.SourceFile(f.display, hashlib.sha256(f.data).hexdigest(), f.role) for f in self.files]
+        providers = [p for _, u in units for p in u.providers]
+        models = [m for _, u in units for m in u.models]
+        workflows = [w for _, u in units for w in u.workflows]
+        imports = [i for _, u in units for i in u.imports]
+        uses = [u_ for _, u in units for u_ in u.uses]
+        main = next((u for f, u in units if f.role == "main"), None)
+        entry = main.workflows[-1].name if main is not None and main.workflows else None
+        files, providers, models = add_catalog(files, providers, models)
+        return ir.Program(files=tuple(files), imports=tuple(imports), uses=tuple(uses),
+                          providers=tuple(providers), models=tuple(models),
+                          workflows=tuple(workflows), entry=entry)
+
+    def sources(self) -> dict[str, str]:
+        return {f.display: f.text for f in self.files}
+
+
+def add_catalog(files: list[ir.SourceFile], providers: list[ir.Provider], models: list[ir.Model]
+                ) -> tuple[list[ir.SourceFile], list[ir.Provider], list[ir.Model]]:
+    """The standard catalog when no model is declared; the embedded `local` model unless declared.
+
+    Also used for the YAML front end's programs, so both front ends see the same models.
+    """
+    unit, data, _ = _stdlib_unit(CATALOG)
+    if unit is None:
+        return files, providers, models
+    display = stdlib_display_path(CATALOG)
+    declared_providers = {p.name for p in providers}
+    declared_models = {m.name for m in models}
+    added_providers: list[ir.Provider] = []
+    added_models: list[ir.Model] = []
+    if not models:
+        added_models = [m for m in unit.models]
+        needed = {m.provider.name for m in added_models}
+        added_providers = [p for p in unit.providers if p.name in needed or p.name == LOCAL]
+    elif LOCAL not in declared_models:
+        added_models = [m for m in unit.models if m.name == LOCAL]
+        added_providers = [p for p in unit.providers if p.name == LOCAL]
+    added_providers = [p for p in added_providers if p.name not in declared_providers]
+    added_models = [m for m in added_models if m.name not in declared_models]
+    if not added_models and not added_providers:
+        return files, providers, models
+    if not any(f.path == display for f in files):
+        files = files + [ir.SourceFile(display, hashlib.sha256(data).hexdigest(), "stdlib")]
+    return files, providers + added_providers, models + added_models
+
+
+def catalog_source() -> tuple[str, str]:
+    """(display path, text) of the standard catalog, for rendering diagnostics that point into it."""
+    return stdlib_display_path(CATALOG), _stdlib_unit(CATALOG)[2]
+
+
+def load_program(display: str, data: bytes | str | None = None,
+                 extra_sources: dict[str, str] | None = None) -> LoadResult:
+    loader = Loader(extra_sources)
+    loader.load_main(display, data)
+    program = loader.program(display)
+    sources = loader.sources()
+    if program is not None and any(f.path == stdlib_display_path(CATALOG) for f in program.files):
+        path, text = catalog_source()
+        sources.setdefault(path, text)
+    return LoadResult(program, loader.diagnostics, sources, loader.complete)
