@@ -232,7 +232,9 @@ class Loader:
         units = [(f, f.unit) for f in self.files if f.unit is not None]
         if not units:
             return None
-        files = [ir.SourceFile(f.display, hashlib.sha256(f.data).hexdigest(), f.role) for f in self.files]
+        order = {"main": 0, "import": 1, "stdlib": 2}  # main first; then in load order
+        files = [ir.SourceFile(f.display, hashlib.sha256(f.data).hexdigest(), f.role)
+                 for f in sorted(self.files, key=lambda f: order.get(f.role, 3))]
         providers = [p for _, u in units for p in u.providers]
         models = [m for _, u in units for m in u.models]
         workflows = [w for _, u in units for w in u.workflows]
