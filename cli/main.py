@@ -60,8 +60,27 @@ def main(
     """bmad: compile .bmad workflows into a reviewable plan, then run it within budget."""
 
 
+def _register_broken(module: str, exc: BaseException) -> None:
+    """A command group that fails to load must not take the others down: it reports when used."""
+    name = module.removesuffix("_cmd").replace("_", "-")
+    reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+
+    @app.command(name, help=f"(failed to load: {reason})", add_help_option=False,
+                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def broken() -> None:
+        sys.stderr.write(f"bmad: internal error: the `{name}` commands failed to load: {reason}\n"
+                         "  = help: this is a bug in bmad; please report it (BMAD_DEBUG=1 shows the "
+                         "traceback)\n")
+        if os.environ.get("BMAD_DEBUG") == "1":
+            traceback.print_exception(exc)
+        raise typer.Exit(2)
+
+
 for _module in COMMAND_MODULES:
-    importlib.import_module(f"bmad.cli.{_module}").register(app)
+    try:
+        importlib.import_module(f"bmad.cli.{_module}").register(app)
+    except Exception as _exc:  # noqa: BLE001 - reported when the command is used
+        _register_broken(_module, _exc)
 
 
 def run(argv: list[str] | None = None) -> None:
