@@ -47,7 +47,7 @@ class Target:
 
     @staticmethod
     def of(symbol: Symbol, path: str) -> "Target":
-        return Target(symbol.kind, symbol.name, os.path.normpath(path), symbol.start, symbol.end,
+        return Target(symbol.kind, symbol.name, os.path.abspath(path), symbol.start, symbol.end,
                       symbol.workflow, symbol.task)
 
 
@@ -57,7 +57,7 @@ class Target:
 def import_path(imp: ImportRef, path: str) -> str:
     """The file an `import "x.bmad"` (relative to `path`) or a `use std.x` names."""
     if imp.kind == "import":
-        return os.path.normpath(os.path.join(os.path.dirname(path), imp.path))
+        return os.path.abspath(os.path.join(os.path.dirname(path), imp.path))
     return str(stdlib_dir() / f"{imp.path}.bmad")
 
 
@@ -67,7 +67,7 @@ def _imported_paths(index: DocumentIndex, path: str) -> list[str]:
 
 def visible_files(ls: "BmadLanguageServer", path: str) -> list[str]:
     """`path`, then everything it imports (breadth first), then the catalog if no model is declared."""
-    path = os.path.normpath(path)
+    path = os.path.abspath(path)
     seen = [path]
     queue = [path]
     any_model = False
@@ -152,7 +152,7 @@ def workspace_files(ls: "BmadLanguageServer") -> list[str]:
             dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in ("node_modules", "__pycache__")]
             for name in filenames:
                 if name.endswith(".bmad"):
-                    files.append(os.path.normpath(os.path.join(dirpath, name)))
+                    files.append(os.path.abspath(os.path.join(dirpath, name)))
                     if len(files) >= _MAX_WORKSPACE_FILES:
                         return files
     return files
@@ -164,7 +164,7 @@ def candidate_files(ls: "BmadLanguageServer", target: Target) -> list[str]:
     paths += visible_files(ls, target.path)
     out, seen = [], set()
     for p in paths:
-        p = os.path.normpath(p)
+        p = os.path.abspath(p)
         if p not in seen:
             seen.add(p)
             out.append(p)

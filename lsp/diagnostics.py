@@ -26,7 +26,7 @@ from lsprotocol import types
 
 from bmad.compiler.diagnostics import Diagnostic
 from bmad.lsp.convert import LineIndex, is_unknown
-from bmad.lsp.documents import Compilation, Document, DocumentStore, path_to_uri
+from bmad.lsp.documents import Compilation, Document, DocumentStore, path_to_uri, same_path
 
 if TYPE_CHECKING:
     from bmad.lsp.server import BmadLanguageServer
@@ -57,8 +57,7 @@ def to_lsp_diagnostics(doc: Document, compilation: Compilation, encoding: str) -
     return out
 
 
-def _same_file(a: str, b: str) -> bool:
-    return os.path.normpath(a) == os.path.normpath(b)
+_same_file = same_path
 
 
 def _convert(d: Diagnostic, doc: Document, compilation: Compilation, lines: LineIndex,
@@ -105,11 +104,10 @@ def _import_anchor(doc: Document, file: str) -> tuple[int, int] | None:
     if not imports:
         return None
     base = os.path.dirname(doc.path)
-    target = os.path.normpath(file)
     for imp in imports:
-        if imp.kind == "import" and os.path.normpath(os.path.join(base, imp.path)) == target:
+        if imp.kind == "import" and same_path(os.path.join(base, imp.path), file):
             return imp.start, imp.end
-        if imp.kind == "use" and os.path.splitext(os.path.basename(target))[0] == imp.path:
+        if imp.kind == "use" and file == f"<std>/{imp.path}.bmad":
             return imp.start, imp.end
     first = imports[0]
     return first.start, first.end

@@ -29,9 +29,17 @@ E_COMPILER_FAILED = "BMAD-E450"
 _RESULT_CACHE_SIZE = 32
 
 
+def same_path(a: str, b: str) -> bool:
+    """Whether two file names (absolute, relative to the cwd as the loader writes imports, or
+    `<std>/...`) name the same file."""
+    if a.startswith("<") or b.startswith("<"):
+        return a == b
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
 def uri_to_path(uri: str) -> str:
     path = uris.to_fs_path(uri)
-    return os.path.normpath(path) if path else uri
+    return os.path.abspath(path) if path else uri
 
 
 def path_to_uri(path: str) -> str:
@@ -121,7 +129,7 @@ class DocumentStore:
         return self.documents.get(uri)
 
     def by_path(self, path: str) -> Document | None:
-        path = os.path.normpath(path)
+        path = os.path.abspath(path)
         for doc in self.documents.values():
             if doc.path == path:
                 return doc
@@ -156,7 +164,9 @@ class DocumentStore:
     def _still_valid(self, result: Compilation, overrides: dict[str, str]) -> bool:
         """A cached compile holds while every file it read still has the text it read."""
         for path, seen in result.sources.items():
-            current = overrides.get(os.path.normpath(path))
+            if path.startswith("<"):
+                continue  # the standard library does not change under a running server
+            current = overrides.get(os.path.abspath(path))
             if current is None:
                 current = _read_disk(path)
             if current is not None and current != seen:
@@ -173,21 +183,21 @@ class DocumentStore:
 
     def invalidate(self, path: str) -> None:
         """A file changed on disk: forget compilations that read it."""
-        path = os.path.normpath(path)
+        path = os.path.abspath(path)
         with self._lock:
             for key in [k for k, r in self._results.items()
-                        if any(os.path.normpath(p) == path for p in r.sources)]:
+                        if any(same_path(p, path) for p in r.sources)]:
                 del self._results[key]
         self._disk_indexes.pop(path, None)
 
     def dependents(self, path: str) -> list[Document]:
         """Open documents whose last compile read `path` (besides the document at `path` itself)."""
-        path = os.path.normpath(path)
+        path = os.path.abspath(path)
         out = []
         for doc in self.documents.values():
             if doc.path == path or doc.compilation is None:
                 continue
-            if any(os.path.normpath(p) == path for p in doc.compilation.sources):
+            if any(same_path(p, path) for p in doc.compilation.sources):
                 out.append(doc)
         return out
 
@@ -195,7 +205,7 @@ class DocumentStore:
 
     def index_for_path(self, path: str) -> tuple[DocumentIndex, str] | None:
         """The tolerant index and text of a file: the open buffer if any, else the disk (cached)."""
-        path = os.path.normpath(path)
+        path = os.path.abspath(path)
         doc = self.by_path(path)
         if doc is not None:
             return doc.index, doc.text
@@ -222,14 +232,21 @@ def _read_disk(path: str) -> str | None:
 
 
 def compile_with_compiler(text: str, path: str, overrides: dict[str, str]) -> Compilation:
-    """Run the real compiler on one document; a compiler crash becomes a diagnostic, never an error."""
+    """Run the real compiler on one document, as `bmad check` does (compile, then the optimizer's
+    feasibility checks on a clean program); a compiler crash becomes a diagnostic, never an error."""
     try:
         from bmad.compiler.compile import compile_source
+        from bmad.compiler.diagnostics import sort_diagnostics
+        from bmad.lsp.estimates import budget_diagnostics
 
-        result = compile_source(text, path)
-        sources = dict(getattr(result, "sources", {}) or {})
+        result = compile_source(text, path, extra_sources=overrides)
+        diagnostics = list(result.diagnostics)
+        if result.program is not None and result.ok:
+            diagnostics += [d for d in budget_diagnostics(result.program) if d not in diagnostics]
+        sources = dict(result.sources or {})
         sources.setdefault(path, text)
-        return Compilation(result.program, list(result.diagnostics), sources, bool(result.ok))
+        ok = result.program is not None and not any(d.is_error for d in diagnostics)
+        return Compilation(result.program, sort_diagnostics(diagnostics), sources, ok)
     except Exception as exc:  # the server must survive a compiler bug; say so where the user looks
         span = ir.Span(path, 1, 1, 1, 1, 0, 0)
         diag = error(E_COMPILER_FAILED, span, f"the bmad compiler failed on this file: {exc!r}",
