@@ -1,0 +1,211 @@
+"""One model call, done properly: reuse a recorded response, reserve the worst case, respect rate
+and concurrency limits, time out, retry with backoff, settle the actual cost, journal every try.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from bmad.runtime.events import EventBus
+from bmad.runtime.journal import RecordedCall
+from bmad.runtime.ledger import BudgetLedger
+from bmad.runtime.model_pool import ModelPool
+from bmad.runtime.providers import base
+from bmad.runtime.retry import is_retryable
+
+if TYPE_CHECKING:
+    from bmad.runtime.interpreter import Node, Tally
+
+JUDGE_MAX_TOKENS = 256
+REVIEW_MAX_TOKENS = 512
+DEFAULT_TIMEOUT_S = 120.0
+MESSAGE_OVERHEAD_TOKENS = 8
+
+
+class ModelFailed(Exception):
+    """This model could not answer (retries used up, or an error no retry fixes)."""
+
+    def __init__(self, model: str, reason: str, kind: str = "error"):
+        super().__init__(f"{model}: {reason}")
+        self.model = model
+        self.reason = reason
+        self.kind = kind
+
+
+def worst_input_tokens(messages: tuple[base.Message, ...]) -> int:
+    """An upper bound on input tokens: every token of a BPE vocabulary is at least one byte."""
+    return sum(len(m.content.encode("utf-8")) for m in messages) \
+        + MESSAGE_OVERHEAD_TOKENS * len(messages)
+
+
+def request_hash(path: str, slot: str, model: str, purpose: str, max_tokens: int,
+                 temperature: float | None, shape: str, messages: tuple[base.Message, ...]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{path}\x00{slot}\x00{model}\x00{purpose}\x00{max_tokens}\x00{temperature}\x00"
+             f"{shape}\x00".encode())
+    for m in messages:
+        h.update(m.role.encode())
+        h.update(b"\x01")
+        h.update(m.content.encode("utf-8", "surrogatepass"))
+        h.update(b"\x02")
+    return h.hexdigest()
+
+
+class ModelCaller:
+    def __init__(self, *, pool: ModelPool, ledger: BudgetLedger, events: EventBus, journal: Any,
+                 run_id: str, concurrency: int, breakers: bool,
+                 recorded: dict[str, RecordedCall] | None = None,
+                 default_timeout_s: float = DEFAULT_TIMEOUT_S, seed: int = 0):
+        self.pool = pool
+        self.ledger = ledger
+        self.events = events
+        self.journal = journal
+        self.run_id = run_id
+        self.limiter = anyio.CapacityLimiter(max(1, concurrency))
+        self.breakers = breakers
+        self.recorded = recorded or {}
+        self.default_timeout_s = default_timeout_s
+        self.seed = seed
+
+    def healthy_order(self, chain: tuple[str, ...]) -> tuple[str, ...]:
+        """With circuit breakers on, models whose provider's breaker is open go last."""
+        if not self.breakers or len(chain) < 2:
+            return chain
+        healthy = [m for m in chain if not self.pool.get(m).provider.breaker.open]
+        if len(healthy) == len(chain):
+            return chain
+        return tuple(healthy + [m for m in chain if m not in healthy])
+
+    async def call(self, node: "Node", path: str, model: str, messages: tuple[base.Message, ...],
+                   slot: str, tally: "Tally", *, purpose: str = "answer",
+                   schema: dict | None = None, metadata: dict | None = None) -> base.CompletionResponse:
+        ms = self.pool.get(model)
+        task = node.task
+        answering = purpose in ("answer", "repair")
+        if answering:
+            max_tokens = node.max_tokens
+            returns = task.returns
+            if returns is not None and returns.kind == "json":
+                schema = returns.schema if isinstance(returns.schema, dict) else {}
+            enum_values = returns.values if returns is not None and returns.kind == "enum" else ()
+            shape = node.schema_key
+            temperature = task.temperature
+        else:
+            max_tokens = JUDGE_MAX_TOKENS if purpose == "judge" else REVIEW_MAX_TOKENS
+            enum_values = ()
+            shape = purpose
+            temperature = 0.0 if purpose == "judge" else task.temperature
+        rhash = request_hash(path, slot, model, purpose, max_tokens, temperature, shape, messages)
+
+        recorded = self.recorded.get(rhash)
+        if recorded is not None:  # resume: this exact call already ran and was paid for
+            tally.add(recorded.cost_usd, recorded.input_tokens + recorded.output_tokens)
+            self._journal_call(path, slot, model, rhash, "ok", recorded.text, recorded.input_tokens,
+                               recorded.output_tokens, 0.0, recorded.latency_s, None, None, True,
+                               purpose, node.capability)
+            return base.CompletionResponse(recorded.text, recorded.input_tokens,
+                                           recorded.output_tokens, recorded.latency_s,
+                                           recorded.cost_usd)
+
+        worst_in = worst_input_tokens(messages)
+        worst_usd = ms.cost(worst_in, max_tokens)
+        provider = ms.provider
+        policy = node.retry
+        timeout = node.timeout_s or provider.timeout_s or self.default_timeout_s
+        meta = {"capability": node.capability, "purpose": purpose}
+        if metadata:
+            meta.update(metadata)
+        rng: random.Random | None = None
+        error: base.ProviderError | None = None
+        for attempt in range(1, policy.attempts + 1):
+            reservation = await self.ledger.reserve(worst_usd, worst_in + max_tokens)
+            remaining = self.ledger.remaining_time_s()
+            limit = timeout if remaining is None else max(0.001, min(timeout, remaining))
+            meta["attempt"] = f"{slot}#{attempt}"
+            request = base.CompletionRequest(
+                model_id=ms.model_id, messages=messages, max_tokens=max_tokens,
+                temperature=temperature, json_schema=schema, enum_values=enum_values,
+                timeout_s=limit, task_id=node.id, model_name=model, metadata=dict(meta))
+            started = time.time()
+            try:
+                if provider.rate_limit.paused_until or provider.rate_limit.requests is not None \
+                        or provider.rate_limit.tokens is not None:
+                    await provider.rate_limit.acquire(worst_in + max_tokens)
+                async with self.limiter, provider.limiter:
+                    with anyio.fail_after(limit):
+                        response = await provider.client.complete(request)
+            except TimeoutError:
+                error = base.Timeout(f"no answer within {limit:.3g}s", provider=provider.name)
+            except base.ProviderError as exc:
+                error = exc
+            except Exception as exc:  # a provider bug must not take the run down with a traceback
+                error = base.ProviderError(f"{type(exc).__name__}: {exc}", provider=provider.name)
+            else:
+                cost = response.cost_usd if response.cost_usd is not None else \
+                    ms.cost(response.input_tokens, response.output_tokens)
+                tokens = response.input_tokens + response.output_tokens
+                self.ledger.settle(reservation, cost, tokens)
+                tally.add(cost, tokens)
+                if answering:
+                    tally.attempts += 1
+                if self.breakers:
+                    provider.breaker.record_success()
+                if response.rate_limit is not None:
+                    provider.rate_limit.observe(response.rate_limit)
+                latency = response.latency_s if response.latency_s else time.time() - started
+                ms.observe_latency(latency, response.output_tokens)
+                self._journal_call(path, slot, model, rhash, "ok", response.text,
+                                   response.input_tokens, response.output_tokens, cost, latency,
+                                   None, None, False, purpose, node.capability)
+                if self.journal is not None and answering:
+                    self.journal.add_attempt(self.run_id, path, tally.attempts, model, "ok", None,
+                                             started, time.time())
+                return response
+            # The call failed: nothing was spent (providers don't bill errors).
+            self.ledger.release(reservation)
+            if answering:
+                tally.attempts += 1
+            if self.breakers:
+                provider.breaker.record_failure()
+            if error.rate_limit is not None:
+                provider.rate_limit.observe(error.rate_limit)
+            if isinstance(error, base.RateLimited) and error.retry_after_s:
+                provider.rate_limit.pause(error.retry_after_s)
+            self._journal_call(path, slot, model, rhash, "error", None, 0, 0, 0.0,
+                               time.time() - started, error.message, error.kind, False, purpose,
+                               node.capability)
+            if self.journal is not None and answering:
+                self.journal.add_attempt(self.run_id, path, tally.attempts, model, "error",
+                                         f"{error.kind}: {error.message}", started, time.time())
+            if not is_retryable(error) or attempt == policy.attempts:
+                break
+            if rng is None:
+                rng = random.Random(f"{self.seed}/{path}/{slot}")
+            delay = policy.delay(attempt, error, rng)
+            if self.events.active:
+                self.events.emit("task_retried", path, model=model, attempt=attempt,
+                                 error=error.message, error_kind=error.kind, delay_s=round(delay, 3))
+            await anyio.sleep(delay)
+        assert error is not None
+        raise ModelFailed(model, f"{error.kind}: {error.message}", error.kind)
+
+    def _journal_call(self, path: str, slot: str, model: str, rhash: str, status: str,
+                      text: str | None, input_tokens: int, output_tokens: int,
+                      cost: float | None, latency: float, error: str | None,
+                      error_kind: str | None, cached: bool, purpose: str,
+                      capability: str | None) -> None:
+        if self.journal is not None:
+            self.journal.add_call(self.run_id, path, slot, model, rhash, status, text=text,
+                                  input_tokens=input_tokens, output_tokens=output_tokens,
+                                  cost_usd=cost, latency_s=latency, error=error,
+                                  error_kind=error_kind, cached=cached, purpose=purpose,
+                                  capability=capability)
+        if self.events.active:
+            self.events.emit("call_finished", path, model=model, slot=slot, purpose=purpose,
+                             status=status, input_tokens=input_tokens, output_tokens=output_tokens,
+                             cost_usd=cost, latency_s=round(latency, 6), cached=cached, error=error)

@@ -1,0 +1,257 @@
+"""Consensus among several models: vote, weighted, similarity, judge, ensemble, best_of, peer_review.
+
+The interpreter hands in `ConsensusOps` (how to get one participant's parsed answer, how to ask a
+model a free question, how to have a synthesiser merge answers); this module decides who is asked
+what, tolerates failed participants while the quorum can still be met, and measures agreement.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+import anyio
+
+from bmad.runtime.quality import agreement, canonical, parse_score, similarity
+from bmad.runtime.returns import extract_json
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    model: str
+    value: Any  # the parsed answer
+    text: str
+    slot: str
+
+
+@dataclass(slots=True)
+class ConsensusOutcome:
+    value: Any
+    text: str
+    model: str
+    quality: float
+    agreement: float
+    candidates: list[Candidate] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (model, error)
+
+
+class QuorumNotMet(Exception):
+    def __init__(self, needed: int, got: int, failures: list[tuple[str, str]]):
+        detail = "; ".join(f"{m}: {e}" for m, e in failures[:4])
+        super().__init__(f"consensus needs {needed} agreeing participant(s), got {got}"
+                         + (f" ({detail})" if detail else ""))
+        self.needed = needed
+        self.got = got
+        self.failures = failures
+
+
+class ConsensusOps(Protocol):
+    async def answer(self, model: str, slot: str,
+                     followup: Sequence[tuple[str, str]] = ()) -> Candidate: ...
+
+    async def ask(self, model: str, prompt: str, slot: str, *, purpose: str,
+                  schema: dict | None = None, metadata: dict | None = None) -> str: ...
+
+    async def synthesise(self, model: str, prompt: str, slot: str) -> Candidate: ...
+
+
+async def gather_candidates(ops: ConsensusOps, models: Sequence[str], quorum: int, *,
+                            slot_prefix: str = "p") -> tuple[list[Candidate], list[tuple[str, str]]]:
+    """Ask every participant concurrently; stop early once the quorum can no longer be met."""
+    results: list[Candidate | None] = [None] * len(models)
+    failures: list[tuple[str, str]] = []
+    needed = max(1, quorum)
+
+    async with anyio.create_task_group() as tg:
+        async def one(i: int, model: str) -> None:
+            try:
+                results[i] = await ops.answer(model, f"{slot_prefix}{i}")
+            except Exception as exc:  # a failed participant is tolerated while quorum holds
+                if not _tolerable(exc):
+                    raise
+                failures.append((model, str(exc)))
+                if len(models) - len(failures) < needed:
+                    tg.cancel_scope.cancel()
+
+        for i, model in enumerate(models):
+            tg.start_soon(one, i, model)
+    candidates = [c for c in results if c is not None]
+    if len(candidates) < needed:
+        raise QuorumNotMet(needed, len(candidates), failures)
+    return candidates, failures
+
+
+def _tolerable(exc: BaseException) -> bool:
+    from bmad.runtime.ledger import BudgetExhausted, UnpricedModel
+    return not isinstance(exc, (BudgetExhausted, UnpricedModel))
+
+
+def decide_vote(candidates: Sequence[Candidate], weights: dict[str, float] | None,
+                quorum: int) -> ConsensusOutcome:
+    """Majority (or weighted majority) over normalised answers; ties go to the earlier participant."""
+    tally: dict[str, float] = defaultdict(float)
+    support: Counter = Counter()
+    first: dict[str, Candidate] = {}
+    for c in candidates:
+        key = canonical(c.value)
+        tally[key] += (weights or {}).get(c.model, 1.0)
+        support[key] += 1
+        first.setdefault(key, c)
+    order = list(first)
+    winner = max(order, key=lambda k: (tally[k], -order.index(k)))
+    if support[winner] < quorum:
+        raise QuorumNotMet(quorum, support[winner], [])
+    total = sum(tally.values()) or 1.0
+    ratio = tally[winner] / total
+    chosen = first[winner]
+    return ConsensusOutcome(chosen.value, chosen.text, chosen.model, ratio, ratio, list(candidates))
+
+
+def decide_medoid(candidates: Sequence[Candidate]) -> ConsensusOutcome:
+    """The answer most similar to all the others; agreement is its mean similarity to them."""
+    if len(candidates) == 1:
+        c = candidates[0]
+        return ConsensusOutcome(c.value, c.text, c.model, 1.0, 1.0, list(candidates))
+    sims = [[1.0] * len(candidates) for _ in candidates]
+    for i in range(len(candidates)):
+        for j in range(i + 1, len(candidates)):
+            sims[i][j] = sims[j][i] = similarity(candidates[i].value, candidates[j].value)
+    scores = [(sum(row) - 1.0) / (len(row) - 1) for row in sims]
+    best = max(range(len(candidates)), key=lambda i: (scores[i], -i))
+    c = candidates[best]
+    return ConsensusOutcome(c.value, c.text, c.model, scores[best], scores[best], list(candidates))
+
+
+def choose_schema(n: int) -> dict:
+    return {"type": "object",
+            "properties": {"best": {"type": "integer", "minimum": 1, "maximum": n},
+                           "score": {"type": "number", "minimum": 0, "maximum": 1},
+                           "critique": {"type": "string"}},
+            "required": ["best", "score"]}
+
+
+def judge_choice_prompt(request_text: str, shown: Sequence[Candidate], rubric: str | None) -> str:
+    listing = "\n\n".join(f"Candidate {i + 1}:\n{c.text}" for i, c in enumerate(shown))
+    return (f"Pick the best answer to the request below{f' by this rubric: {rubric}' if rubric else ''}.\n\n"
+            f"Request:\n{request_text}\n\n{listing}\n\n"
+            'Reply with JSON: {"best": <candidate number>, "score": <0..1 quality of the best>}')
+
+
+def parse_choice(text: str, n: int) -> tuple[int | None, float | None]:
+    score, _ = parse_score(text)
+    try:
+        data = extract_json(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("best", "choice", "winner", "candidate"):
+            try:
+                k = int(data.get(key))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                continue
+            if 1 <= k <= n:
+                return k - 1, score
+    for m in re.finditer(r"\b(\d+)\b", text):
+        k = int(m.group(1))
+        if 1 <= k <= n:
+            return k - 1, score
+    return None, score
+
+
+async def decide_by_judge(ops: ConsensusOps, judge: str, request_text: str,
+                          candidates: Sequence[Candidate], rubric: str | None, rng: random.Random,
+                          slot: str = "judge") -> ConsensusOutcome:
+    """A judge picks the best candidate; the order it sees them in is shuffled (position bias)."""
+    shown = list(candidates)
+    rng.shuffle(shown)
+    reply = await ops.ask(judge, judge_choice_prompt(request_text, shown, rubric), slot,
+                          purpose="judge", schema=choose_schema(len(shown)))
+    index, score = parse_choice(reply, len(shown))
+    chosen = shown[index] if index is not None else shown[0]
+    ratio = agreement([c.value for c in candidates])
+    quality = score if score is not None else ratio
+    return ConsensusOutcome(chosen.value, chosen.text, chosen.model, quality, ratio, list(candidates))
+
+
+def ensemble_prompt(request_text: str, candidates: Sequence[Candidate]) -> str:
+    listing = "\n\n".join(f"Answer {i + 1} ({c.model}):\n{c.text}" for i, c in enumerate(candidates))
+    return (f"Merge these answers into one answer that keeps what each gets right and drops what "
+            f"they get wrong.\n\nRequest:\n{request_text}\n\n{listing}")
+
+
+def review_prompt(request_text: str, answer: str) -> str:
+    return (f"Review a colleague's answer to this request. List concrete errors and omissions.\n\n"
+            f"Request:\n{request_text}\n\nAnswer:\n{answer}")
+
+
+def revise_followup(previous: str, critique: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    return (("assistant", previous),
+            ("user", f"A peer reviewed your answer:\n{critique}\n\nRevise your answer accordingly."))
+
+
+async def run_consensus(method: str, ops: ConsensusOps, participants: Sequence[str], *,
+                        quorum: int | None, judge: str | None, request_text: str,
+                        rubric: str | None = None, rounds: int | None = None,
+                        weights: dict[str, float] | None = None,
+                        rng: random.Random | None = None,
+                        exact: bool = False) -> ConsensusOutcome:
+    """Run one consensus task. `exact`: answers are enums/JSON (compare exactly, not by similarity)."""
+    rng = rng or random.Random(0)
+    wanted = quorum or 1
+    # Vote-like methods need `quorum` agreeing answers, so at least that many must succeed.
+    candidates, failures = await gather_candidates(ops, participants, wanted)
+
+    if method in ("vote", "weighted"):
+        outcome = decide_vote(candidates, weights if method == "weighted" else None, wanted)
+    elif method == "similarity":
+        outcome = decide_medoid(candidates) if not exact else decide_vote(candidates, None, wanted)
+    elif method in ("judge", "best_of"):
+        outcome = await decide_by_judge(ops, judge or participants[0], request_text, candidates,
+                                        rubric, rng)
+    elif method == "ensemble":
+        merged = await ops.synthesise(judge or participants[0],
+                                      ensemble_prompt(request_text, candidates), "ensemble")
+        ratio = agreement([c.value for c in candidates]) if exact else \
+            decide_medoid(candidates).agreement
+        outcome = ConsensusOutcome(merged.value, merged.text, merged.model, ratio, ratio,
+                                   list(candidates))
+    elif method == "peer_review":
+        current = list(candidates)
+        for r in range(rounds or 1):
+            n = len(current)
+            if n < 2:
+                break
+            critiques: list[str | None] = [None] * n
+
+            async with anyio.create_task_group() as tg:
+                async def review(i: int) -> None:
+                    target = (i + 1) % n
+                    critiques[target] = await ops.ask(
+                        current[i].model, review_prompt(request_text, current[target].text),
+                        f"r{r}/review{i}", purpose="review")
+                for i in range(n):
+                    tg.start_soon(review, i)
+            revised: list[Candidate | None] = [None] * n
+
+            async with anyio.create_task_group() as tg:
+                async def revise(i: int) -> None:
+                    revised[i] = await ops.answer(
+                        current[i].model, f"r{r}/revise{i}",
+                        revise_followup(current[i].text, critiques[i] or ""))
+                for i in range(n):
+                    tg.start_soon(revise, i)
+            current = [c for c in revised if c is not None]
+        outcome = decide_vote(current, None, 1) if exact else decide_medoid(current)
+        outcome.candidates = list(candidates) + [c for c in current if c not in candidates]
+    else:
+        raise ValueError(f"unknown consensus method {method!r}")
+    outcome.failures = failures
+    return outcome
+
+
+def skill_weights(models: Sequence[str], skill_of: Callable[[str], float | None]) -> dict[str, float]:
+    return {m: (skill_of(m) or 0.5) for m in models}
+

@@ -1,0 +1,82 @@
+"""Binds a run's inputs to the workflow's declared inputs: parse `--input k=v` text by the declared
+type, apply defaults, and report what is missing, unknown or of the wrong type (exit code 2).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bmad.compiler import ir
+from bmad.runtime.expressions import evaluate
+
+
+class InputError(Exception):
+    pass
+
+
+def parse_text(value: str, type_: ir.TypeRef) -> Any:
+    """`--input k=v`: text stays text; numbers, bools, json and lists are parsed."""
+    if type_.name == "text":
+        return value
+    if type_.name == "number":
+        try:
+            number = float(value)
+        except ValueError:
+            raise InputError(f"`{value}` is not a number") from None
+        return int(number) if number.is_integer() and "." not in value else number
+    if type_.name == "bool":
+        lowered = value.strip().lower()
+        if lowered in ("true", "yes", "1", "on"):
+            return True
+        if lowered in ("false", "no", "0", "off"):
+            return False
+        raise InputError(f"`{value}` is not true or false")
+    try:
+        return json.loads(value)
+    except ValueError:
+        if type_.name == "list":
+            # A convenience: a single item, or comma-separated items, for list<text>.
+            return [v.strip() for v in value.split(",")] if value else []
+        raise InputError(f"`{value}` is not valid JSON") from None
+
+
+def check_type(name: str, value: Any, type_: ir.TypeRef) -> None:
+    ok = {
+        "text": lambda v: isinstance(v, str),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "bool": lambda v: isinstance(v, bool),
+        "json": lambda v: True,
+        "list": lambda v: isinstance(v, list),
+    }[type_.name](value)
+    if not ok:
+        raise InputError(f"input `{name}` must be {type_}, got {type(value).__name__}")
+    if type_.name == "list" and type_.item is not None:
+        for i, item in enumerate(value):
+            check_type(f"{name}[{i}]", item, type_.item)
+
+
+def bind_inputs(workflow: ir.Workflow, given: dict[str, Any], *, texts: dict[str, str] | None = None
+                ) -> dict[str, Any]:
+    """The workflow's inputs from values (`--input-file`) and texts (`--input k=v`)."""
+    declared = {i.name: i for i in workflow.inputs}
+    bound: dict[str, Any] = {}
+    for name in list(given) + list(texts or {}):
+        if name not in declared:
+            known = ", ".join(declared) or "none"
+            raise InputError(f"`{workflow.name}` has no input `{name}` (inputs: {known})")
+    for name, decl in declared.items():
+        if texts and name in texts:
+            try:
+                value = parse_text(texts[name], decl.type)
+            except InputError as exc:
+                raise InputError(f"input `{name}`: {exc}") from None
+        elif name in given:
+            value = given[name]
+        elif decl.default is not None:
+            value = evaluate(decl.default, {})
+        else:
+            raise InputError(f"input `{name}` ({decl.type}) is required: pass --input {name}=...")
+        check_type(name, value, decl.type)
+        bound[name] = value
+    return bound

@@ -1,0 +1,735 @@
+"""The interpreter: runs a sealed plan's workflows task by task, honouring every clause of the IR.
+
+`Interpreter.run_workflow` compiles a `WorkflowPlan` into nodes (templates compiled, dependencies
+and model chains resolved once) and hands them to the `Scheduler`. Each node's body here renders
+the prompt, calls models through `ModelCaller` (budget, limits, retries, journal), parses
+`returns`, runs consensus, applies the quality gate, fans out `for each`, reduces in chunks, calls
+subworkflows, and turns failures into `on_error` outcomes. Results are journaled as they finish;
+the scheduler commits them before any dependent starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import anyio
+
+from bmad.compiler import ir
+from bmad.compiler.plan import Plan, TaskPlan, WorkflowPlan
+from bmad.runtime import quality as scorers
+from bmad.runtime import returns as returns_mod
+from bmad.runtime.cache import TaskCache
+from bmad.runtime.calls import ModelCaller, ModelFailed
+from bmad.runtime.consensus import Candidate, QuorumNotMet, run_consensus
+from bmad.runtime.events import EventBus
+from bmad.runtime.expressions import evaluate, truthy
+from bmad.runtime.ledger import BudgetExhausted, BudgetLedger, UnpricedModel
+from bmad.runtime.model_pool import ModelPool, ModelUnknown
+from bmad.runtime.providers.base import Message
+from bmad.runtime.retry import RetryPolicy
+from bmad.runtime.scheduler import Scheduler
+from bmad.runtime.templates import CompiledTemplate, TemplateError
+
+PRIORITY_WEIGHT = {"critical": 3, "high": 2, "medium": 1, "low": 0, None: 1}
+DEFAULT_MAX_TOKENS = 1024
+DEFAULT_REFINE_ROUNDS = 2
+DEFAULT_QUALITY_RETRIES = 1
+LATENCY_REROUTE_FACTOR = 3.0
+
+
+class TaskFailure(Exception):
+    """A task could not produce its result (after retries, fallbacks and escalation)."""
+
+
+@dataclass(slots=True)
+class RunConfig:
+    strategy: str | None = None  # overrides the plan's
+    concurrency: int = 64  # workers (tasks at once) and the global call limit
+    for_each_concurrency: int | None = None  # items of one fan-out at once (default: concurrency)
+    default_timeout_s: float = 120.0
+    seed: int = 0
+    cache: bool = False
+    breaker_threshold: int = 5
+    breaker_cooldown_s: float = 30.0
+
+
+@dataclass(slots=True)
+class TaskResult:
+    status: str  # completed | skipped | failed | budget_exhausted | cancelled
+    output: Any = None
+    model: str | None = None
+    attempts: int = 0
+    cost_usd: float | None = 0.0
+    tokens: int = 0
+    quality: float | None = None
+    error: str | None = None
+    cached: bool = False
+
+
+@dataclass(slots=True)
+class Tally:
+    """What one task spent, across all its calls."""
+
+    attempts: int = 0
+    cost_usd: float | None = 0.0
+    tokens: int = 0
+
+    def add(self, cost: float | None, tokens: int) -> None:
+        if cost is None or self.cost_usd is None:
+            self.cost_usd = None if cost is None else self.cost_usd
+        else:
+            self.cost_usd += cost
+        self.tokens += tokens
+
+
+@dataclass(slots=True)
+class Node:
+    """A task, with everything that can be worked out before the run."""
+
+    id: str
+    index: int
+    task: ir.Task
+    plan: TaskPlan
+    deps: tuple[int, ...]
+    dep_ids: tuple[str, ...]
+    prompt: CompiledTemplate | None
+    system: CompiledTemplate | None
+    chain: tuple[str, ...]  # primary model, then cascade / fallbacks
+    participants: tuple[str, ...]
+    method: str | None
+    judge: str | None
+    retry: RetryPolicy
+    max_tokens: int
+    timeout_s: float | None
+    instruction: str | None
+    schema_key: str
+    capability: str | None
+    key: tuple = ()
+    expected_cost: float = 0.0
+
+
+@dataclass(slots=True)
+class CompiledWorkflow:
+    workflow: ir.Workflow
+    plan: WorkflowPlan
+    nodes: list[Node]
+    by_id: dict[str, Node]
+
+
+@dataclass(slots=True)
+class Frame:
+    """One execution of a workflow: its scope (inputs and task outputs) and its results."""
+
+    compiled: CompiledWorkflow
+    prefix: str
+    scope: dict[str, Any]
+    results: dict[str, TaskResult] = field(default_factory=dict)
+    scheduler: Scheduler | None = None
+    failure: str | None = None
+
+
+class Interpreter:
+    def __init__(self, plan: Plan, *, pool: ModelPool, ledger: BudgetLedger, events: EventBus,
+                 journal: Any, run_id: str, config: RunConfig,
+                 resumed: dict[str, dict[str, Any]] | None = None,
+                 cache: TaskCache | None = None):
+        self.plan = plan
+        self.program = plan.program
+        self.pool = pool
+        self.ledger = ledger
+        self.events = events
+        self.journal = journal
+        self.run_id = run_id
+        self.config = config
+        self.strategy = config.strategy or plan.strategy or "parallel"
+        self.resumed = resumed or {}
+        self.cache = cache
+        self.caller = ModelCaller(pool=pool, ledger=ledger, events=events, journal=journal,
+                                  run_id=run_id, concurrency=config.concurrency,
+                                  breakers=self.strategy == "adaptive")
+        self._compiled: dict[str, CompiledWorkflow] = {}
+        self.budget_stop: BudgetExhausted | None = None
+        self.cancelled = False
+        self.done_tasks = len(self.resumed)
+        self._remaining_expected = 0.0
+        self._progress_at = 0.0
+        self._schedulers: list[Scheduler] = []
+
+    # ------------------------------------------------------------------------------------------
+    # Compiling a workflow plan into nodes
+
+    def compile(self, workflow_name: str) -> CompiledWorkflow:
+        hit = self._compiled.get(workflow_name)
+        if hit is not None:
+            return hit
+        workflow = self.program.workflow(workflow_name)
+        wplan = self.plan.subplan(workflow_name)
+        if workflow is None or wplan is None:
+            raise TaskFailure(f"workflow `{workflow_name}` is not in the plan")
+        plans = {t.id: t for t in wplan.tasks}
+        names = {t.name for t in workflow.tasks}
+        order = {t.name: i for i, t in enumerate(workflow.tasks)}
+        nodes: list[Node] = []
+        for i, task in enumerate(workflow.tasks):
+            tp = plans.get(task.name) or TaskPlan(id=task.name,
+                                                  model=task.model.name if task.model else None)
+            dep_ids = sorted(set(tp.depends) | _ir_dependencies(task, names) - {task.name},
+                             key=order.__getitem__)
+            nodes.append(self._node(task, tp, i, tuple(dep_ids), workflow))
+        by_id = {n.id: n for n in nodes}
+        for n in nodes:
+            n.deps = tuple(by_id[d].index for d in n.dep_ids if d in by_id)
+        compiled = CompiledWorkflow(workflow, wplan, nodes, by_id)
+        self._compiled[workflow_name] = compiled
+        return compiled
+
+    def _node(self, task: ir.Task, tp: TaskPlan, index: int, dep_ids: tuple[str, ...],
+              workflow: ir.Workflow) -> Node:
+        chain = _dedupe([m for m in (tp.model, task.model.name if task.model else None) if m]
+                        + list(tp.cascade) + list(tp.fallbacks) + [f.name for f in task.fallback])
+        consensus = task.consensus
+        participants = tuple(tp.participants)
+        method = consensus.method if consensus else None
+        if consensus and not participants:
+            participants = tuple(p.name for p in consensus.participants) or \
+                tuple(chain[:1] * max(1, consensus.size))
+        if (not consensus and self.strategy == "collaborative" and task.prompt is not None
+                and len(chain) > 1):
+            participants = tuple(chain[:3])
+            exact = task.returns is not None and task.returns.kind != "text"
+            method = "vote" if exact else "similarity"
+        if participants and not chain:
+            chain = (participants[0],)
+        judge = tp.judge or (consensus.judge.name if consensus and consensus.judge else None) \
+            or (task.quality.judge.name if task.quality and task.quality.judge else None)
+        instruction = returns_mod.format_instruction(task.returns)
+        schema_key = returns_mod.schema_fingerprint(task.returns)
+        prio = PRIORITY_WEIGHT.get(task.priority, 1)
+        key = (tp.rank, -prio, index)
+        return Node(
+            id=task.name, index=index, task=task, plan=tp, deps=(), dep_ids=dep_ids,
+            prompt=CompiledTemplate(task.prompt) if task.prompt else None,
+            system=CompiledTemplate(task.system) if task.system else None,
+            chain=tuple(chain), participants=participants, method=method, judge=judge,
+            retry=RetryPolicy.from_ir(task.retry),
+            max_tokens=task.max_tokens or DEFAULT_MAX_TOKENS,
+            timeout_s=task.timeout_s, instruction=instruction, schema_key=schema_key,
+            capability=task.needs[0].name if task.needs else None, key=key,
+            expected_cost=tp.estimate.cost_usd_expected or 0.0,
+        )
+
+    def models_used(self, workflow_name: str, seen: set[str] | None = None) -> dict[str, list[str]]:
+        """Every model any task may call, with the tasks that may call it (for price checks)."""
+        seen = seen if seen is not None else set()
+        if workflow_name in seen:
+            return {}
+        seen.add(workflow_name)
+        compiled = self.compile(workflow_name)
+        used: dict[str, list[str]] = {}
+        for n in compiled.nodes:
+            for m in (*n.chain, *n.participants, *((n.judge,) if n.judge else ())):
+                used.setdefault(m, []).append(n.id)
+            if n.task.call is not None:
+                for m, ts in self.models_used(n.task.call.workflow.name, seen).items():
+                    used.setdefault(m, []).extend(f"{n.id}/{t}" for t in ts)
+        return used
+
+    # ------------------------------------------------------------------------------------------
+    # Running a workflow
+
+    async def run_workflow(self, workflow_name: str, inputs: dict[str, Any],
+                           prefix: str = "") -> Frame:
+        compiled = self.compile(workflow_name)
+        frame = Frame(compiled, prefix, dict(inputs))
+        nodes = compiled.nodes
+        done: list[int] = []
+        for n in nodes:
+            record = self.resumed.get(prefix + n.id)
+            if record is not None:
+                frame.results[n.id] = TaskResult(record["status"], record["output"], record["model"],
+                                                 record["attempts"] or 0, record["cost_usd"],
+                                                 record["tokens"] or 0, record["quality"])
+                frame.scope[n.id] = record["output"]
+                done.append(n.index)
+            else:
+                self._remaining_expected += n.expected_cost
+        workers = 1 if self.strategy == "sequential" else self.config.concurrency
+        commit = self._commit if self.journal is not None else None
+
+        async def run_node(node: Node) -> None:
+            await self._run_node(frame, node)
+
+        scheduler = Scheduler(nodes, [n.deps for n in nodes], [n.key for n in nodes], run_node,
+                              workers=workers, commit=commit, done=done)
+        frame.scheduler = scheduler
+        if self.budget_stop is not None or self.cancelled:
+            scheduler.stop()
+        self._schedulers.append(scheduler)
+        try:
+            await scheduler.run_all()
+        finally:
+            self._schedulers.remove(scheduler)
+        return frame
+
+    def _commit(self, finished: list[int]) -> None:
+        journal = self.journal
+        now = time.monotonic()
+        if now - self._progress_at > 0.25:  # progress for `workflow status`, a few times a second
+            self._progress_at = now
+            led = self.ledger
+            journal.update_run_progress(self.run_id, led.spent_usd, led.spent_tokens,
+                                        led.unknown_cost_calls, led.elapsed_s, self.done_tasks)
+        journal.flush()
+
+    def outputs(self, frame: Frame) -> dict[str, Any]:
+        out = {}
+        for o in frame.compiled.workflow.outputs:
+            out[o.name] = frame.scope.get(o.name)
+        return out
+
+    # ------------------------------------------------------------------------------------------
+    # One node
+
+    async def _run_node(self, frame: Frame, node: Node) -> None:
+        path = frame.prefix + node.id
+        started = time.time()
+        self._remaining_expected -= node.expected_cost
+        if self.budget_stop is not None or self.cancelled:
+            return self._finish(frame, node, path, TaskResult("budget_exhausted" if self.budget_stop
+                                                              else "cancelled"), started)
+        for d in node.dep_ids:
+            dep = frame.results.get(d)
+            if dep is None or dep.status not in ("completed", "failed"):
+                reason = f"dependency `{d}` was {dep.status if dep else 'not run'}"
+                return self._skip(frame, node, path, reason, started)
+        task = node.task
+        try:
+            if task.when is not None and not truthy(evaluate(task.when, frame.scope)):
+                return self._skip(frame, node, path, "`when` condition is false", started)
+        except TemplateError as exc:
+            return self._fail(frame, node, path, f"`when`: {exc.message}", started, Tally())
+        events = self.events
+        if events.active:
+            events.emit("task_started", path, model=node.chain[0] if node.chain else None)
+        tally = Tally()
+        try:
+            cache_key = None
+            if self.cache is not None:
+                cache_key, hit = self.cache.lookup(frame, node, path)
+                if hit is not None:
+                    result = TaskResult("completed", hit["output"], hit["model"], 0, 0.0, 0,
+                                        hit["quality"], cached=True)
+                    return self._finish(frame, node, path, result, started, cache_key)
+            node = self._adapt(node, path)
+            value, model, quality = await self._execute(frame, node, path, tally)
+            result = TaskResult("completed", value, model, tally.attempts, tally.cost_usd,
+                                tally.tokens, quality)
+            if cache_key is not None and self.cache is not None:
+                self.cache.store(cache_key, frame, node, path, result)
+            self._finish(frame, node, path, result, started, cache_key)
+        except BudgetExhausted as exc:
+            self.budget_stop = exc
+            self._stop_all()
+            self._finish(frame, node, path, TaskResult("budget_exhausted", None, None, tally.attempts,
+                                                       tally.cost_usd, tally.tokens, error=str(exc)),
+                         started)
+        except UnpricedModel as exc:
+            self._fail(frame, node, path, str(exc), started, tally, force_fail=True)
+        except (TaskFailure, ModelFailed, QuorumNotMet, TemplateError, ModelUnknown) as exc:
+            message = exc.message if isinstance(exc, TemplateError) else str(exc)
+            self._fail(frame, node, path, message, started, tally)
+
+    def _adapt(self, node: Node, path: str) -> Node:
+        """`strategy adaptive`: move work off slow models and, when money runs short, to cheaper ones."""
+        if self.strategy != "adaptive" or not node.chain:
+            return node
+        chain = list(node.chain)
+        # Latency: a model running far slower than the plan expected loses work to the next one.
+        first = self.pool.get(chain[0])
+        if (len(chain) > 1 and first.latency_samples >= 3
+                and first.latency_ratio > LATENCY_REROUTE_FACTOR):
+            chain.append(chain.pop(0))
+            self._reroute(node, path, first.name, chain[0],
+                          f"observed latency {first.latency_ratio:.1f}x the estimate")
+        # Budget: remaining money below the expected cost of the remaining work -> cheaper models.
+        remaining = self.ledger.remaining_usd()
+        if remaining is not None and remaining < self._remaining_expected + node.expected_cost:
+            cheaper = [c for c in node.plan.candidates
+                       if c.qualified and c.available and c.cost_usd_expected is not None
+                       and c.model != chain[0]
+                       and c.cost_usd_expected < (node.expected_cost or float("inf"))]
+            if cheaper:
+                best = min(cheaper, key=lambda c: c.cost_usd_expected)  # type: ignore[arg-type]
+                self._reroute(node, path, chain[0], best.model,
+                              f"remaining budget ${remaining:.4f} is below the expected "
+                              f"remaining cost")
+                chain = [best.model] + [m for m in chain if m != best.model]
+        if tuple(chain) == node.chain:
+            return node
+        from dataclasses import replace
+        return replace(node, chain=tuple(chain))
+
+    def _reroute(self, node: Node, path: str, old: str, new: str, reason: str) -> None:
+        if self.events.active:
+            self.events.emit("task_rerouted", path, from_model=old, to_model=new, reason=reason)
+
+    def _stop_all(self) -> None:
+        for scheduler in self._schedulers:
+            scheduler.stop()
+
+    def _skip(self, frame: Frame, node: Node, path: str, reason: str, started: float) -> None:
+        if self.events.active:
+            self.events.emit("task_skipped", path, reason=reason)
+        self._finish(frame, node, path, TaskResult("skipped", error=reason), started)
+
+    def _fail(self, frame: Frame, node: Node, path: str, message: str, started: float,
+              tally: Tally, force_fail: bool = False) -> None:
+        on_error = node.task.on_error or "fail"
+        result = TaskResult("failed", None, None, tally.attempts, tally.cost_usd, tally.tokens,
+                            error=message)
+        if on_error == "skip" and not force_fail:
+            result.status = "skipped"
+            if self.events.active:
+                self.events.emit("task_skipped", path, reason=f"on_error skip: {message}")
+        elif on_error == "fail" or force_fail:
+            frame.failure = frame.failure or f"task `{path}` failed: {message}"
+            if frame.scheduler is not None:
+                frame.scheduler.stop()
+        self._finish(frame, node, path, result, started)
+
+    def _finish(self, frame: Frame, node: Node, path: str, result: TaskResult, started: float,
+                cache_key: str | None = None) -> None:
+        frame.results[node.id] = result
+        frame.scope[node.id] = result.output
+        if result.status in ("completed", "skipped", "failed"):
+            self.done_tasks += 1
+        if self.journal is not None and result.status not in ("cancelled",):
+            self.journal.add_task(self.run_id, path, result.status, model=result.model,
+                                  attempts=result.attempts, cost_usd=result.cost_usd,
+                                  tokens=result.tokens, quality=result.quality,
+                                  output=result.output, error=result.error, started_at=started,
+                                  finished_at=time.time(), cache_key=cache_key,
+                                  cached=result.cached, capability=node.capability)
+        if self.events.active:
+            self.events.emit("task_finished", path, status=result.status, model=result.model,
+                             attempts=result.attempts, cost_usd=result.cost_usd,
+                             quality=result.quality, error=result.error, cached=result.cached)
+
+    # ------------------------------------------------------------------------------------------
+    # Task bodies
+
+    async def _execute(self, frame: Frame, node: Node, path: str,
+                       tally: Tally) -> tuple[Any, str | None, float | None]:
+        task = node.task
+        if task.for_each is not None:
+            items = evaluate(task.for_each.source, frame.scope)
+            if not isinstance(items, list):
+                raise TaskFailure(f"`for each {task.for_each.var} in ...` needs a list, got "
+                                  f"{type(items).__name__}")
+            return await self._fan_out(frame, node, path, items, tally)
+        if task.call is not None:
+            return await self._call_workflow(frame, node, path, frame.scope, "", tally), None, None
+        if task.reduce is not None:
+            return await self._reduce(frame, node, path, tally)
+        return await self._prompt(node, path, frame.scope, "", tally)
+
+    async def _fan_out(self, frame: Frame, node: Node, path: str, items: list,
+                       tally: Tally) -> tuple[Any, str | None, float | None]:
+        var = node.task.for_each.var  # type: ignore[union-attr]
+        results: list[Any] = [None] * len(items)
+        qualities: list[float] = []
+        models: list[str] = []
+        limiter = anyio.CapacityLimiter(self.config.for_each_concurrency or self.config.concurrency)
+        on_error = node.task.on_error or "fail"
+
+        async def one(i: int, item: Any) -> None:
+            async with limiter:
+                scope = dict(frame.scope)
+                scope[var] = item
+                try:
+                    if node.task.call is not None:
+                        results[i] = await self._call_workflow(frame, node, f"{path}[{i}]", scope,
+                                                               f"i{i}/", tally)
+                    else:
+                        value, model, q = await self._prompt(node, path, scope, f"i{i}/", tally)
+                        results[i] = value
+                        if model:
+                            models.append(model)
+                        if q is not None:
+                            qualities.append(q)
+                except (TaskFailure, ModelFailed, QuorumNotMet, TemplateError) as exc:
+                    if on_error != "continue":
+                        raise
+                    results[i] = None
+                    if self.events.active:
+                        self.events.emit("task_skipped", f"{path}[{i}]",
+                                         reason=f"item failed, on_error continue: {exc}")
+
+        async with anyio.create_task_group() as tg:
+            for i, item in enumerate(items):
+                tg.start_soon(one, i, item)
+        model = max(set(models), key=models.count) if models else None
+        quality = sum(qualities) / len(qualities) if qualities else None
+        return results, model, quality
+
+    async def _reduce(self, frame: Frame, node: Node, path: str,
+                      tally: Tally) -> tuple[Any, str | None, float | None]:
+        """`reduce SOURCE in chunks of N`: summarise chunks, then the summaries, until one is left."""
+        reduce = node.task.reduce
+        assert reduce is not None
+        source = frame.scope.get(reduce.source.name)
+        items = list(source) if isinstance(source, list) else [source]
+        size = reduce.chunk_size
+        level = 0
+        while True:
+            if not size or len(items) <= size:
+                scope = dict(frame.scope)
+                scope[reduce.source.name] = items
+                return await self._prompt(node, path, scope, f"L{level}/", tally)
+            chunks = [items[i:i + size] for i in range(0, len(items), size)]
+            partials: list[Any] = [None] * len(chunks)
+
+            async def one(c: int, chunk: list, level: int = level) -> None:
+                scope = dict(frame.scope)
+                scope[reduce.source.name] = chunk
+                partials[c] = (await self._prompt(node, path, scope, f"L{level}c{c}/", tally))[0]
+
+            async with anyio.create_task_group() as tg:
+                for c, chunk in enumerate(chunks):
+                    tg.start_soon(one, c, chunk)
+            items = partials
+            level += 1
+
+    async def _call_workflow(self, frame: Frame, node: Node, path: str, scope: dict[str, Any],
+                             slot: str, tally: Tally) -> Any:
+        call = node.task.call
+        assert call is not None
+        called = self.program.workflow(call.workflow.name)
+        if called is None:
+            raise TaskFailure(f"workflow `{call.workflow.name}` is not in the plan")
+        inputs: dict[str, Any] = {}
+        for arg in call.arguments:
+            inputs[arg.name] = evaluate(arg.value, scope)
+        for decl in called.inputs:
+            if decl.name not in inputs:
+                if decl.default is None:
+                    raise TaskFailure(f"`{call.workflow.name}` needs input `{decl.name}`")
+                inputs[decl.name] = evaluate(decl.default, {})
+        sub = await self.run_workflow(call.workflow.name, inputs, prefix=f"{path}/")
+        for r in sub.results.values():
+            tally.attempts += r.attempts
+            tally.add(r.cost_usd, r.tokens)
+        if self.budget_stop is not None:
+            raise self.budget_stop
+        if sub.failure:
+            raise TaskFailure(sub.failure)
+        return self.outputs(sub)
+
+    # ------------------------------------------------------------------------------------------
+    # A prompt: one model (with fallbacks and the quality gate) or a consensus
+
+    def _messages(self, node: Node, scope: dict[str, Any]) -> tuple[Message, ...]:
+        text = node.prompt.render(scope) if node.prompt else ""
+        if node.instruction:
+            text = f"{text}\n\n{node.instruction}"
+        if node.system is not None:
+            return (Message("system", node.system.render(scope)), Message("user", text))
+        return (Message("user", text),)
+
+    async def _prompt(self, node: Node, path: str, scope: dict[str, Any], slot: str,
+                      tally: Tally) -> tuple[Any, str | None, float | None]:
+        if node.prompt is None:
+            raise TaskFailure("the task has no prompt")
+        messages = self._messages(node, scope)
+        if not node.chain:
+            raise TaskFailure("no model is routed to this task")
+        if node.participants and node.method:
+            return await self._consensus(node, path, messages, slot, tally)
+        return await self._single(node, path, messages, slot, tally)
+
+    async def _answer(self, node: Node, path: str, model: str, messages: tuple[Message, ...],
+                      slot: str, tally: Tally, followup: Sequence[tuple[str, str]] = ()) -> Candidate:
+        """One model's parsed answer, with one repair round-trip when `returns` is not met."""
+        if followup:
+            messages = messages + tuple(Message(r, c) for r, c in followup)  # type: ignore[arg-type]
+        response = await self.caller.call(node, path, model, messages, slot, tally)
+        parsed = returns_mod.parse(response.text, node.task.returns)
+        if parsed.ok:
+            return Candidate(model, parsed.value, response.text, slot)
+        repair = messages + (Message("assistant", response.text),
+                             Message("user", returns_mod.repair_prompt(
+                                 response.text, parsed.error or "invalid", node.task.returns)))
+        response = await self.caller.call(node, path, model, repair, slot + "repair/", tally,
+                                          purpose="repair")
+        parsed = returns_mod.parse(response.text, node.task.returns)
+        if not parsed.ok:
+            raise ModelFailed(model, f"answer does not match `returns` after one repair: "
+                                     f"{parsed.error}")
+        return Candidate(model, parsed.value, response.text, slot)
+
+    async def _single(self, node: Node, path: str, messages: tuple[Message, ...], slot: str,
+                      tally: Tally) -> tuple[Any, str | None, float | None]:
+        gate = node.task.quality
+        chain = self.caller.healthy_order(node.chain)
+        last_error: Exception | None = None
+        for step, model in enumerate(chain):
+            try:
+                cand = await self._answer(node, path, model, messages, f"{slot}m{step}/", tally)
+            except ModelFailed as exc:
+                last_error = exc
+                if step + 1 < len(chain) and self.events.active:
+                    self.events.emit("task_escalated", path, from_model=model,
+                                     to_model=chain[step + 1], reason=f"fallback: {exc.reason}")
+                continue
+            if gate is None and not self._cascade_floor(node):
+                return cand.value, model, None
+            threshold = gate.threshold if gate else self._cascade_floor(node)
+            score, critique = await self._score(node, path, messages, cand, f"{slot}m{step}/", tally)
+            otherwise = (gate.otherwise if gate else None) or ("escalate" if node.plan.cascade
+                                                               else "accept")
+            rounds = 0
+            limit = (gate.rounds if gate and gate.rounds else
+                     DEFAULT_REFINE_ROUNDS if otherwise == "refine" else DEFAULT_QUALITY_RETRIES)
+            while score is not None and score < threshold:  # type: ignore[operator]
+                if otherwise in ("refine", "retry") and rounds < limit:
+                    rounds += 1
+                    follow: tuple[tuple[str, str], ...] = ()
+                    if otherwise == "refine":
+                        follow = (("assistant", cand.text),
+                                  ("user", f"A reviewer scored this answer {score:.2f} (needed "
+                                           f"{threshold:.2f}). Critique: {critique}\n"
+                                           "Improve the answer; reply with the full revised answer."))
+                    cand = await self._answer(node, path, model, messages,
+                                              f"{slot}m{step}/{otherwise}{rounds}/", tally, follow)
+                    score, critique = await self._score(node, path, messages, cand,
+                                                        f"{slot}m{step}/{otherwise}{rounds}/", tally)
+                    continue
+                if otherwise == "escalate" and step + 1 < len(chain):
+                    break
+                if otherwise == "fail" or (otherwise in ("refine", "retry", "escalate")
+                                           and gate is not None and gate.otherwise == "fail"):
+                    raise TaskFailure(f"quality {score:.2f} is below {threshold:.2f}")
+                if otherwise == "escalate":
+                    # The cascade is exhausted: keep the best we have, as the strongest model gave it.
+                    return cand.value, model, score
+                return cand.value, model, score  # accept (or rounds used up)
+            else:
+                return cand.value, model, score
+            if self.events.active:
+                self.events.emit("task_escalated", path, from_model=model, to_model=chain[step + 1],
+                                 reason=f"quality {score:.2f} below {threshold:.2f}")
+        raise TaskFailure(f"every model failed; last: {last_error}" if last_error
+                          else "no model could answer")
+
+    def _cascade_floor(self, node: Node) -> float | None:
+        if node.task.route is not None and node.task.route.strategy == "cascade" and node.plan.cascade:
+            return node.plan.quality_floor
+        return None
+
+    async def _score(self, node: Node, path: str, messages: tuple[Message, ...], cand: Candidate,
+                     slot: str, tally: Tally) -> tuple[float | None, str]:
+        gate = node.task.quality
+        judge = (gate.judge.name if gate and gate.judge else None) or node.plan.judge or cand.model
+        request_text = "\n\n".join(m.content for m in messages)
+        prompt = scorers.judge_prompt(request_text, cand.text, gate.rubric if gate else None)
+        response = await self.caller.call(
+            node, path, judge, (Message("user", prompt),), slot + "judge/", tally,
+            purpose="judge", schema=scorers.JUDGE_SCHEMA,
+            metadata={"judged_model": cand.model})
+        score, critique = scorers.parse_score(response.text)
+        if node.task.returns is not None and node.task.returns.kind == "json" and score is not None:
+            score = min(score, scorers.schema_validity(cand.value, node.task.returns.schema))
+        return score, critique
+
+    async def _consensus(self, node: Node, path: str, messages: tuple[Message, ...], slot: str,
+                         tally: Tally) -> tuple[Any, str | None, float | None]:
+        consensus = node.task.consensus
+        interp = self
+
+        class Ops:
+            async def answer(self, model: str, s: str,
+                             followup: Sequence[tuple[str, str]] = ()) -> Candidate:
+                return await interp._answer(node, path, model, messages, f"{slot}{s}/", tally,
+                                            followup)
+
+            async def ask(self, model: str, prompt: str, s: str, *, purpose: str,
+                          schema: dict | None = None, metadata: dict | None = None) -> str:
+                response = await interp.caller.call(node, path, model, (Message("user", prompt),),
+                                                     f"{slot}{s}/", tally, purpose=purpose,
+                                                     schema=schema, metadata=metadata)
+                return response.text
+
+            async def synthesise(self, model: str, prompt: str, s: str) -> Candidate:
+                synth = (*messages[:-1], Message("user", prompt + (
+                    f"\n\n{node.instruction}" if node.instruction else "")))
+                return await interp._answer(node, path, model, synth, f"{slot}{s}/", tally)
+
+        needs = tuple(n.name for n in node.task.needs)
+        weights = {m: (self.pool.get(m).skill(needs) or 0.5) for m in node.participants}
+        exact = node.task.returns is not None and node.task.returns.kind != "text"
+        seed = int.from_bytes(hashlib.blake2b(f"{self.config.seed}/{path}/{slot}".encode(),
+                                              digest_size=8).digest(), "big")
+        request_text = messages[-1].content
+        outcome = await run_consensus(
+            node.method or "vote", Ops(), node.participants, quorum=consensus.quorum if consensus else None,
+            judge=node.judge, request_text=request_text,
+            rubric=node.task.quality.rubric if node.task.quality else None,
+            rounds=consensus.rounds if consensus else None, weights=weights,
+            rng=random.Random(seed), exact=exact)
+        quality = outcome.quality
+        gate = node.task.quality
+        if gate is not None and gate.judge is not None:
+            cand = Candidate(outcome.model, outcome.value, outcome.text, "consensus")
+            score, _ = await self._score(node, path, messages, cand, f"{slot}gate/", tally)
+            if score is not None:
+                quality = score
+        if gate is not None and quality < gate.threshold and gate.otherwise == "fail":
+            raise TaskFailure(f"consensus quality {quality:.2f} is below {gate.threshold:.2f}")
+        return outcome.value, outcome.model, quality
+
+
+def _dedupe(items: Sequence[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        if item not in seen:
+            seen.add(item)
+            out.append(item)
+    return out
+
+
+def _expr_roots(expr: ir.Expr | None) -> set[str]:
+    if expr is None:
+        return set()
+    if isinstance(expr, ir.Ref):
+        return {expr.root}
+    if isinstance(expr, ir.ListExpr):
+        return set().union(*(_expr_roots(e) for e in expr.items)) if expr.items else set()
+    if isinstance(expr, ir.Unary):
+        return _expr_roots(expr.operand)
+    if isinstance(expr, ir.Binary):
+        return _expr_roots(expr.left) | _expr_roots(expr.right)
+    return set()
+
+
+def _ir_dependencies(task: ir.Task, task_names: set[str]) -> set[str]:
+    """Tasks this one reads: `depends`, template references, `when`, `for each`, `reduce`, call args."""
+    roots: set[str] = {d.name for d in task.depends}
+    for template in (task.prompt, task.system):
+        if template is not None:
+            roots |= {r.root for r in template.refs}
+    roots |= _expr_roots(task.when)
+    if task.for_each is not None:
+        roots |= _expr_roots(task.for_each.source)
+    if task.reduce is not None:
+        roots.add(task.reduce.source.name)
+    if task.call is not None:
+        for arg in task.call.arguments:
+            roots |= _expr_roots(arg.value)
+    if task.for_each is not None:
+        roots.discard(task.for_each.var)
+    return roots & task_names

@@ -1,0 +1,332 @@
+"""The run journal: one SQLite file (WAL) holding runs, tasks, attempts, calls, events, outputs and
+the cross-run task cache.
+
+Writes are buffered and committed in one transaction per scheduling tick (`flush`): the scheduler
+flushes a finished task's rows before any dependent starts, so a crash never loses a result that
+something downstream has used. Another process can read the same file at any time (WAL).
+Default location: `.bmad/runs.db` under the working directory, or under `$BMAD_HOME`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY, workflow TEXT, plan_hash TEXT, status TEXT,
+  budget_usd REAL, budget_tokens INTEGER, budget_time_s REAL,
+  spent_usd REAL DEFAULT 0, tokens INTEGER DEFAULT 0, unknown_cost_calls INTEGER DEFAULT 0,
+  elapsed_s REAL DEFAULT 0,
+  started_at REAL, finished_at REAL, updated_at REAL, total_tasks INTEGER, done_tasks INTEGER DEFAULT 0,
+  pid INTEGER, error TEXT, source TEXT, inputs_json TEXT, options_json TEXT, plan_json TEXT);
+CREATE TABLE IF NOT EXISTS tasks (
+  run_id TEXT, task_id TEXT, status TEXT, model TEXT, attempts INTEGER, cost_usd REAL,
+  tokens INTEGER, quality REAL, output_json TEXT, error TEXT, started_at REAL, finished_at REAL,
+  cache_key TEXT, cached INTEGER DEFAULT 0, capability TEXT, PRIMARY KEY (run_id, task_id));
+CREATE TABLE IF NOT EXISTS attempts (
+  run_id TEXT, task_id TEXT, attempt INTEGER, model TEXT, status TEXT, error TEXT,
+  started_at REAL, finished_at REAL);
+CREATE TABLE IF NOT EXISTS calls (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, task_id TEXT, slot TEXT, model TEXT,
+  request_hash TEXT, status TEXT, response_text TEXT, input_tokens INTEGER, output_tokens INTEGER,
+  cost_usd REAL, latency_s REAL, error TEXT, error_kind TEXT, cached INTEGER DEFAULT 0,
+  purpose TEXT, capability TEXT, quality REAL, created_at REAL);
+CREATE INDEX IF NOT EXISTS calls_by_run ON calls (run_id, request_hash);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, ts REAL, kind TEXT, task_id TEXT, data_json TEXT);
+CREATE TABLE IF NOT EXISTS outputs (run_id TEXT, name TEXT, value_json TEXT, PRIMARY KEY (run_id, name));
+CREATE TABLE IF NOT EXISTS cache (
+  key TEXT PRIMARY KEY, workflow TEXT, task_id TEXT, model TEXT, components_json TEXT,
+  output_json TEXT, quality REAL, run_id TEXT, created_at REAL);
+CREATE INDEX IF NOT EXISTS cache_by_task ON cache (workflow, task_id, created_at);
+"""
+
+FINAL_TASK_STATUSES = ("completed", "skipped")
+ACTIVE_RUN_STATUSES = ("running",)
+
+
+def default_journal_path(cwd: Path | None = None) -> Path:
+    home = os.environ.get("BMAD_HOME")
+    if home:
+        return Path(home) / "runs.db"
+    return (cwd or Path.cwd()) / ".bmad" / "runs.db"
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedCall:
+    text: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    latency_s: float
+
+
+class JournalError(Exception):
+    pass
+
+
+class Journal:
+    """Buffered writer and reader of one journal file."""
+
+    def __init__(self, path: Path | str, *, readonly: bool = False):
+        self.path = Path(path)
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise JournalError(f"no journal at {self.path}")
+        try:
+            self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0,
+                                      check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            if not readonly:
+                self.db.executescript(_SCHEMA)
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                                (str(SCHEMA_VERSION),))
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{self.path} is not a bmad journal: {exc}") from exc
+        self._tasks: list[tuple] = []
+        self._calls: list[tuple] = []
+        self._attempts: list[tuple] = []
+        self._events: list[tuple] = []
+        self._cache: list[tuple] = []
+        self._run_update: tuple | None = None
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self.db.close()
+
+    # -- buffered writes ----------------------------------------------------------------------
+    def add_task(self, run_id: str, task_id: str, status: str, *, model: str | None = None,
+                 attempts: int = 0, cost_usd: float | None = 0.0, tokens: int = 0,
+                 quality: float | None = None, output: Any = None, error: str | None = None,
+                 started_at: float | None = None, finished_at: float | None = None,
+                 cache_key: str | None = None, cached: bool = False,
+                 capability: str | None = None) -> None:
+        self._tasks.append((run_id, task_id, status, model, attempts, cost_usd, tokens, quality,
+                            dumps(output), error, started_at, finished_at, cache_key, int(cached),
+                            capability))
+
+    def add_call(self, run_id: str, task_id: str, slot: str, model: str, request_hash: str,
+                 status: str, *, text: str | None = None, input_tokens: int = 0,
+                 output_tokens: int = 0, cost_usd: float | None = 0.0, latency_s: float = 0.0,
+                 error: str | None = None, error_kind: str | None = None, cached: bool = False,
+                 purpose: str = "answer", capability: str | None = None,
+                 quality: float | None = None) -> None:
+        self._calls.append((run_id, task_id, slot, model, request_hash, status, text, input_tokens,
+                            output_tokens, cost_usd, latency_s, error, error_kind, int(cached),
+                            purpose, capability, quality, time.time()))
+
+    def add_attempt(self, run_id: str, task_id: str, attempt: int, model: str | None, status: str,
+                    error: str | None, started_at: float, finished_at: float) -> None:
+        self._attempts.append((run_id, task_id, attempt, model, status, error, started_at,
+                               finished_at))
+
+    def add_event(self, run_id: str, kind: str, task_id: str | None, data: dict[str, Any]) -> None:
+        self._events.append((run_id, time.time(), kind, task_id, dumps(data)))
+
+    def update_run_progress(self, run_id: str, spent_usd: float, tokens: int, unknown: int,
+                            elapsed_s: float, done_tasks: int) -> None:
+        self._run_update = (spent_usd, tokens, unknown, elapsed_s, done_tasks, time.time(), run_id)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._tasks or self._calls or self._attempts or self._events or self._cache
+                    or self._run_update)
+
+    def flush(self) -> None:
+        """Commit everything buffered in one transaction."""
+        if not self.pending:
+            return
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            if self._calls:
+                db.executemany(
+                    "INSERT INTO calls (run_id, task_id, slot, model, request_hash, status, "
+                    "response_text, input_tokens, output_tokens, cost_usd, latency_s, error, "
+                    "error_kind, cached, purpose, capability, quality, created_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self._calls)
+            if self._attempts:
+                db.executemany("INSERT INTO attempts VALUES (?,?,?,?,?,?,?,?)", self._attempts)
+            if self._tasks:
+                db.executemany("INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                               self._tasks)
+            if self._events:
+                db.executemany("INSERT INTO events (run_id, ts, kind, task_id, data_json) "
+                               "VALUES (?,?,?,?,?)", self._events)
+            if self._cache:
+                db.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?,?,?,?)", self._cache)
+            if self._run_update:
+                db.execute("UPDATE runs SET spent_usd=?, tokens=?, unknown_cost_calls=?, "
+                           "elapsed_s=?, done_tasks=?, updated_at=? WHERE id=?", self._run_update)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._tasks.clear()
+        self._calls.clear()
+        self._attempts.clear()
+        self._events.clear()
+        self._cache.clear()
+        self._run_update = None
+
+    # -- runs ---------------------------------------------------------------------------------
+    def create_run(self, run_id: str, *, workflow: str, plan_hash: str, plan_json: str,
+                   inputs: dict[str, Any], budget: tuple[float | None, int | None, float | None],
+                   total_tasks: int, source: str | None, options: dict[str, Any]) -> None:
+        now = time.time()
+        self.db.execute(
+            "INSERT INTO runs (id, workflow, plan_hash, status, budget_usd, budget_tokens, "
+            "budget_time_s, started_at, updated_at, total_tasks, pid, source, inputs_json, "
+            "options_json, plan_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (run_id, workflow, plan_hash, "running", budget[0], budget[1], budget[2], now, now,
+             total_tasks, os.getpid(), source, dumps(inputs), dumps(options), plan_json))
+
+    def reopen_run(self, run_id: str) -> None:
+        self.db.execute("UPDATE runs SET status='running', finished_at=NULL, error=NULL, pid=?, "
+                        "updated_at=? WHERE id=?", (os.getpid(), time.time(), run_id))
+
+    def finish_run(self, run_id: str, status: str, *, spent_usd: float, tokens: int,
+                   unknown_cost_calls: int, elapsed_s: float, done_tasks: int,
+                   error: str | None = None, outputs: dict[str, Any] | None = None) -> None:
+        self._run_update = None
+        self.flush()
+        now = time.time()
+        self.db.execute("BEGIN")
+        self.db.execute("UPDATE runs SET status=?, spent_usd=?, tokens=?, unknown_cost_calls=?, "
+                        "elapsed_s=?, done_tasks=?, finished_at=?, updated_at=?, error=? "
+                        "WHERE id=?", (status, spent_usd, tokens, unknown_cost_calls, elapsed_s,
+                                       done_tasks, now, now, error, run_id))
+        if outputs is not None:
+            self.db.executemany("INSERT OR REPLACE INTO outputs VALUES (?,?,?)",
+                                [(run_id, k, dumps(v)) for k, v in outputs.items()])
+        self.db.execute("COMMIT")
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        cur = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,))
+        row = cur.fetchone()
+        if row is None:
+            # Accept a unique prefix, like git does for commits.
+            rows = self.db.execute("SELECT * FROM runs WHERE id LIKE ?", (run_id + "%",)).fetchall()
+            if len(rows) != 1:
+                return None
+            row = rows[0]
+        return dict(zip([c[0] for c in cur.description], row))
+
+    def runs(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
+        sql = ("SELECT id, workflow, status, spent_usd, budget_usd, tokens, total_tasks, done_tasks, "
+               "started_at, finished_at, updated_at, pid FROM runs")
+        args: tuple = ()
+        if status:
+            sql += " WHERE status=?"
+            args = (status,)
+        cur = self.db.execute(sql + " ORDER BY started_at DESC LIMIT ?", args + (limit,))
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def task_rows(self, run_id: str) -> list[dict[str, Any]]:
+        cur = self.db.execute("SELECT * FROM tasks WHERE run_id=? ORDER BY started_at, task_id",
+                              (run_id,))
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def call_rows(self, run_id: str) -> list[dict[str, Any]]:
+        cur = self.db.execute("SELECT * FROM calls WHERE run_id=? ORDER BY id", (run_id,))
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def event_rows(self, run_id: str) -> list[dict[str, Any]]:
+        cur = self.db.execute("SELECT ts, kind, task_id, data_json FROM events WHERE run_id=? "
+                              "ORDER BY id", (run_id,))
+        return [{"ts": ts, "event": kind, "task": task, **(loads(data) or {})}
+                for ts, kind, task, data in cur.fetchall()]
+
+    def outputs(self, run_id: str) -> dict[str, Any]:
+        return {k: loads(v) for k, v in
+                self.db.execute("SELECT name, value_json FROM outputs WHERE run_id=? ORDER BY name",
+                                (run_id,))}
+
+    def final_tasks(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Tasks a resume must not run again: completed or skipped."""
+        rows = self.db.execute(
+            "SELECT task_id, status, model, attempts, cost_usd, tokens, quality, output_json "
+            "FROM tasks WHERE run_id=? AND status IN ('completed', 'skipped')", (run_id,))
+        return {t: {"status": s, "model": m, "attempts": a, "cost_usd": c, "tokens": tok,
+                    "quality": q, "output": loads(o)}
+                for t, s, m, a, c, tok, q, o in rows}
+
+    def recorded_calls(self, run_id: str) -> dict[str, RecordedCall]:
+        """Successful responses of a run by request hash, for a resume to reuse."""
+        rows = self.db.execute(
+            "SELECT request_hash, response_text, input_tokens, output_tokens, cost_usd, latency_s "
+            "FROM calls WHERE run_id=? AND status='ok' ORDER BY id", (run_id,))
+        return {h: RecordedCall(t or "", i or 0, o or 0, c, l or 0.0) for h, t, i, o, c, l in rows}
+
+    def spend(self, run_id: str) -> tuple[float, int, int]:
+        """Dollars, tokens and unknown-cost calls actually spent by a run (cached calls are free)."""
+        usd, tokens, unknown = self.db.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(input_tokens + output_tokens), 0), "
+            "SUM(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) FROM calls "
+            "WHERE run_id=? AND cached=0", (run_id,)).fetchone()
+        return float(usd), int(tokens), int(unknown or 0)
+
+    def fail_stale_runs(self) -> None:
+        """Runs left `running` by a dead process are `interrupted` (resumable)."""
+        for run_id, pid in self.db.execute("SELECT id, pid FROM runs WHERE status='running'").fetchall():
+            if pid and not _alive(pid):
+                self.db.execute("UPDATE runs SET status='interrupted' WHERE id=? AND status='running'",
+                                (run_id,))
+
+    # -- the cross-run cache ------------------------------------------------------------------
+    def cache_get(self, key: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT model, output_json, quality, run_id FROM cache WHERE key=?",
+                              (key,)).fetchone()
+        if row is None:
+            return None
+        return {"model": row[0], "output": loads(row[1]), "quality": row[2], "run_id": row[3]}
+
+    def cache_latest(self, workflow: str, task_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT key, components_json FROM cache WHERE workflow=? AND task_id=? "
+                              "ORDER BY created_at DESC LIMIT 1", (workflow, task_id)).fetchone()
+        return None if row is None else {"key": row[0], "components": loads(row[1])}
+
+    def cache_put(self, key: str, *, workflow: str, task_id: str, model: str | None,
+                  components: dict[str, Any], output: Any, quality: float | None,
+                  run_id: str) -> None:
+        # Joins the next group commit: a cache entry is only as durable as the task it records.
+        self._cache.append((key, workflow, task_id, model, dumps(components), dumps(output), quality,
+                            run_id, time.time()))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def rows_as_json(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [dict(r) for r in rows]

@@ -1,0 +1,163 @@
+"""The budget ledger: a hard cap on dollars, tokens and wall time, enforced with reservations.
+
+Before each call the caller reserves the call's worst case (input tokens x input price + max_tokens
+x output price); afterwards it settles the actual cost, which frees the difference. A reservation
+that would take committed spend (settled + reserved) past a cap is refused: when other calls are in
+flight it first waits for them to settle (they usually cost less than their worst case), and only
+when nothing is in flight does it give up with `BudgetExhausted`. So `spent <= budget` holds at every
+instant, whatever runs concurrently.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import anyio
+
+ALERT_THRESHOLDS = (0.5, 0.8, 1.0)
+
+
+class BudgetExhausted(Exception):
+    """A call could break the cap; it was not started."""
+
+    def __init__(self, kind: str, needed: float, remaining: float):
+        unit = {"usd": "$", "tokens": "", "time_s": ""}[kind]
+        super().__init__(f"{kind} budget exhausted: the next call needs up to {unit}{needed:.6g}, "
+                         f"{unit}{remaining:.6g} remains")
+        self.kind = kind
+        self.needed = needed
+        self.remaining = remaining
+
+
+class UnpricedModel(Exception):
+    """A dollar budget is set and a model has no price: its cost can't be bounded."""
+
+
+@dataclass(slots=True)
+class Reservation:
+    usd: float
+    tokens: int
+    settled: bool = False
+
+
+class BudgetLedger:
+    """Spend so far, reservations in flight, and the caps (None: no cap of that kind)."""
+
+    def __init__(self, *, usd: float | None = None, tokens: int | None = None,
+                 time_s: float | None = None, spent_usd: float = 0.0, spent_tokens: int = 0,
+                 elapsed_s: float = 0.0, on_alert: Callable[[str, float, float, float], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.usd_cap = usd
+        self.tokens_cap = tokens
+        self.time_cap = time_s
+        self.spent_usd = spent_usd
+        self.spent_tokens = spent_tokens
+        self.unknown_cost_calls = 0
+        self.reserved_usd = 0.0
+        self.reserved_tokens = 0
+        self._in_flight = 0
+        self._clock = clock
+        self._started = clock() - elapsed_s
+        self._on_alert = on_alert
+        self._alerted: set[tuple[str, float]] = set()
+        self._settled_event: anyio.Event | None = None
+        self.exhausted: BudgetExhausted | None = None
+        # Alerts already passed before a resume are not repeated.
+        self._check_alerts(quiet=True)
+
+    # -- reading ------------------------------------------------------------------------------
+    @property
+    def elapsed_s(self) -> float:
+        return self._clock() - self._started
+
+    def remaining_time_s(self) -> float | None:
+        return None if self.time_cap is None else self.time_cap - self.elapsed_s
+
+    def remaining_usd(self) -> float | None:
+        return None if self.usd_cap is None else self.usd_cap - self.spent_usd - self.reserved_usd
+
+    @property
+    def limited(self) -> bool:
+        return self.usd_cap is not None or self.tokens_cap is not None or self.time_cap is not None
+
+    # -- reserving ----------------------------------------------------------------------------
+    def try_reserve(self, usd: float | None, tokens: int) -> Reservation | BudgetExhausted:
+        """Reserve now or say which cap refuses (never waits)."""
+        if self.time_cap is not None and self.elapsed_s >= self.time_cap:
+            return BudgetExhausted("time_s", 0.0, 0.0)
+        if self.usd_cap is not None:
+            if usd is None:
+                raise UnpricedModel("a model without a price can't run under a dollar budget")
+            room = self.usd_cap - self.spent_usd - self.reserved_usd
+            if usd > room + 1e-12:
+                return BudgetExhausted("usd", usd, max(room, 0.0))
+        if self.tokens_cap is not None:
+            room_t = self.tokens_cap - self.spent_tokens - self.reserved_tokens
+            if tokens > room_t:
+                return BudgetExhausted("tokens", tokens, max(room_t, 0))
+        usd_r = usd or 0.0
+        self.reserved_usd += usd_r
+        self.reserved_tokens += tokens
+        self._in_flight += 1
+        return Reservation(usd_r, tokens)
+
+    async def reserve(self, usd: float | None, tokens: int) -> Reservation:
+        """Reserve, waiting for calls in flight to settle when they hold the room we need."""
+        while True:
+            outcome = self.try_reserve(usd, tokens)
+            if isinstance(outcome, Reservation):
+                return outcome
+            if self._in_flight == 0 or outcome.kind == "time_s":
+                self.exhausted = outcome
+                raise outcome
+            if self._settled_event is None:
+                self._settled_event = anyio.Event()
+            await self._settled_event.wait()
+
+    def settle(self, reservation: Reservation, usd: float | None, tokens: int) -> None:
+        """Replace the reservation by what the call actually cost (None: unknown cost)."""
+        if reservation.settled:
+            return
+        reservation.settled = True
+        self.reserved_usd -= reservation.usd
+        self.reserved_tokens -= reservation.tokens
+        if self.reserved_usd < 1e-12:
+            self.reserved_usd = max(self.reserved_usd, 0.0)
+        self._in_flight -= 1
+        if usd is None:
+            self.unknown_cost_calls += 1
+        else:
+            self.spent_usd += usd
+        self.spent_tokens += tokens
+        self._check_alerts()
+        if self._settled_event is not None:
+            self._settled_event.set()
+            self._settled_event = None
+
+    def release(self, reservation: Reservation) -> None:
+        """The call never reached the provider (or failed before any usage): free its room."""
+        self.settle(reservation, 0.0, 0)
+
+    def record(self, usd: float | None, tokens: int) -> None:
+        """Spend that was not reserved beforehand (e.g. restored from the journal)."""
+        if usd is None:
+            self.unknown_cost_calls += 1
+        else:
+            self.spent_usd += usd
+        self.spent_tokens += tokens
+        self._check_alerts()
+
+    # -- alerts -------------------------------------------------------------------------------
+    def _check_alerts(self, quiet: bool = False) -> None:
+        for kind, spent, cap in (("usd", self.spent_usd, self.usd_cap),
+                                 ("tokens", float(self.spent_tokens), self.tokens_cap)):
+            if not cap:
+                continue
+            for threshold in ALERT_THRESHOLDS:
+                key = (kind, threshold)
+                if spent >= cap * threshold - 1e-12 and key not in self._alerted:
+                    self._alerted.add(key)
+                    if not quiet and self._on_alert is not None:
+                        self._on_alert(kind, threshold, spent, float(cap))

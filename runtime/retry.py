@@ -1,0 +1,88 @@
+"""Retry delays (exponential, linear or fixed backoff with full jitter, honouring Retry-After) and a
+per-provider circuit breaker that opens after consecutive failures and half-opens after a cooldown.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+from bmad.compiler import ir
+from bmad.runtime.providers import base
+
+DEFAULT_ATTEMPTS = 3
+DEFAULT_MIN_S = 0.5
+DEFAULT_MAX_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = DEFAULT_ATTEMPTS  # tries in total per model, the first included
+    backoff: str = "exponential"
+    min_s: float = DEFAULT_MIN_S
+    max_s: float = DEFAULT_MAX_S
+
+    @staticmethod
+    def from_ir(retry: ir.Retry | None) -> "RetryPolicy":
+        if retry is None:
+            return RetryPolicy()
+        return RetryPolicy(attempts=max(1, retry.attempts), backoff=retry.backoff,
+                           min_s=DEFAULT_MIN_S if retry.min_s is None else retry.min_s,
+                           max_s=DEFAULT_MAX_S if retry.max_s is None else retry.max_s)
+
+    def delay(self, attempt: int, error: BaseException | None, rng: random.Random) -> float:
+        """Seconds to wait before try `attempt + 1` (attempt counts from 1)."""
+        if self.backoff == "fixed":
+            ceiling = self.min_s
+        elif self.backoff == "linear":
+            ceiling = self.min_s * attempt
+        else:
+            ceiling = self.min_s * (2 ** (attempt - 1))
+        ceiling = min(ceiling, self.max_s)
+        # "Equal jitter": at least half the ceiling, so retries never hammer immediately.
+        wait = ceiling / 2 + rng.random() * ceiling / 2
+        retry_after = getattr(error, "retry_after_s", None)
+        if retry_after is not None and retry_after > wait:
+            wait = float(retry_after)  # the server knows best; never retry before it allows
+        return wait
+
+
+def is_retryable(error: BaseException) -> bool:
+    return isinstance(error, base.ProviderError) and error.retryable
+
+
+def moves_to_fallback(error: BaseException) -> bool:
+    """Errors no retry of the same model can fix, but another model might."""
+    return isinstance(error, (base.ContextTooLong, base.Unavailable, base.Auth,
+                              base.ContentFiltered, base.BadRequest)) or is_retryable(error)
+
+
+class CircuitBreaker:
+    """Opens after `threshold` consecutive failures; lets one probe through after `cooldown_s`."""
+
+    __slots__ = ("threshold", "cooldown_s", "failures", "opened_at", "_clock")
+
+    def __init__(self, threshold: int = 5, cooldown_s: float = 30.0, clock=time.monotonic):
+        self.threshold = threshold
+        self.cooldown_s = cooldown_s
+        self.failures = 0
+        self.opened_at: float | None = None
+        self._clock = clock
+
+    @property
+    def open(self) -> bool:
+        if self.opened_at is None:
+            return False
+        if self._clock() - self.opened_at >= self.cooldown_s:
+            return False  # half-open: the next call is a probe
+        return True
+
+    def record_success(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+
+    def record_failure(self) -> None:
+        self.failures += 1
+        if self.failures >= self.threshold:
+            self.opened_at = self._clock()

@@ -1,0 +1,126 @@
+"""Dependency-driven dispatch: a pool of workers takes ready tasks in rank order, with group commits.
+
+No stage barriers: a task becomes ready the moment its last dependency is released. Workers are a
+fixed pool (the task concurrency), so there is no task spawned per node and an idle worker is woken
+individually. A finished node is only *released* (its dependents made ready) after `commit` has
+run for it; nodes that finish in the same scheduling tick share one commit, so the journal writes
+one transaction per tick rather than one per task.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Awaitable, Callable, Generic, Sequence, TypeVar
+
+import anyio
+import anyio.lowlevel
+
+N = TypeVar("N")
+
+
+class Scheduler(Generic[N]):
+    """Runs `run(node)` for every node once its dependencies are released.
+
+    `deps[i]` lists the indexes node i waits for; `keys[i]` orders the ready queue (smaller first).
+    `run` must not raise except on cancellation; failure handling is the caller's business.
+    """
+
+    def __init__(self, nodes: Sequence[N], deps: Sequence[Sequence[int]], keys: Sequence[tuple],
+                 run: Callable[[N], Awaitable[None]], *, workers: int,
+                 commit: Callable[[list[int]], None] | None = None,
+                 done: Sequence[int] = ()):
+        self.nodes = nodes
+        self.run = run
+        self.workers = max(1, workers)
+        self.commit = commit
+        self.keys = keys
+        n = len(nodes)
+        self.waiting = [0] * n
+        self.dependents: list[list[int]] = [[] for _ in range(n)]
+        already = set(done)
+        for i, ds in enumerate(deps):
+            for d in ds:
+                if d not in already:
+                    self.waiting[i] += 1
+                    self.dependents[d].append(i)
+        self.heap: list[tuple] = [(keys[i], i) for i in range(n)
+                                  if self.waiting[i] == 0 and i not in already]
+        heapq.heapify(self.heap)
+        self.remaining = n - len(already)
+        self.running = 0
+        self.stopping = False
+        self._idle: list[anyio.Event] = []
+        self._finished: list[int] = []
+        self._flush_scheduled = False
+
+    def stop(self) -> None:
+        """Start no more nodes; the ones running finish normally."""
+        self.stopping = True
+        self._wake(len(self._idle))
+
+    async def run_all(self) -> None:
+        if self.remaining == 0:
+            return
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(self.workers, self.remaining)):
+                tg.start_soon(self._worker)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _finished_all(self) -> bool:
+        return (self.remaining == 0 or (self.stopping and self.running == 0)) \
+            and not self._flush_scheduled
+
+    def _wake(self, count: int) -> None:
+        while count > 0 and self._idle:
+            self._idle.pop().set()
+            count -= 1
+
+    async def _worker(self) -> None:
+        heap = self.heap
+        while True:
+            if heap and not self.stopping:
+                _, index = heapq.heappop(heap)
+                self.running += 1
+                try:
+                    await self.run(self.nodes[index])
+                finally:
+                    self.running -= 1
+                self.remaining -= 1
+                self._finished.append(index)
+                if self.commit is None:
+                    self._release_finished()
+                else:
+                    await self._group_commit()
+                continue
+            if self._finished_all():
+                self._wake(len(self._idle))
+                return
+            event = anyio.Event()
+            self._idle.append(event)
+            await event.wait()
+
+    async def _group_commit(self) -> None:
+        if self._flush_scheduled:
+            return  # the worker that scheduled the flush releases this node too
+        self._flush_scheduled = True
+        try:
+            # Let the other workers that finish in this same tick join the transaction.
+            await anyio.lowlevel.checkpoint()
+        finally:
+            self._flush_scheduled = False
+            self.commit(list(self._finished))  # type: ignore[misc]
+            self._release_finished()
+
+    def _release_finished(self) -> None:
+        finished, self._finished = self._finished, []
+        heap, waiting, keys = self.heap, self.waiting, self.keys
+        for index in finished:
+            for child in self.dependents[index]:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    heapq.heappush(heap, (keys[child], child))
+        if self._finished_all():
+            self._wake(len(self._idle))
+        elif heap and not self.stopping:
+            # This worker takes one itself; wake others for the rest.
+            self._wake(len(heap) - 1)
