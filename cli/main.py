@@ -32,6 +32,8 @@ COMMAND_MODULES = (
     "fmt_cmd",
     "schema_cmd",
     "lsp_cmd",
+    "plan_cmd",
+    "workflow_cmd",
 )
 
 app = typer.Typer(

@@ -70,7 +70,12 @@ def plan_program(program: ir.Program, context: PassContext | None = None) -> tup
 
 
 def check_plan(program: ir.Program) -> list[Diagnostic]:
-    """Static feasibility for `bmad check`: every model treated as available (simulated)."""
+    """Static feasibility for `bmad check`: every model treated as available (simulated).
+
+    A file of declarations only (no workflow, like a models file) has nothing to plan: no problems.
+    """
+    if not program.workflows:
+        return []
     context = make_context(program, environment={}, provider_mode="sim")
     _plan, diagnostics = plan_program(program, context)
     return diagnostics

@@ -128,7 +128,11 @@ def estimate_task(td: TaskDraft, plan: TaskPlan, catalog: ModelCatalog,
                 call_latencies.extend([call_latencies[0]] * (2 * rounds))
     if task.quality is not None and not (consensus is not None and consensus.method in ("judge", "best_of")
                                          and task.quality.judge is None):
-        gate_judge = catalog.get(task.quality.judge.name) if task.quality.judge else entry
+        judged_by_consensus = consensus is not None and consensus.method in ("judge", "ensemble", "best_of")
+        if plan.judge and not judged_by_consensus:  # the router's judge (a substitute if unavailable)
+            gate_judge = catalog.get(plan.judge)
+        else:
+            gate_judge = catalog.get(task.quality.judge.name) if task.quality.judge else entry
         s.add(gate_judge, judge_rounds_e * fan, judge_rounds_w * retries_w * fan, in_e + out_e, in_w + out_w,
               JUDGE_OUTPUT_TOKENS, JUDGE_OUTPUT_TOKENS)
         call_latencies.append(_latency(gate_judge, JUDGE_OUTPUT_TOKENS, (), history))

@@ -232,16 +232,16 @@ class TaskRouter:
         if rule == "route:cascade":
             return f"cascade {' -> '.join(plan.cascade)} (cheapest first)"
         if rule.startswith("budget"):
-            return f"moved to the cheapest qualified to fit the budget: {what}{floor_text}"
+            return f"cheapest qualified, to fit the budget{floor_text}"
         if rule.startswith("consensus"):
-            return f"{rule.split(':')[1]} participants {', '.join(plan.participants)}{floor_text}"
+            return f"{rule.split(':')[1]} consensus participants{floor_text}"
         if rule == "fallback:local":
             return f"no qualified model available; embedded {plan.model}"
         if rule == "best-effort":
             return f"nothing reaches the floor{floor_text}; best available {what}"
         label = {"cost": "cheapest", "latency": "fastest", "quality": "best", "balanced": "best balanced"}
         key = rule.split(":")[1]
-        return f"{label.get(key, key)} of {qualified} qualified: {what}{floor_text}"
+        return f"{label.get(key, key)} of {qualified} qualified{floor_text}"
 
     def _route_consensus(self, td, plan, consensus, ranked, all_candidates, diags):
         ctx = self.context
