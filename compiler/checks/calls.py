@@ -1,5 +1,5 @@
-"""Subworkflow calls: the workflow exists, each argument names one of its inputs (once, with a
-value of the input's type), and every input without a default gets an argument."""
+"""Subworkflow calls: the workflow exists, each argument names one of its inputs (with a value of
+the input's type), and every input without a default gets an argument."""
 
 from __future__ import annotations
 
@@ -48,13 +48,7 @@ def check_calls(index: ProgramIndex) -> list[Diagnostic]:
             seen: dict[str, object] = {}
             for arg in call.arguments:
                 if arg.name in seen:
-                    out.append(error(
-                        "BMAD-E126", arg.span,
-                        f"argument `{arg.name}` is given twice in the call to `{call.workflow.name}`",
-                        "remove one of them",
-                        [Related(seen[arg.name].span, "first given here")],
-                    ))
-                    continue
+                    continue  # an argument given twice is the front end's to report (BMAD-E017)
                 seen[arg.name] = arg
                 if arg.name not in callee.inputs:
                     out.append(error(

@@ -26,8 +26,9 @@ def model_mentions(task: ir.Task) -> Iterator[tuple[ir.Name, str, bool]]:
         for name in c.participants:
             yield name, label, True
         if c.judge is not None:
-            role = "synthesises with `ensemble by`" if c.method == "ensemble" else "judges"
-            yield c.judge, f"{label} ({role})", False
+            judge_label = {"ensemble": "`consensus ensemble by`", "best_of": "`best_of ... judged by`"}.get(
+                c.method, f"`consensus {c.method}`")
+            yield c.judge, judge_label, False
     if task.quality is not None and task.quality.judge is not None:
         yield task.quality.judge, "`quality ... judged by`", False
 

@@ -28,7 +28,8 @@ def check_workflow(scope: WorkflowScope, out: list[Diagnostic]) -> None:
     outputs = {o.name for o in workflow.outputs}
     used_inputs: set[str] = set(outputs)
     used_tasks: set[str] = set(outputs)
-    unresolved = False  # a misspelt name may be the missing use: then "unused" would mislead
+    # A misspelt name may be the missing use: then "unused" would mislead.
+    unresolved = any(o.name not in scope.tasks and o.name not in scope.inputs for o in workflow.outputs)
     for task in scope.tasks.values():
         uses = input_uses(task)
         used_inputs |= uses

@@ -1,5 +1,5 @@
 """Numbers out of range: thresholds and skills outside 0..1, temperature outside 0..2, counts below
-one, negative prices, budgets and times, retry bounds the wrong way round, chunks too small to reduce.
+one, negative prices, budgets and times, chunks too small to reduce.
 
 Scalar clauses without a span of their own (temperature, max_tokens, timeout, a workflow's quality)
 are reported at the name of their task or workflow, and the message names the clause.
@@ -60,19 +60,15 @@ def check_task(task: ir.Task, out: list[Diagnostic]) -> None:
                 out.append(error("BMAD-E188", span, f"the retry backoff of {owner} has a negative time",
                                  "use durations such as `1s to 20s`"))
                 break
-        else:
-            if retry.min_s is not None and retry.max_s is not None and retry.min_s > retry.max_s:
-                out.append(error("BMAD-E187", span,
-                                 f"the retry backoff of {owner} goes from {number(retry.min_s)}s down to "
-                                 f"{number(retry.max_s)}s",
-                                 "write the shorter wait first: `backoff exponential MIN to MAX`"))
+        # A backoff range that runs backwards is reported by the front ends (BMAD-E019, BMAD-E08x).
     quality = task.quality
     if quality is not None:
         span = at(quality.span, name_span)
         check_threshold(quality.threshold, span, f"the quality threshold of {owner}", out)
         if quality.rounds is not None and quality.rounds < 1:
             out.append(error("BMAD-E190", span,
-                             f"`else {quality.otherwise} {quality.rounds}` of {owner} allows no further try",
+                             f"`else {'refine max' if quality.otherwise == 'refine' else quality.otherwise} {quality.rounds}` "
+                             f"of {owner} allows no further try",
                              "use 1 or more, e.g. `else refine max 3`"))
     check_budget(task.budget, owner, name_span, out)
     if task.reduce is not None and task.reduce.chunk_size is not None and task.reduce.chunk_size < 2:
