@@ -144,3 +144,15 @@ def test_fmt_missing_file_is_a_usage_error(tmp_path: Path):
         pytest.skip("the formatter (bmad.compiler.format) is not there yet")
     result = bmad("fmt", str(tmp_path / "nope.bmad"))
     assert result.returncode == 2 and "no such file" in result.stderr
+
+
+def test_a_command_group_that_fails_to_load_reports_when_used():
+    code = """
+        import bmad.cli.main as main
+        main._register_broken("broken_cmd", ImportError("no module named x"))
+        main.run(["broken", "sub", "--flag"])
+    """
+    result = python(code)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "the `broken` commands failed to load: ImportError: no module named x" in result.stderr
