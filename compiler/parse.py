@@ -141,6 +141,7 @@ def parse_text(data: str | bytes, path: str = "<input>") -> ParseResult:
         if len(diagnostics) >= MAX_ERRORS:
             return False
         state = getattr(e, "state", None)
+        state = getattr(state, "position", state)  # Lark hands the live parser state: keep its number
         # the same parser state failing again is the same mistake continuing: report it once
         if state is None or state != last_error_state[0]:
             diag = syntax_errors.describe(e, text, source_map)
@@ -148,7 +149,10 @@ def parse_text(data: str | bytes, path: str = "<input>") -> ParseResult:
                 reported_lines.add(diag.span.line)
                 diagnostics.append(diag)
         last_error_state[0] = state
-        return syntax_errors.recover(e, text, skipped_openers)
+        recovered = syntax_errors.recover(e, text, skipped_openers)
+        # closers we inserted never pass the lexer: keep the nesting count honest
+        session.depth = max(0, session.depth - getattr(e, "_bmad_fed_closers", 0))
+        return recovered
 
     session = _Session()
     previous = getattr(_local, "session", None)
@@ -162,7 +166,8 @@ def parse_text(data: str | bytes, path: str = "<input>") -> ParseResult:
             f"brackets are nested more than {MAX_NESTING} deep",
             "flatten the structure; deeply nested JSON Schemas can usually be split"))
     except UnexpectedInput as e:
-        if len(diagnostics) < MAX_ERRORS and getattr(e, "state", None) != last_error_state[0]:
+        state = getattr(e, "state", None)
+        if len(diagnostics) < MAX_ERRORS and getattr(state, "position", state) != last_error_state[0]:
             diag = syntax_errors.describe(e, text, source_map)
             if diag.span.line not in reported_lines:
                 diagnostics.append(diag)

@@ -133,30 +133,51 @@ def _terminal_words() -> dict[str, str]:
 
 @cache
 def _example_error(example: str) -> UnexpectedInput | None:
-    from bmad.compiler.parse import build_parser
+    from bmad.compiler import parse
 
+    session = getattr(parse._local, "session", None)
+    parse._local.session = None  # the examples must not touch the user's parse state
     try:
-        build_parser().parse(example)
+        parse.build_parser().parse(example)
     except UnexpectedInput as e:
         return e
+    finally:
+        parse._local.session = session
     return None
 
 
-def _raise_example_error(example: str):
-    """A parse function for `match_examples` that replays each example's (cached) error."""
-    e = _example_error(example)
-    if e is not None:
-        raise e
+def _position(e: UnexpectedInput):
+    state = getattr(e, "state", None)
+    return getattr(state, "position", state)  # Lark passes the parser state object; we want its number
 
 
 def _match_known_mistake(e: UnexpectedInput) -> Explanation | None:
-    if getattr(e, "state", None) is None:
+    """`UnexpectedInput.match_examples`, keyed on the LALR state number alone.
+
+    Lark's own comparison also wants the same stack depth, so a mistake deep inside a file would
+    never match the short examples; the state number and the acceptable tokens are what matter.
+    """
+    position = _position(e)
+    if position is None:
         return None
-    table = [(explanation, examples) for explanation, examples in EXAMPLES]
-    try:
-        return e.match_examples(_raise_example_error, table, token_type_match_fallback=True)
-    except Exception:  # a table problem must never hide the user's error
-        return None
+    token = getattr(e, "token", None)
+    by_type: Explanation | None = None
+    by_state: Explanation | None = None
+    for explanation, examples in EXAMPLES:
+        for example in examples:
+            known = _example_error(example)
+            if known is None or _position(known) != position:
+                continue
+            if isinstance(e, UnexpectedToken) and isinstance(known, UnexpectedToken):
+                if known.accepts != e.accepts:
+                    continue
+                if known.token == token:
+                    return explanation
+                if known.token.type == token.type and by_type is None:
+                    by_type = explanation
+            if by_state is None:
+                by_state = explanation
+    return by_type or by_state
 
 
 # ----------------------------------------------------------------------------------------------
@@ -291,11 +312,13 @@ def recover(e: UnexpectedInput, text: str, skipped_openers: list[int]) -> bool:
                 if "RBRACE" not in accepts and not _pop_until(e, "RBRACE"):
                     return False
                 ip.feed_token(end)
+                e._bmad_fed_closers = getattr(e, "_bmad_fed_closers", 0) + 1  # type: ignore[attr-defined]
             return False
         closers = _closers_before(e)
         if closers:
             for _ in range(closers):
                 ip.feed_token(end)
+            e._bmad_fed_closers = closers  # type: ignore[attr-defined]
             ip.feed_token(e.token)
             return True
         if e.token.type == "LBRACE":
