@@ -14,7 +14,7 @@ from bmad.runtime.providers import base
 from bmad.runtime.providers.registry import ProviderOptions, build_provider
 from bmad.runtime.providers.replay import ReplayProvider
 
-ROUTERBENCH = Path("/work/shared/data/routerbench")
+ROUTERBENCH = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "routerbench"
 
 
 def ask(provider, model: str, prompt: str = "", **metadata) -> base.CompletionResponse:

@@ -1,0 +1,162 @@
+"""Anthropic Messages (`kind anthropic`): `POST {base_url}/v1/messages`.
+
+The system prompt goes in the top-level `system` field; `max_tokens` is required by the API (1024
+when the task sets none). Structured output uses the documented tool-use pattern: one tool whose
+`input_schema` is the task's schema, forced with `tool_choice`, and the tool input becomes the JSON
+answer. Usage maps `input_tokens`, `output_tokens` and `cache_read_input_tokens` (cached); streams
+are SSE events `message_start` (input usage), `content_block_delta` (`text_delta` /
+`input_json_delta`), `message_delta` (stop reason, output usage) and `message_stop`; an `error`
+event mid-stream (e.g. `overloaded_error`) is classified like an HTTP error. 529 overloaded is
+transient; `anthropic-ratelimit-*` headers feed rate limits.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from bmad.runtime.providers import base
+from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status,
+                                                iter_sse, loads_event, truncated)
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 1024
+JSON_TOOL = "emit_answer"
+_ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401,
+                 "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
+                 "rate_limit_error": 429, "api_error": 500, "overloaded_error": 529}
+
+
+class AnthropicProvider(HttpProvider):
+    kind = "anthropic"
+    default_base_url = "https://api.anthropic.com"
+    models_path = "/v1/models"
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"x-api-key": key}
+
+    def extra_headers(self) -> dict[str, str]:
+        return {"anthropic-version": API_VERSION}
+
+    def request_path(self, request: base.CompletionRequest) -> str:
+        return "/v1/messages"
+
+    def request_body(self, request: base.CompletionRequest) -> dict[str, Any]:
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        messages = [{"role": m.role, "content": m.content}
+                    for m in request.messages if m.role != "system"]
+        if not messages:
+            messages = [{"role": "user", "content": system or "."}]
+            system = ""
+        body: dict[str, Any] = {
+            "model": request.model_id,
+            "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+            "messages": messages,
+        }
+        if system:
+            body["system"] = system
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.stop:
+            body["stop_sequences"] = list(request.stop)
+        if request.json_schema is not None:
+            schema = request.json_schema
+            if schema.get("type") != "object":  # tool inputs are objects: wrap other shapes
+                schema = {"type": "object", "properties": {"value": schema}, "required": ["value"]}
+            body["tools"] = [{"name": JSON_TOOL, "description": "Return the answer as structured "
+                              "data matching the schema.", "input_schema": schema}]
+            body["tool_choice"] = {"type": "tool", "name": JSON_TOOL}
+        if request.stream:
+            body["stream"] = True
+        return body
+
+    def error_details(self, data: Any) -> tuple[str, str | None, float | None]:
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            err = data["error"]
+            return str(err.get("message", "")), err.get("type"), None
+        return super().error_details(data)
+
+    def parse_body(self, request: base.CompletionRequest, data: Any) -> ParsedCompletion:
+        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
+            raise self.fail(base.Transient, "the response has no content blocks")
+        parsed = ParsedCompletion(finish_reason=data.get("stop_reason"), model_id=data.get("model"),
+                                  raw=data)
+        parsed.text = _text_of(request, data["content"])
+        _apply_usage(parsed, data.get("usage"))
+        return parsed
+
+    async def read_stream(self, request: base.CompletionRequest, response: httpx.Response,
+                          on_progress: base.ProgressCallback | None) -> ParsedCompletion:
+        parsed = ParsedCompletion(raw={"stream": True})
+        text: list[str] = []
+        tool_json: list[str] = []
+        deltas = 0
+        stopped = False
+        async for event in iter_sse(response):
+            data = loads_event(self, event.data)
+            kind = data.get("type") if isinstance(data, dict) else None
+            if kind == "message_start":
+                message = data.get("message") or {}
+                parsed.model_id = message.get("model")
+                _apply_usage(parsed, message.get("usage"))
+            elif kind == "content_block_delta":
+                delta = data.get("delta") or {}
+                if delta.get("type") == "text_delta":
+                    text.append(delta.get("text", ""))
+                elif delta.get("type") == "input_json_delta":
+                    tool_json.append(delta.get("partial_json", ""))
+                deltas += 1
+                if on_progress is not None:
+                    on_progress(deltas)
+            elif kind == "message_delta":
+                parsed.finish_reason = (data.get("delta") or {}).get("stop_reason") \
+                    or parsed.finish_reason
+                usage = data.get("usage") or {}
+                if usage.get("output_tokens") is not None:
+                    parsed.output_tokens = int(usage["output_tokens"])
+            elif kind == "message_stop":
+                stopped = True
+                break
+            elif kind == "error":
+                message, code, _ = self.error_details(data)
+                raise classify_status(_ERROR_STATUS.get(code or "", 500), message, code=code,
+                                      provider=self.name)
+        if not stopped:
+            raise truncated(self)
+        if request.json_schema is not None and tool_json:
+            value = loads_event(self, "".join(tool_json) or "{}")
+            parsed.text = json.dumps(_unwrap(request, value))
+        else:
+            parsed.text = "".join(text)
+        return parsed
+
+
+def _text_of(request: base.CompletionRequest, blocks: list[Any]) -> str:
+    for block in blocks:
+        if isinstance(block, dict) and block.get("type") == "tool_use" \
+                and block.get("name") == JSON_TOOL:
+            return json.dumps(_unwrap(request, block.get("input")))
+    return "".join(b.get("text", "") for b in blocks
+                   if isinstance(b, dict) and b.get("type") == "text")
+
+
+def _unwrap(request: base.CompletionRequest, value: Any) -> Any:
+    schema = request.json_schema or {}
+    if schema.get("type") != "object" and isinstance(value, dict) and "value" in value:
+        return value["value"]
+    return value
+
+
+def _apply_usage(parsed: ParsedCompletion, usage: Any) -> None:
+    if not isinstance(usage, dict):
+        return
+    if usage.get("input_tokens") is not None:
+        # Cache writes and reads are input tokens too (billed at their own rates).
+        parsed.input_tokens = int(usage["input_tokens"]) \
+            + int(usage.get("cache_creation_input_tokens") or 0) \
+            + int(usage.get("cache_read_input_tokens") or 0)
+        parsed.cached_tokens = int(usage.get("cache_read_input_tokens") or 0)
+    if usage.get("output_tokens") is not None:
+        parsed.output_tokens = int(usage["output_tokens"])

@@ -1,0 +1,511 @@
+"""The shared HTTP layer of the protocol modules: one pooled httpx client, errors, SSE, rate limits.
+
+Each protocol module (openai, anthropic, gemini, ollama) subclasses `HttpProvider` and supplies
+four hooks: the request path and body, how to read a finished body, how to read a stream, and how
+to find the message and error code in an error body. Everything else lives here once:
+
+- one `httpx.AsyncClient` per provider (connection pooling, split connect/read timeouts; a new
+  client if the event loop changed, since pooled connections belong to a loop);
+- transport failures and HTTP statuses mapped to the runtime's error classes (`classify_status`);
+- `Retry-After` / `retry-after-ms` / `x-ratelimit-*` / `anthropic-ratelimit-*` header parsing into
+  `retry_after_s` and `base.RateLimitInfo`;
+- a small SSE reader (`iter_sse`);
+- cost from catalog prices (unknown price: None, never $0);
+- keys read from the environment on first use and never put in messages: every error text passes
+  through `keys.redact`, and errors are raised outside `except` blocks so no httpx exception (which
+  holds the request and its headers) hangs off them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Mapping
+
+import anyio
+import httpx
+
+from bmad.runtime.providers import base, keys
+from bmad.runtime.providers.health import HealthReport
+
+USER_AGENT = "bmad-runtime"
+_ERROR_TEXT_LIMIT = 300
+
+
+@dataclass(slots=True)
+class ParsedCompletion:
+    """What a protocol module extracts from a body or a stream."""
+
+    text: str = ""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    finish_reason: str | None = None
+    model_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class HttpProvider:
+    """Base class of the HTTP protocols: implements `base.Provider` around four hooks."""
+
+    kind = "http"
+    default_base_url = ""
+    models_path = "/models"  # GET here lists models without spending tokens (bmad doctor)
+
+    def __init__(self, name: str, base_url: str | None = None, key_variables: tuple[str, ...] = (),
+                 connect_timeout_s: float = 10.0, read_timeout_s: float = 120.0,
+                 prices: Mapping[str, tuple[float, float]] | None = None,
+                 key_required: bool = False, environ: Mapping[str, str] | None = None):
+        self.name = name
+        url = (base_url or self.default_base_url).strip()
+        # Keep a query string (Azure's ?api-version=...) apart, to append after the path.
+        url, _, self._query = url.partition("?")
+        self.base_url = url.rstrip("/")
+        self.key_variables = tuple(key_variables)
+        self.key_required = key_required
+        self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.prices = dict(prices or {})
+        self._environ = environ
+        self._key: str | None = None
+        self._key_loaded = False
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: int | None = None
+        self.last_rate_limit: base.RateLimitInfo | None = None
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, "
+                f"key_from={'|'.join(self.key_variables) or None!r})")
+
+    # -- hooks the protocol modules implement ------------------------------------------------
+
+    def request_path(self, request: base.CompletionRequest) -> str:
+        raise NotImplementedError
+
+    def request_body(self, request: base.CompletionRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def parse_body(self, request: base.CompletionRequest, data: Any) -> ParsedCompletion:
+        raise NotImplementedError
+
+    async def read_stream(self, request: base.CompletionRequest, response: httpx.Response,
+                          on_progress: base.ProgressCallback | None) -> ParsedCompletion:
+        raise NotImplementedError
+
+    def error_details(self, data: Any) -> tuple[str, str | None, float | None]:
+        """(message, provider error code/type, retry-after from the body) of an error body."""
+        if isinstance(data, dict):
+            err = data.get("error")
+            if isinstance(err, dict):
+                code = err.get("code") or err.get("type") or err.get("status")
+                return str(err.get("message") or err), (str(code) if code else None), None
+            if isinstance(err, str):
+                return err, None, None
+            if "message" in data:
+                return str(data["message"]), None, None
+        return (str(data) if data else ""), None, None
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    def extra_headers(self) -> dict[str, str]:
+        return {}
+
+    def list_models(self, data: Any) -> tuple[str, ...]:
+        """Model ids out of the `models_path` body (OpenAI-style `{"data": [{"id": ...}]}`)."""
+        items = data.get("data", []) if isinstance(data, dict) else []
+        return tuple(str(m.get("id")) for m in items if isinstance(m, dict) and m.get("id"))
+
+    # -- the shared machinery ----------------------------------------------------------------
+
+    def api_key(self) -> str | None:
+        if not self._key_loaded:
+            self._key, _ = keys.read_key(self.key_variables, self._environ)
+            self._key_loaded = True
+        if self._key is None and self.key_required:
+            raise base.Unavailable(
+                f"provider {self.name!r} needs an API key: set the environment variable "
+                f"{' or '.join(self.key_variables)}", provider=self.name)
+        return self._key
+
+    def headers(self) -> dict[str, str]:
+        h = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
+        key = self.api_key()
+        if key:
+            h.update(self.auth_headers(key))
+        h.update(self.extra_headers())
+        return h
+
+    def url(self, path: str) -> str:
+        full = self.base_url + path
+        if self._query:
+            full += ("&" if "?" in full else "?") + self._query
+        return full
+
+    def client(self) -> httpx.AsyncClient:
+        try:
+            loop = id(asyncio.get_running_loop())
+        except RuntimeError:
+            loop = None
+        if self._client is None or self._client.is_closed or loop != self._client_loop:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.read_timeout_s, connect=self.connect_timeout_s),
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                follow_redirects=False)
+            self._client_loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None and not self._client.is_closed:
+            client, self._client = self._client, None
+            try:
+                await client.aclose()
+            except RuntimeError:  # closed from another loop: the pool is gone with it
+                pass
+
+    def cost(self, request: base.CompletionRequest, input_tokens: int,
+             output_tokens: int) -> float | None:
+        price = self.prices.get(request.model_name) or self.prices.get(request.model_id)
+        if price is None:
+            return None  # unknown, never $0
+        return (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000
+
+    def fail(self, cls: type[base.ProviderError], message: str, **kw: Any) -> base.ProviderError:
+        return cls(keys.redact(f"{self.name}: {message}"), provider=self.name, **kw)
+
+    async def complete(self, request: base.CompletionRequest,
+                       on_progress: base.ProgressCallback | None = None) -> base.CompletionResponse:
+        deadline = request.timeout_s
+        started = time.perf_counter()
+        error: base.ProviderError | None = None
+        parsed: ParsedCompletion | None = None
+        headers: httpx.Headers | None = None
+        try:
+            with anyio.fail_after(deadline) if deadline else _no_deadline():
+                parsed, headers = await self._exchange(request, on_progress)
+        except base.ProviderError as exc:
+            error = exc
+        except TimeoutError:
+            error = self.fail(base.Timeout, f"no complete answer within {deadline:g}s")
+        except httpx.TimeoutException as exc:
+            error = self.fail(base.Timeout, f"timed out ({type(exc).__name__})")
+        except httpx.RemoteProtocolError as exc:
+            error = self.fail(base.Transient, f"connection broke off mid-response ({exc})")
+        except httpx.ConnectError:
+            error = self.fail(base.Transient, f"cannot connect to {self.base_url}")
+        except httpx.HTTPError as exc:
+            error = self.fail(base.Transient, f"transport error {type(exc).__name__}: {exc}")
+        if error is not None:
+            raise _detached(error)
+        assert parsed is not None
+        latency = time.perf_counter() - started
+        if parsed.finish_reason in ("content_filter", "SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST",
+                                    "SPII", "refusal") and not parsed.text.strip():
+            raise self.fail(base.ContentFiltered,
+                            f"the answer was withheld by the provider's filter "
+                            f"({parsed.finish_reason})")
+        input_tokens = parsed.input_tokens if parsed.input_tokens is not None \
+            else max(1, len(request.prompt_text) // 4)
+        output_tokens = parsed.output_tokens if parsed.output_tokens is not None \
+            else max(1, len(parsed.text) // 4)
+        if parsed.input_tokens is None or parsed.output_tokens is None:
+            parsed.raw = {**parsed.raw, "usage_estimated": True}
+        rate_limit = parse_rate_limit(headers) if headers is not None else None
+        if rate_limit is not None:
+            self.last_rate_limit = rate_limit
+        return base.CompletionResponse(
+            text=parsed.text, input_tokens=input_tokens, output_tokens=output_tokens,
+            latency_s=latency, cost_usd=self.cost(request, input_tokens, output_tokens),
+            cached_tokens=parsed.cached_tokens, reasoning_tokens=parsed.reasoning_tokens,
+            finish_reason=parsed.finish_reason, model_id=parsed.model_id or request.model_id,
+            raw=parsed.raw, rate_limit=rate_limit)
+
+    async def _exchange(self, request: base.CompletionRequest,
+                        on_progress: base.ProgressCallback | None
+                        ) -> tuple[ParsedCompletion, httpx.Headers]:
+        body = self.request_body(request)
+        url = self.url(self.request_path(request))
+        client = self.client()
+        timeout = httpx.Timeout(request.timeout_s or self.read_timeout_s,
+                                connect=self.connect_timeout_s)
+        http_request = client.build_request("POST", url, json=body, headers=self.headers(),
+                                            timeout=timeout)
+        response = await client.send(http_request, stream=True)
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                raise self.error_from_response(response)
+            if request.stream:
+                parsed = await self.read_stream(request, response, on_progress)
+            else:
+                await response.aread()
+                parsed = self.parse_body(request, self.json_body(response))
+                if on_progress is not None and parsed.output_tokens:
+                    on_progress(parsed.output_tokens)
+            return parsed, response.headers
+        finally:
+            await response.aclose()
+
+    def json_body(self, response: httpx.Response) -> Any:
+        try:
+            return json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            snippet = response.content[:80].decode("utf-8", "replace")
+            raise self.fail(base.Transient, f"malformed JSON in the response body "
+                                            f"(HTTP {response.status_code}): {snippet!r}") from None
+
+    def error_from_response(self, response: httpx.Response) -> base.ProviderError:
+        try:
+            data: Any = json.loads(response.content) if response.content else None
+        except (ValueError, UnicodeDecodeError):
+            data = response.content[:_ERROR_TEXT_LIMIT].decode("utf-8", "replace")
+        message, code, body_retry = self.error_details(data)
+        return classify_status(response.status_code, message, code=code,
+                               headers=response.headers, provider=self.name,
+                               body_retry_after_s=body_retry)
+
+    async def check(self) -> HealthReport:
+        """Reachability and auth without spending tokens: GET the models list."""
+        started = time.perf_counter()
+        try:
+            key_headers = self.headers()
+        except base.Unavailable as exc:
+            return HealthReport(self.name, self.kind, "no_key", exc.message)
+        outcome: HealthReport | None = None
+        try:
+            response = await self.client().get(self.url(self.models_path), headers=key_headers)
+        except httpx.TimeoutException:
+            outcome = HealthReport(self.name, self.kind, "unreachable",
+                                   f"{self.base_url} did not answer in time")
+        except httpx.HTTPError as exc:
+            outcome = HealthReport(self.name, self.kind, "unreachable",
+                                   keys.redact(f"cannot reach {self.base_url}: "
+                                               f"{type(exc).__name__}"))
+        if outcome is not None:
+            return outcome
+        latency = time.perf_counter() - started
+        if response.status_code >= 400:
+            err = self.error_from_response(response)
+            status = "auth" if isinstance(err, base.Auth) else "error"
+            return HealthReport(self.name, self.kind, status, err.message, latency_s=latency)
+        try:
+            models = self.list_models(json.loads(response.content))
+        except (ValueError, UnicodeDecodeError):
+            return HealthReport(self.name, self.kind, "error",
+                                "the models list is not JSON", latency_s=latency)
+        detail = f"reachable, {len(models)} model(s) listed"
+        if not self.api_key() and self.key_variables:
+            detail += f" (no key: {' / '.join(self.key_variables)} not set)"
+        return HealthReport(self.name, self.kind, "ok", detail, models=models, latency_s=latency)
+
+
+class _no_deadline:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _detached(error: base.ProviderError) -> base.ProviderError:
+    """The error without links to the transport exception (which holds request headers)."""
+    error.__cause__ = None
+    error.__context__ = None
+    error.__suppress_context__ = True
+    error.__traceback__ = None
+    return error
+
+
+# ----------------------------------------------------------------------------------------------
+# Status codes and error bodies -> error classes
+
+_CONTEXT_PATTERNS = re.compile(
+    r"context[_ ]length|context window|maximum context|context size|prompt is too long|"
+    r"too many tokens|token count .* exceeds|exceeds the maximum number of tokens|"
+    r"input is too long|reduce the length|string_above_max_length|max_tokens_exceeded",
+    re.IGNORECASE)
+_FILTER_PATTERNS = re.compile(
+    r"content[_ ]filter|content[_ ]policy|safety|responsibleaipolicy|prohibited_content|"
+    r"blocked by|moderation", re.IGNORECASE)
+_QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"}
+
+
+def classify_status(status: int, message: str, *, code: str | None = None,
+                    headers: Mapping[str, str] | None = None, provider: str | None = None,
+                    body_retry_after_s: float | None = None) -> base.ProviderError:
+    """The error class for an HTTP error response, from its status, message and code."""
+    headers = headers or {}
+    text = keys.redact(" ".join(str(message).split())[:_ERROR_TEXT_LIMIT]) or f"HTTP {status}"
+    prefix = f"{provider}: " if provider else ""
+    label = f"{prefix}HTTP {status}" + (f" {code}" if code else "") + f": {text}"
+    retry_after = parse_retry_after(headers)
+    if retry_after is None:
+        retry_after = body_retry_after_s
+    rate_limit = parse_rate_limit(headers)
+    kw: dict[str, Any] = dict(status=status, provider=provider, rate_limit=rate_limit)
+    haystack = f"{code or ''} {message}"
+    if status == 413 or (status in (400, 422) and _CONTEXT_PATTERNS.search(haystack)):
+        return base.ContextTooLong(label, **kw)
+    if status in (400, 403, 422) and _FILTER_PATTERNS.search(haystack):
+        return base.ContentFiltered(label, **kw)
+    if status == 429:
+        if code in _QUOTA_CODES:
+            return base.Unavailable(label, **kw)
+        return base.RateLimited(label, retry_after_s=retry_after, **kw)
+    if status in (401, 403) or (code and "api_key" in code.lower()):
+        return base.Auth(label, **kw)
+    if status == 408:
+        return base.Timeout(label, **kw)
+    if status >= 500:  # 500, 502, 503, 504, Anthropic's 529 overloaded
+        return base.Transient(label, retry_after_s=retry_after, **kw)
+    return base.BadRequest(label, **kw)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rate-limit headers
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6,
+                   "ns": 1e-9}
+
+
+def parse_duration(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from '20', '1.5', '6m0s', '250ms', an RFC 3339 timestamp or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(value)
+    if parts and "".join(n + u for n, u in parts) == value:
+        return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    now = time.time() if now is None else now
+    try:  # RFC 3339 (anthropic-ratelimit-*-reset)
+        from datetime import datetime
+        return max(0.0, datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() - now)
+    except ValueError:
+        pass
+    try:  # HTTP date (Retry-After)
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - now)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """How long the server asks us to wait, from Retry-After and its variants."""
+    ms = _header(headers, "retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = parse_duration(_header(headers, "retry-after"))
+    if value is not None:
+        return value
+    resets = [parse_duration(_header(headers, h)) for h in (
+        "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens",
+        "anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-reset",
+        "anthropic-ratelimit-input-tokens-reset", "anthropic-ratelimit-output-tokens-reset")]
+    known = [r for r in resets if r is not None]
+    return max(known) if known else None
+
+
+def parse_rate_limit(headers: Mapping[str, str] | None) -> base.RateLimitInfo | None:
+    """Limits and what remains of them, from OpenAI-style or Anthropic-style headers."""
+    if not headers:
+        return None
+
+    def number(*names: str) -> int | None:
+        for n in names:
+            v = _header(headers, n)
+            if v is not None:
+                try:
+                    return int(float(v))
+                except ValueError:
+                    continue
+        return None
+
+    def duration(*names: str) -> float | None:
+        for n in names:
+            v = parse_duration(_header(headers, n))
+            if v is not None:
+                return v
+        return None
+
+    info = base.RateLimitInfo(
+        requests_limit=number("x-ratelimit-limit-requests", "anthropic-ratelimit-requests-limit",
+                              "ratelimit-limit"),
+        requests_remaining=number("x-ratelimit-remaining-requests",
+                                  "anthropic-ratelimit-requests-remaining", "ratelimit-remaining"),
+        requests_reset_s=duration("x-ratelimit-reset-requests",
+                                  "anthropic-ratelimit-requests-reset", "ratelimit-reset"),
+        tokens_limit=number("x-ratelimit-limit-tokens", "anthropic-ratelimit-tokens-limit"),
+        tokens_remaining=number("x-ratelimit-remaining-tokens",
+                                "anthropic-ratelimit-tokens-remaining"),
+        tokens_reset_s=duration("x-ratelimit-reset-tokens", "anthropic-ratelimit-tokens-reset"),
+    )
+    return None if info == base.RateLimitInfo() else info
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None and not isinstance(headers, httpx.Headers):
+        lowered = {k.lower(): v for k, v in headers.items()}
+        value = lowered.get(name)
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# Server-sent events
+
+
+@dataclass(frozen=True, slots=True)
+class SseEvent:
+    event: str | None
+    data: str
+
+
+async def iter_sse(response: httpx.Response) -> AsyncIterator[SseEvent]:
+    """Events of a `text/event-stream` body (comments skipped, multi-line data joined)."""
+    event: str | None = None
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line == "":
+            if data:
+                yield SseEvent(event, "\n".join(data))
+            event, data = None, []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+    if data:
+        yield SseEvent(event, "\n".join(data))
+
+
+def loads_event(provider: HttpProvider, data: str) -> Any:
+    """One event's JSON payload; a malformed one is a transient failure (a garbled stream)."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise provider.fail(base.Transient,
+                            f"malformed JSON in the stream: {data[:80]!r}") from None
+
+
+def truncated(provider: HttpProvider) -> base.ProviderError:
+    return provider.fail(base.Transient, "the stream ended before the answer was complete")

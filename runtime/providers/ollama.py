@@ -1,0 +1,101 @@
+"""Ollama's native chat API (`kind ollama`): `POST {base_url}/api/chat` (default 127.0.0.1:11434).
+
+Settings go in `options` (`num_predict`, `temperature`, `stop`); structured output sends the JSON
+Schema as `format`. `stream` is always set explicitly (Ollama streams by default): a stream is
+newline-delimited JSON objects, the last with `"done": true` and the counts `prompt_eval_count`
+(input) and `eval_count` (output). Errors are `{"error": "..."}`; a stream that stops before
+`done` is a truncated (transient) failure. `bmad doctor` lists models with `GET /api/tags`.
+For Ollama's OpenAI-compatible `/v1`, declare `kind openai` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from bmad.runtime.providers import base
+from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status,
+                                                loads_event, truncated)
+
+
+class OllamaProvider(HttpProvider):
+    kind = "ollama"
+    default_base_url = "http://127.0.0.1:11434"
+    models_path = "/api/tags"
+
+    def request_path(self, request: base.CompletionRequest) -> str:
+        return "/api/chat"
+
+    def request_body(self, request: base.CompletionRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": request.model_id,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "stream": bool(request.stream),
+        }
+        options: dict[str, Any] = {}
+        if request.max_tokens is not None:
+            options["num_predict"] = request.max_tokens
+        if request.temperature is not None:
+            options["temperature"] = request.temperature
+        if request.stop:
+            options["stop"] = list(request.stop)
+        if options:
+            body["options"] = options
+        if request.json_schema is not None:
+            body["format"] = request.json_schema
+        return body
+
+    def list_models(self, data: Any) -> tuple[str, ...]:
+        items = data.get("models", []) if isinstance(data, dict) else []
+        return tuple(str(m.get("name") or m.get("model")) for m in items
+                     if isinstance(m, dict) and (m.get("name") or m.get("model")))
+
+    def parse_body(self, request: base.CompletionRequest, data: Any) -> ParsedCompletion:
+        if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
+            raise self.fail(base.Transient, "the response has no message")
+        parsed = ParsedCompletion(raw=data)
+        _merge(parsed, data)
+        parsed.text = data["message"].get("content") or ""
+        return parsed
+
+    async def read_stream(self, request: base.CompletionRequest, response: httpx.Response,
+                          on_progress: base.ProgressCallback | None) -> ParsedCompletion:
+        parsed = ParsedCompletion(raw={"stream": True})
+        pieces: list[str] = []
+        chunks = 0
+        done = False
+        async for line in response.aiter_lines():
+            if not line.strip():
+                continue
+            data = loads_event(self, line)
+            if not isinstance(data, dict):
+                continue
+            if data.get("error"):
+                raise classify_status(500, str(data["error"]), provider=self.name)
+            content = (data.get("message") or {}).get("content")
+            if content:
+                pieces.append(content)
+                chunks += 1
+                if on_progress is not None:
+                    on_progress(chunks)
+            if data.get("done"):
+                _merge(parsed, data)
+                done = True
+                break
+        if not done:
+            raise truncated(self)
+        parsed.text = "".join(pieces)
+        return parsed
+
+
+def _merge(parsed: ParsedCompletion, data: dict[str, Any]) -> None:
+    parsed.model_id = data.get("model") or parsed.model_id
+    parsed.finish_reason = data.get("done_reason") or parsed.finish_reason
+    if data.get("prompt_eval_count") is not None:
+        parsed.input_tokens = int(data["prompt_eval_count"])
+    if data.get("eval_count") is not None:
+        parsed.output_tokens = int(data["eval_count"])
+    if data.get("done"):
+        parsed.raw = {**parsed.raw, **{k: v for k, v in data.items() if k != "message"}}
+

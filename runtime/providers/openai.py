@@ -1,0 +1,135 @@
+"""OpenAI-compatible chat completions (`kind openai`): OpenAI, Azure OpenAI, vLLM, llama.cpp's
+server, Ollama's /v1, LM Studio, OpenRouter, Together... anything serving `POST {base_url}/chat/completions`.
+
+Structured output asks for `response_format: {type: json_schema}`; usage maps `prompt_tokens`,
+`completion_tokens`, `prompt_tokens_details.cached_tokens` and
+`completion_tokens_details.reasoning_tokens`; streams are SSE `data:` chunks ending in `[DONE]`, with
+`stream_options.include_usage` so the last chunk carries usage. A server that rejects `max_tokens`
+in favour of `max_completion_tokens` (OpenAI's reasoning models) is answered once more with it.
+Azure: a base_url on `*.openai.azure.com` (with `?api-version=...`) sends the key as `api-key`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from bmad.runtime.providers import base
+from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status,
+                                                iter_sse, loads_event, truncated)
+
+
+class OpenAIProvider(HttpProvider):
+    kind = "openai"
+    default_base_url = "https://api.openai.com/v1"
+    models_path = "/models"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._use_max_completion_tokens = False
+
+    @property
+    def is_azure(self) -> bool:
+        return (urlsplit(self.base_url).hostname or "").endswith(".openai.azure.com")
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"api-key": key} if self.is_azure else {"Authorization": f"Bearer {key}"}
+
+    def request_path(self, request: base.CompletionRequest) -> str:
+        return "/chat/completions"
+
+    def request_body(self, request: base.CompletionRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": request.model_id,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        }
+        if request.max_tokens is not None:
+            body["max_completion_tokens" if self._use_max_completion_tokens
+                 else "max_tokens"] = request.max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": request.json_schema, "strict": False},
+            }
+        if request.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def complete(self, request: base.CompletionRequest,
+                       on_progress: base.ProgressCallback | None = None) -> base.CompletionResponse:
+        try:
+            return await super().complete(request, on_progress)
+        except base.BadRequest as exc:
+            if ("max_completion_tokens" in exc.message and request.max_tokens is not None
+                    and not self._use_max_completion_tokens):
+                self._use_max_completion_tokens = True
+                return await super().complete(request, on_progress)
+            raise
+
+    def parse_body(self, request: base.CompletionRequest, data: Any) -> ParsedCompletion:
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list) \
+                or not data["choices"]:
+            raise self.fail(base.Transient, "the response has no choices")
+        choice = data["choices"][0]
+        message = choice.get("message") or {}
+        text = message.get("content")
+        if text is None and message.get("refusal"):
+            return ParsedCompletion(text="", finish_reason="refusal", raw=data)
+        parsed = ParsedCompletion(text=text or "", finish_reason=choice.get("finish_reason"),
+                                  model_id=data.get("model"), raw=data)
+        _apply_usage(parsed, data.get("usage"))
+        return parsed
+
+    async def read_stream(self, request: base.CompletionRequest, response: httpx.Response,
+                          on_progress: base.ProgressCallback | None) -> ParsedCompletion:
+        parsed = ParsedCompletion(raw={"stream": True})
+        pieces: list[str] = []
+        chunks = 0
+        done = False
+        async for event in iter_sse(response):
+            if event.data.strip() == "[DONE]":
+                done = True
+                break
+            data = loads_event(self, event.data)
+            if isinstance(data, dict) and data.get("error"):
+                message, code, _ = self.error_details(data)
+                status = 400 if code and "context" in code else 500
+                raise classify_status(status, message, code=code, provider=self.name)
+            parsed.model_id = data.get("model") or parsed.model_id
+            for choice in data.get("choices") or []:
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    pieces.append(delta["content"])
+                    chunks += 1
+                    if on_progress is not None:
+                        on_progress(chunks)
+                if choice.get("finish_reason"):
+                    parsed.finish_reason = choice["finish_reason"]
+            if data.get("usage"):
+                _apply_usage(parsed, data["usage"])
+        if not done:
+            raise truncated(self)
+        parsed.text = "".join(pieces)
+        if parsed.output_tokens is None and chunks:
+            parsed.output_tokens = chunks  # one chunk is one token on the servers that omit usage
+        return parsed
+
+
+def _apply_usage(parsed: ParsedCompletion, usage: Any) -> None:
+    if not isinstance(usage, dict):
+        return
+    if usage.get("prompt_tokens") is not None:
+        parsed.input_tokens = int(usage["prompt_tokens"])
+    if usage.get("completion_tokens") is not None:
+        parsed.output_tokens = int(usage["completion_tokens"])
+    details = usage.get("prompt_tokens_details") or {}
+    parsed.cached_tokens = int(details.get("cached_tokens") or 0)
+    out_details = usage.get("completion_tokens_details") or {}
+    parsed.reasoning_tokens = int(out_details.get("reasoning_tokens") or 0)
