@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "lsp_cmd",
     "plan_cmd",
     "workflow_cmd",
+    "run_cmd",
 )
 
 app = typer.Typer(

@@ -1,0 +1,399 @@
+"""`bmad run`, `bmad export`, `bmad runs`, `bmad show` and `bmad workflow status`: the runtime's commands.
+
+`bmad run FILE|plan.json` compiles and plans a workflow (or loads a sealed plan, refusing a stale one
+unless --replan), then runs it with the durable interpreter. Exit codes: 0 completed, 1 failed,
+2 invalid input or plan, 3 budget exhausted, 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from bmad.cli.common import examples, print_diagnostics
+
+EXIT_INVALID = 2
+
+RUN_HELP = """Run a workflow (a .bmad/.yaml file, planned first) or a sealed plan (plan.json).
+
+Every model call is journaled in SQLite (`.bmad/runs.db`, or `--journal`, or `$BMAD_HOME`): a run
+that crashed or was cancelled continues with `--resume RUN_ID` without re-running completed tasks
+or paying twice for a call. The budget is a hard cap: no call starts that could break it.
+Exit status: 0 completed, 1 failed, 2 invalid input or plan, 3 budget exhausted, 130 cancelled.
+"""
+
+RUN_EPILOG = examples(
+    ("bmad run review.bmad --input diff=@change.patch", "plan and run; @FILE reads a value from a file"),
+    ("bmad run plan.json --input-file inputs.json -o out.json", "run a sealed plan exactly"),
+    ("bmad run review.bmad --provider sim --sim-seed 7", "every model simulated (no keys, no cost)"),
+    ("bmad run review.bmad --budget '$0.20' --json-events", "a hard budget, JSON-lines events on stdout"),
+    ("bmad run --resume 20260101-120000-ab12cd", "continue a crashed or cancelled run"),
+    ("bmad run review.bmad --cache --explain-cache", "reuse unchanged task results across runs"),
+)
+
+
+def _fail(message: str, hint: str | None = None, code: int = EXIT_INVALID) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    if hint:
+        typer.echo(f"  = help: {hint}", err=True)
+    return typer.Exit(code)
+
+
+def _journal_path(journal: Optional[Path]) -> Path:
+    from bmad.runtime.journal import default_journal_path
+
+    return journal if journal is not None else default_journal_path()
+
+
+def _open_journal(journal: Optional[Path]):
+    from bmad.runtime.journal import Journal, JournalError
+
+    path = _journal_path(journal)
+    try:
+        return Journal(path, readonly=True)
+    except JournalError as exc:
+        raise _fail(str(exc), "runs are journaled where `bmad run` ran (or pass --journal PATH)")
+
+
+def _parse_inputs(pairs: list[str], input_file: Optional[Path]) -> tuple[dict[str, Any], dict[str, str]]:
+    values: dict[str, Any] = {}
+    if input_file is not None:
+        try:
+            data = json.loads(input_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise _fail(f"--input-file {input_file}: {exc}", "pass a JSON object of input values")
+        if not isinstance(data, dict):
+            raise _fail(f"--input-file {input_file}: not a JSON object", "write {\"name\": value, ...}")
+        values.update(data)
+    texts: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise _fail(f"--input {pair}: expected NAME=VALUE", "e.g. --input topic=bees")
+        key, value = pair.split("=", 1)
+        if value.startswith("@"):
+            try:
+                value = Path(value[1:]).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise _fail(f"--input {key}: can't read {value[1:]}: {exc.strerror or exc}")
+        texts[key.strip()] = value
+    return values, texts
+
+
+def _budget(text: Optional[str]):
+    if text is None:
+        return None
+    from bmad.cli.plan_cmd import parse_budget
+
+    parsed = parse_budget(text)
+    if isinstance(parsed, str):
+        raise _fail(f"--budget {text}: {parsed}", "write $2.50, 400k tokens or 10m")
+    return parsed
+
+
+def _load_plan(file: str, *, replan: bool, provider: Optional[str], budget, optimize: Optional[str]):
+    """A sealed plan from FILE: plan a workflow file, or load (and verify) a plan JSON."""
+    from bmad.cli.common import file_problem
+
+    problem = file_problem(file)
+    if problem is not None:
+        print_diagnostics([problem], {})
+        raise typer.Exit(EXIT_INVALID)
+    if file.endswith(".json"):
+        from bmad.compiler.passes import verify_plan
+        from bmad.compiler.plan import Plan
+
+        try:
+            plan = Plan.from_json(json.loads(Path(file).read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _fail(f"{file} is not a sealed plan: {exc}",
+                        "write one with `bmad plan FILE -o plan.json`")
+        problems = verify_plan(plan)
+        if not problems:
+            return plan
+        if not replan:
+            print_diagnostics(problems, {})
+            raise typer.Exit(EXIT_INVALID)
+        main = next((f.path for f in plan.program.files if f.role == "main"), None)
+        if main is None or not Path(main).exists():
+            raise _fail(f"--replan: the plan's source file {main} is gone", "plan the workflow again")
+        file = main
+    from bmad.cli.plan_cmd import compile_and_plan
+
+    plan, diagnostics, sources, program = compile_and_plan(file, provider=provider, budget=budget,
+                                                           optimize=optimize)
+    print_diagnostics([d for d in diagnostics if d.is_error], sources)
+    if plan is None:
+        if program is not None and not program.workflows:
+            raise _fail(f"{file} declares no workflow", "run a file with a `workflow { ... }`")
+        raise typer.Exit(EXIT_INVALID)
+    return plan
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run", help=RUN_HELP, epilog=RUN_EPILOG)
+    def run_command(
+        file: Optional[str] = typer.Argument(None, metavar="FILE|plan.json", show_default=False),
+        inputs: list[str] = typer.Option([], "--input", "-i", metavar="NAME=VALUE",
+                                         help="An input value (repeatable); @FILE reads a file."),
+        input_file: Optional[Path] = typer.Option(None, "--input-file", help="A JSON object of inputs."),
+        strategy: Optional[str] = typer.Option(None, "--strategy",
+                                               help="sequential, parallel, adaptive or collaborative."),
+        budget: Optional[str] = typer.Option(None, "--budget", metavar="$X",
+                                             help="Hard budget: $2.50, 400k tokens or 10m."),
+        provider: Optional[str] = typer.Option(None, "--provider",
+                                               help="`sim`: simulate every model (no keys, no cost)."),
+        cache: bool = typer.Option(False, "--cache", help="Reuse unchanged task results across runs."),
+        explain_cache: bool = typer.Option(False, "--explain-cache",
+                                           help="Say why each task did or didn't hit the cache."),
+        resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN_ID",
+                                             help="Continue a crashed or cancelled run."),
+        json_events: bool = typer.Option(False, "--json-events", help="JSON-lines events on stdout."),
+        output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the outputs (JSON) here."),
+        journal: Optional[Path] = typer.Option(None, "--journal", help="The journal file (SQLite)."),
+        replan: bool = typer.Option(False, "--replan", help="Re-plan a stale plan.json instead of refusing it."),
+        optimize: Optional[str] = typer.Option(None, "--optimize", help="Override the objective when planning."),
+        concurrency: int = typer.Option(64, "--concurrency", min=1, help="Tasks and calls at once."),
+        seed: int = typer.Option(0, "--seed", help="Seed for the runtime's own choices (judge order, jitter)."),
+        sim_seed: Optional[int] = typer.Option(None, "--sim-seed", help="sim: the seed."),
+        sim_latency_scale: Optional[float] = typer.Option(None, "--sim-latency-scale", min=0.0,
+                                                          help="sim: latency multiplier (0: none)."),
+        sim_failure_rate: Optional[float] = typer.Option(None, "--sim-failure-rate", min=0.0, max=1.0,
+                                                         help="sim: probability that a call fails."),
+        sim_failure_kinds: Optional[str] = typer.Option(None, "--sim-failure-kinds",
+                                                        help="sim: e.g. transient,rate_limited,timeout."),
+    ) -> None:
+        from bmad.runtime.events import JsonLinesSink, LiveDisplay, OpenTelemetrySink
+        from bmad.runtime.executors.local import RunRefused, RunRequest, execute_plan, load_run_plan
+        from bmad.runtime.interpreter import RunConfig
+        from bmad.runtime.journal import Journal, JournalError
+
+        if provider not in (None, "sim", "real"):
+            raise _fail(f"unknown --provider `{provider}`", "use `sim` (simulated) or `real`")
+        if strategy not in (None, "sequential", "parallel", "adaptive", "collaborative"):
+            raise _fail(f"unknown --strategy `{strategy}`",
+                        "use sequential, parallel, adaptive or collaborative")
+        override = _budget(budget)
+        journal_path = _journal_path(journal)
+        if resume is not None and file is None:
+            try:
+                j = Journal(journal_path, readonly=True)
+            except JournalError as exc:
+                raise _fail(str(exc), "pass --journal PATH where the run was journaled")
+            row = j.run(resume)
+            plan = load_run_plan(j, resume) if row else None
+            options = json.loads(row["options_json"] or "{}") if row else {}
+            j.db.close()
+            if plan is None:
+                raise _fail(f"no run `{resume}` in {journal_path}", "list runs with `bmad runs`")
+            resume = row["id"]
+            # A resumed run keeps its provider mode and simulation settings unless overridden.
+            provider = provider or options.get("provider_mode")
+            sim_seed = sim_seed if sim_seed is not None else options.get("sim_seed")
+            sim_latency_scale = sim_latency_scale if sim_latency_scale is not None \
+                else options.get("sim_latency_scale")
+            sim_failure_rate = sim_failure_rate if sim_failure_rate is not None \
+                else options.get("sim_failure_rate")
+            strategy = strategy or options.get("strategy")
+        elif file is None:
+            raise _fail("missing FILE", "bmad run FILE|plan.json (see bmad run --help)")
+        else:
+            plan = _load_plan(file, replan=replan, provider=provider, budget=override,
+                              optimize=optimize)
+        values, texts = _parse_inputs(inputs, input_file)
+        if resume is not None and (values or texts):
+            raise _fail("--input can't change a resumed run's inputs", "start a new run instead")
+
+        sinks: list[Any] = []
+        live = None
+        if json_events:
+            sinks.append(JsonLinesSink(sys.stdout))
+        elif sys.stderr.isatty():
+            live = LiveDisplay(override.usd if override and override.usd is not None else plan.budget.usd)
+            sinks.append(live)
+        if OpenTelemetrySink.available():
+            sinks.append(OpenTelemetrySink())
+        kinds = tuple(k.strip() for k in sim_failure_kinds.split(",")) if sim_failure_kinds else None
+        request = RunRequest(
+            inputs=values, input_texts=texts,
+            config=RunConfig(strategy=strategy, concurrency=concurrency, seed=seed, cache=cache or explain_cache),
+            budget_usd=override.usd if override else None,
+            budget_tokens=override.tokens if override else None,
+            budget_time_s=override.time_s if override else None,
+            provider_mode=provider if provider != "real" else None,
+            sim_seed=sim_seed, sim_latency_scale=sim_latency_scale, sim_failure_rate=sim_failure_rate,
+            sim_failure_kinds=kinds, journal_path=journal_path, resume=resume,
+            explain_cache=explain_cache, sinks=sinks, handle_signals=True, source=file)
+        try:
+            outcome = execute_plan(plan, request)
+        except RunRefused as exc:
+            if live is not None:
+                live.close()
+            raise _fail(f"[{exc.code}] {exc.message}", exc.hint)
+        except ValueError as exc:  # e.g. an unknown sim failure kind
+            raise _fail(str(exc))
+        if explain_cache:
+            for d in outcome.cache_decisions:
+                sys.stderr.write(f"cache {d['task']}: {d['reason']}\n")
+        if output is not None:
+            output.write_text(json.dumps(outcome.outputs, indent=2, ensure_ascii=False, sort_keys=True)
+                              + "\n", encoding="utf-8")
+        elif not json_events:
+            sys.stdout.write(json.dumps(outcome.outputs, indent=2, ensure_ascii=False, sort_keys=True)
+                             + "\n")
+        spent = f"${outcome.spent_usd:.6f}"
+        sys.stderr.write(f"run {outcome.run_id}: {outcome.status}, spent {spent}, "
+                         f"{outcome.tokens} tokens, {outcome.elapsed_s:.2f}s"
+                         + (f"\n  {outcome.error}" if outcome.error else "") + "\n")
+        if outcome.status == "cancelled":
+            sys.stderr.write(f"  = help: continue with `bmad run --resume {outcome.run_id}`\n")
+        raise typer.Exit(outcome.exit_code)
+
+    @app.command("export", help="Print a journaled run as JSON: run, tasks, calls, events, outputs.",
+                 epilog=examples(("bmad export 20260101-120000-ab12cd --format json", "the whole run")))
+    def export_command(
+        run_id: str = typer.Argument(..., metavar="RUN_ID"),
+        fmt: str = typer.Option("json", "--format", "-f", help="json"),
+        journal: Optional[Path] = typer.Option(None, "--journal", help="The journal file."),
+    ) -> None:
+        from bmad.runtime.export import export_run
+
+        if fmt != "json":
+            raise _fail(f"unknown --format `{fmt}`", "only json is supported")
+        j = _open_journal(journal)
+        data = export_run(j, run_id)
+        j.db.close()
+        if data is None:
+            raise _fail(f"no run `{run_id}` in {j.path}", "list runs with `bmad runs`", code=1)
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+    @app.command("runs", help="List journaled runs, newest first.")
+    def runs_command(
+        limit: int = typer.Option(20, "--limit", "-n", min=1),
+        status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
+        as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
+        journal: Optional[Path] = typer.Option(None, "--journal", help="The journal file."),
+    ) -> None:
+        path = _journal_path(journal)
+        if not path.exists():
+            sys.stderr.write(f"no runs yet ({path} does not exist)\n")
+            if as_json:
+                sys.stdout.write("[]\n")
+            return
+        j = _open_journal(journal)
+        rows = j.runs(limit=limit, status=status)
+        j.db.close()
+        if as_json:
+            sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+            return
+        _print_runs(rows)
+
+    @app.command("show", help="Summarise one run: status, spend, each task, the outputs.")
+    def show_command(
+        run_id: str = typer.Argument(..., metavar="RUN_ID"),
+        journal: Optional[Path] = typer.Option(None, "--journal", help="The journal file."),
+    ) -> None:
+        from bmad.runtime.export import export_run
+
+        j = _open_journal(journal)
+        data = export_run(j, run_id)
+        j.db.close()
+        if data is None:
+            raise _fail(f"no run `{run_id}` in {j.path}", "list runs with `bmad runs`", code=1)
+        _print_show(data)
+
+    from bmad.cli.workflow_cmd import workflow_app
+
+    @workflow_app.command("status", help="Show runs in progress (from the journal, from any process).")
+    def status_command(
+        active: bool = typer.Option(False, "--active", help="Only runs still running."),
+        show_progress: bool = typer.Option(False, "--show-progress", help="A progress bar per run."),
+        as_json: bool = typer.Option(False, "--json", help="JSON instead of text."),
+        journal: Optional[Path] = typer.Option(None, "--journal", help="The journal file."),
+    ) -> None:
+        from bmad.runtime.journal import _alive
+
+        path = _journal_path(journal)
+        if not path.exists():
+            sys.stderr.write(f"no runs yet ({path} does not exist)\n")
+            if as_json:
+                sys.stdout.write("[]\n")
+            return
+        j = _open_journal(journal)
+        rows = j.runs(limit=200, status="running" if active else None)
+        j.db.close()
+        if active:
+            rows = [r for r in rows if r["pid"] and _alive(r["pid"])]
+        if as_json:
+            sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+            return
+        if not rows:
+            sys.stdout.write("no active runs\n" if active else "no runs\n")
+            return
+        for r in rows:
+            total, done = r["total_tasks"] or 0, r["done_tasks"] or 0
+            line = f"{r['id']}  {r['workflow']}  {r['status']}  {done}/{total} tasks"
+            if show_progress and total:
+                width = 30
+                filled = int(width * min(done, total) / total)
+                line += f"  [{'#' * filled}{'.' * (width - filled)}] {100 * done // total}%"
+            budget = f" / ${r['budget_usd']:.4f}" if r["budget_usd"] is not None else ""
+            line += f"  spent ${r['spent_usd'] or 0:.4f}{budget}"
+            if r["updated_at"]:
+                line += f"  (updated {max(0.0, time.time() - r['updated_at']):.0f}s ago)"
+            sys.stdout.write(line + "\n")
+
+
+def _print_runs(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from bmad.runtime.export import iso
+
+    if not rows:
+        sys.stdout.write("no runs\n")
+        return
+    table = Table(box=None, pad_edge=False)
+    for col in ("run", "workflow", "status", "tasks", "spent", "budget", "started"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["id"], r["workflow"] or "", r["status"] or "",
+                      f"{r['done_tasks'] or 0}/{r['total_tasks'] or 0}",
+                      f"${r['spent_usd'] or 0:.4f}",
+                      f"${r['budget_usd']:.2f}" if r["budget_usd"] is not None else "-",
+                      (iso(r["started_at"]) or "")[:19])
+    Console(file=sys.stdout, width=160, highlight=False).print(table)
+
+
+def _print_show(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    run = data["run"]
+    console = Console(file=sys.stdout, width=160, highlight=False)
+    budget = f" of ${run['budget_usd']:.4f}" if run["budget_usd"] is not None else ""
+    console.print(f"[bold]{run['id']}[/] {run['workflow']}: {run['status']}, spent "
+                  f"${run['spent_usd'] or 0:.6f}{budget}, {run['tokens'] or 0} tokens")
+    console.print(f"started {run['started_at']}, finished {run['finished_at'] or '-'}")
+    if run["error"]:
+        console.print(f"[red]{escape(run['error'])}[/]")
+    table = Table(box=None, pad_edge=False)
+    for col in ("task", "status", "model", "attempts", "cost", "quality"):
+        table.add_column(col)
+    for t in data["tasks"]:
+        table.add_row(t["id"], t["status"], t["model"] or "-", str(t["attempts"] or 0),
+                      f"${t['cost_usd']:.6f}" if t["cost_usd"] is not None else "?",
+                      f"{t['quality']:.2f}" if t["quality"] is not None else "-")
+    console.print(table)
+    calls = data["calls"]
+    failed = sum(1 for c in calls if c["status"] != "ok")
+    cached = sum(1 for c in calls if c["cached"])
+    console.print(f"{len(calls)} calls ({failed} failed, {cached} reused)")
+    for name, value in data["outputs"].items():
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        console.print(f"[bold]output {name}[/]: " + escape(f"{text[:300]}{'...' if len(text) > 300 else ''}"))
