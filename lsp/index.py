@@ -232,6 +232,11 @@ class _Scanner:
                 self.clause = None
             self.prev = tok
         # unclosed frames extend to the end of the text
+        for frame in self.index.frames:
+            if frame.end is None and frame.name is not None:
+                for s in self.index.symbols:
+                    if s.kind == frame.kind and s.name == frame.name and s.full_start == frame.start:
+                        s.full_end = len(self.text)
         for s in self.index.symbols:
             if s.full_end < s.end:
                 s.full_end = s.end
