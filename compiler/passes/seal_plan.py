@@ -107,7 +107,9 @@ def verify_plan(plan: Plan, current_sources: dict[str, str] | None = None) -> li
             text = current_sources[path]
         else:
             try:
-                text = Path(path).read_text(encoding="utf-8")
+                from bmad.compiler.load import stdlib_file  # `<std>/NAME.bmad` -> the installed file
+
+                text = Path(stdlib_file(path) or path).read_text(encoding="utf-8")
             except OSError:
                 problems.append(error("BMAD-E222", ir.Span.unknown(path),
                                       f"{path}, planned from, no longer exists",
