@@ -202,9 +202,13 @@ class Journal:
             (run_id, workflow, plan_hash, "running", budget[0], budget[1], budget[2], now, now,
              total_tasks, os.getpid(), source, dumps(inputs), dumps(options), plan_json))
 
-    def reopen_run(self, run_id: str) -> None:
+    def reopen_run(self, run_id: str,
+                   budget: tuple[float | None, int | None, float | None] | None = None) -> None:
         self.db.execute("UPDATE runs SET status='running', finished_at=NULL, error=NULL, pid=?, "
                         "updated_at=? WHERE id=?", (os.getpid(), time.time(), run_id))
+        if budget is not None:
+            self.db.execute("UPDATE runs SET budget_usd=?, budget_tokens=?, budget_time_s=? "
+                            "WHERE id=?", (*budget, run_id))
 
     def finish_run(self, run_id: str, status: str, *, spent_usd: float, tokens: int,
                    unknown_cost_calls: int, elapsed_s: float, done_tasks: int,

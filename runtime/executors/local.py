@@ -154,7 +154,10 @@ async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal |
         recorded = journal.recorded_calls(run_id)
         spent_usd, spent_tokens, unknown = journal.spend(run_id)
         elapsed = row.get("elapsed_s") or 0.0
-        budget = (row["budget_usd"], row["budget_tokens"], row["budget_time_s"])
+        # A resume may raise the caps (e.g. after `budget_exhausted`); otherwise the run's own hold.
+        budget = (request.budget_usd if request.budget_usd is not None else row["budget_usd"],
+                  request.budget_tokens if request.budget_tokens is not None else row["budget_tokens"],
+                  request.budget_time_s if request.budget_time_s is not None else row["budget_time_s"])
     else:
         run_id = request.run_id or new_run_id()
         try:
@@ -216,7 +219,7 @@ async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal |
     compiled = interp.compile(plan.workflow)
     if journal is not None:
         if request.resume:
-            journal.reopen_run(run_id)
+            journal.reopen_run(run_id, budget)
         else:
             journal.create_run(run_id, workflow=plan.workflow, plan_hash=plan.plan_hash,
                                plan_json=plan_json, inputs=inputs, budget=budget,
