@@ -145,3 +145,9 @@ def at():
         range = staticmethod(rng)
 
     return At()
+
+
+@pytest.fixture(scope="session")
+def server_config() -> ClientServerConfig:
+    """How to start `bmad lsp` and the recording client (for tests that drive the loop themselves)."""
+    return CONFIG
