@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from lark import Token, Transformer, Tree, v_args
+from lark import Token, Transformer, Tree
 from lark.exceptions import VisitError
 
 from bmad.compiler import ir, literals, strings
@@ -73,14 +73,26 @@ class _NotBuilt:
 NOT_BUILT = _NotBuilt()
 
 
-@v_args(meta=True)
 class Lowerer(Transformer):
+    """Methods take `(meta, children)`, as with `@v_args(meta=True)`.
+
+    We dispatch ourselves (`_call_userfunc`) instead of decorating the class: Lark's v_args
+    wrapper costs an object per node, which made lowering cost more than parsing on big files.
+    """
+
     def __init__(self, source_map: SourceMap, base_dir: str | None):
         super().__init__(visit_tokens=False)
         self.sm = source_map
         self.base_dir = base_dir
         self.diagnostics: list[Diagnostic] = []
         self._depth: dict[int, int] = {}
+
+    def _call_userfunc(self, tree: Tree, new_children=None):
+        method = getattr(self, tree.data, None)
+        children = tree.children if new_children is None else new_children
+        if method is None:
+            return Tree(tree.data, children, tree.meta)
+        return method(tree.meta, children)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -771,17 +783,10 @@ def lower_tree(tree: Tree, source_map: SourceMap, base_dir: str | None = None
                                          "the file is nested too deeply to compile",
                                          "split long conditions and deep JSON into smaller pieces"))
         return None, lowerer.diagnostics
-    except VisitError as e:  # a bug in lowering: report it where it happened rather than crash
-        original = e.orig_exc
-        if isinstance(original, RecursionError):
-            lowerer.diagnostics.append(error("BMAD-E020", source_map.span(0, 0),
-                                             "the file is nested too deeply to compile",
-                                             "split long conditions and deep JSON into smaller pieces"))
-            return None, lowerer.diagnostics
-        meta = getattr(e.obj, "meta", None)
-        span = source_map.meta_span(meta) if meta is not None else source_map.span(0, 0)
-        lowerer.diagnostics.append(error("BMAD-E029", span,
-                                         f"internal error while compiling this ({type(original).__name__}: {original})",
+    except Exception as e:  # a bug in lowering: report it rather than crash the caller
+        original = e.orig_exc if isinstance(e, VisitError) else e
+        lowerer.diagnostics.append(error("BMAD-E029", source_map.span(0, 0),
+                                         f"internal error while compiling this file ({type(original).__name__}: {original})",
                                          "please report this as a bug in bmad"))
         return None, lowerer.diagnostics
     if not isinstance(unit, FileUnit):

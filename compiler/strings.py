@@ -83,6 +83,8 @@ def decode(raw_token: str, start: int) -> DecodedString:
         end_offset = start + len(raw_token) - 3
     else:
         body = raw_token[1:-1] if len(raw_token) >= 2 else ""
+        if "\\" not in body:  # the common case: every character is itself
+            return DecodedString(body, list(range(start + 1, start + 2 + len(body))))
         pairs = [(c, start + 1 + i) for i, c in enumerate(body)]
         end_offset = start + len(raw_token) - 1
     text: list[str] = []
@@ -145,11 +147,21 @@ def split_template(decoded: DecodedString) -> tuple[list[TemplatePiece], list[St
         return (text.startswith(char * 2, at) and at not in decoded.escaped
                 and at + 1 not in decoded.escaped)
 
+    if "{{" not in text:
+        return ([TemplatePiece(text=text)] if text else []), problems
     while i < len(text):
+        if not text.startswith("{{", i):
+            nxt = text.find("{{", i + 1)
+            nxt = len(text) if nxt == -1 else nxt
+            literal.append(text[i:nxt])
+            i = nxt
+            continue
         if is_brace_pair(i, "{"):
-            close = i + 2
-            while close < len(text) and not is_brace_pair(close, "}"):
-                close += 1
+            close = text.find("}}", i + 2)
+            while close != -1 and not is_brace_pair(close, "}"):
+                close = text.find("}}", close + 1)
+            if close == -1:
+                close = len(text)
             if close >= len(text):
                 problems.append(StringProblem(offsets[i], offsets[i] + 2, "`{{` is never closed with `}}`",
                                               "write `{{ name }}`, or `\\{\\{` for literal braces"))
