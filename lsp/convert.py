@@ -82,6 +82,16 @@ class LineIndex:
         """Offsets [start, end) -> an LSP range."""
         return types.Range(start=self.position(start), end=self.position(max(start, end)))
 
+    def line_block(self, first: int, last: int) -> types.Range:
+        """1-based inclusive lines `first..last` (whole lines, with their newlines) -> an LSP range."""
+        start = self.line_starts[max(0, min(first - 1, len(self.line_starts) - 1))]
+        end = self.line_starts[last] if last < len(self.line_starts) else len(self.text)
+        return self.range(start, end)
+
+    def line_length(self, line: int) -> int:
+        """The length of 0-based `line` in the client's code units."""
+        return _units(self.line_text(line), self.encoding)
+
     def span_range(self, span: Span) -> types.Range:
         """A bmad span in this text -> an LSP range.
 

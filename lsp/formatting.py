@@ -1,9 +1,8 @@
-"""Formatting with `bmad fmt`'s formatter (`bmad.compiler.format.format_source`): the whole
-document, or only the lines of a range.
+"""Formatting with `bmad fmt`'s formatter (`bmad.compiler.format`): the whole document, or the
+declarations and tasks a range touches.
 
-A document with syntax errors is left alone (the formatter refuses it, as `bmad fmt` does). Range
-formatting formats the whole text and keeps only the changed line blocks that touch the range, so
-the result is always what `bmad fmt` would write there.
+A document with syntax errors is left alone (the formatter refuses it, as `bmad fmt` does), so the
+answer is "no edits" rather than a mangled file.
 """
 
 from __future__ import annotations
@@ -39,23 +38,38 @@ def format_document(ls: "BmadLanguageServer", doc: Document) -> list[types.TextE
 
 
 def format_range(ls: "BmadLanguageServer", doc: Document, rng: types.Range) -> list[types.TextEdit] | None:
+    """Format the declarations and tasks that the range touches (`bmad fmt`'s own range formatter)."""
+    lines = doc.lines(ls.encoding)
+    first, last = rng.start.line + 1, rng.end.line + 1
+    if rng.end.character == 0 and rng.end.line > rng.start.line:
+        last -= 1  # a selection of whole lines ends at the start of the next one
+    try:
+        from bmad.compiler.format import format_range as format_lines
+
+        edit, _diagnostics = format_lines(doc.text, doc.path, first, last)
+    except Exception:  # the formatter's range mode failing: keep what the whole-file mode changes there
+        log.warning("range formatting failed; using the whole-document formatter", exc_info=True)
+        return _changed_blocks(ls, doc, first - 1, last - 1)
+    if edit is None:
+        return [] if formatted_text(doc) is not None else None
+    block = lines.line_block(edit.start_line, edit.end_line)
+    old = doc.text[lines.offset(block.start):lines.offset(block.end)]
+    if old == edit.new_text:
+        return []
+    return [types.TextEdit(range=block, new_text=edit.new_text)]
+
+
+def _changed_blocks(ls: "BmadLanguageServer", doc: Document, first: int, last: int) -> list[types.TextEdit] | None:
+    """The whole-document formatter's changes, restricted to the line blocks that touch first..last."""
     new = formatted_text(doc)
     if new is None:
         return None
+    lines = doc.lines(ls.encoding)
     old_lines = doc.text.splitlines(keepends=True)
     new_lines = new.splitlines(keepends=True)
-    first, last = rng.start.line, rng.end.line
-    if rng.end.character == 0 and last > first:
-        last -= 1
-    lines = doc.lines(ls.encoding)
     edits = []
-    matcher = difflib.SequenceMatcher(a=old_lines, b=new_lines, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            continue
-        # the changed block covers old lines [i1, i2); an insertion sits at line i1
-        touches = (i1 <= last and max(i2 - 1, i1) >= first)
-        if not touches:
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old_lines, b=new_lines, autojunk=False).get_opcodes():
+        if tag == "equal" or not (i1 <= last and max(i2 - 1, i1) >= first):
             continue
         start = lines.line_starts[i1] if i1 < len(lines.line_starts) else len(doc.text)
         end = lines.line_starts[i2] if i2 < len(lines.line_starts) else len(doc.text)

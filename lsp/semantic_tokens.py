@@ -80,9 +80,9 @@ def full(ls: "BmadLanguageServer", doc: Document) -> types.SemanticTokens:
         if s.line == e.line:
             pieces.append((s.line, s.character, e.character - s.character))
         else:
-            pieces.append((s.line, s.character, len(lines.line_text(s.line).encode("utf-16-le")) // 2 - s.character))
+            pieces.append((s.line, s.character, lines.line_length(s.line) - s.character))
             for ln in range(s.line + 1, e.line):
-                pieces.append((ln, 0, len(lines.line_text(ln).encode("utf-16-le")) // 2))
+                pieces.append((ln, 0, lines.line_length(ln)))
             pieces.append((e.line, 0, e.character))
         for line, char, length in pieces:
             if length <= 0:
