@@ -46,10 +46,15 @@ CHECKS = (
 
 def run_checks(program: ir.Program) -> list[Diagnostic]:
     index = build_index(program)
+    # Warnings about imported and standard-library files belong to checking those files themselves;
+    # errors anywhere make the program invalid, so they are always reported.
+    main_files = {f.path for f in program.files if f.role == "main"}
     found: list[Diagnostic] = []
     seen: set[Diagnostic] = set()
     for check in CHECKS:
         for diagnostic in check(index):
+            if not diagnostic.is_error and main_files and diagnostic.span.file not in main_files:
+                continue
             if diagnostic not in seen:
                 seen.add(diagnostic)
                 found.append(diagnostic)

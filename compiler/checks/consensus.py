@@ -31,7 +31,8 @@ def check_one(task: ir.Task, c: ir.Consensus, out: list[Diagnostic]) -> None:
         if len(c.participants) < 2:
             out.append(error(
                 "BMAD-E152", c.span,
-                f"{c.method.replace('_', ' ')} in task `{name}` has only one participant",
+                f"`{'peer_review' if c.method == 'peer_review' else 'consensus ' + c.method}` in task `{name}` "
+                "has only one participant",
                 "list at least two models, e.g. `among [gpt-4o, claude-sonnet]`, or pin one with `model`",
             ))
     elif c.count is not None and c.count < 2:

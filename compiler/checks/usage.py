@@ -70,7 +70,7 @@ def check_workflow(scope: WorkflowScope, out: list[Diagnostic]) -> None:
     if not workflow.outputs:
         return  # every task would be "unused": BMAD-W102 says it once
     for name, task in scope.tasks.items():
-        if name not in used_tasks:
+        if name not in used_tasks and name not in scope.inputs:  # a clash with an input is BMAD-E128
             out.append(warning(
                 "BMAD-W101", task.name_span,
                 f"the result of task `{name}` is never used",
