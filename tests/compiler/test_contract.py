@@ -94,3 +94,20 @@ def test_every_bad_file_is_rejected_with_a_positioned_diagnostic(bad_spec_file, 
         pytest.skip("the budget case is the optimizer's (enforce_budget), not the compiler's")
     assert result.errors, bad_spec_file.name
     assert all(d.span.line >= 1 and d.span.column >= 1 for d in result.errors)
+
+
+def _language_examples():
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "language.md"
+    blocks = re.findall(r"```bmad\n(.*?)```", doc.read_text(), re.S)
+    return [(doc.parent / f"example_{i}.bmad", block) for i, block in enumerate(blocks)]
+
+
+@pytest.mark.parametrize("path, text", _language_examples(), ids=lambda v: getattr(v, "name", ""))
+def test_language_reference_examples_compile(path, text):
+    from bmad.compiler.compile import compile_source
+
+    result = compile_source(text, str(path))
+    assert result.ok, [f"{d.span.line}:{d.span.column} {d.code} {d.message}" for d in result.errors]
