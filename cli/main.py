@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "plan_cmd",
     "workflow_cmd",
     "run_cmd",
+    "models_cmd",
 )
 
 app = typer.Typer(

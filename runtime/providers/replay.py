@@ -30,6 +30,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import anyio
 
 from bmad.runtime.providers import base
+from bmad.runtime.providers.health import HealthReport
 
 _RESPONSE_SUFFIX = "|model_response"
 _COST_SUFFIX = "|total_cost"
@@ -132,6 +133,16 @@ class ReplayProvider:
             return ReplayIndex(rec for f in files for rec in read_recordings(f))
         except (OSError, ValueError, csv.Error) as exc:
             raise base.Unavailable(f"cannot read replay data: {exc}", provider=self.name) from None
+
+    async def check(self) -> HealthReport:
+        """For `bmad doctor`: can the recordings be read, and which models do they hold?"""
+        try:
+            index = await self.index()
+        except base.Unavailable as exc:
+            return HealthReport(self.name, "replay", "unavailable", exc.message)
+        return HealthReport(self.name, "replay", "ok",
+                            f"{index.count} recorded responses in {self.path.name}",
+                            models=tuple(sorted(index.models)))
 
     async def complete(self, request: base.CompletionRequest,
                        on_progress: base.ProgressCallback | None = None) -> base.CompletionResponse:

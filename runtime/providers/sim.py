@@ -33,6 +33,7 @@ from typing import Any, Mapping
 import anyio
 
 from bmad.runtime.providers import base
+from bmad.runtime.providers.health import HealthReport
 from bmad.runtime.providers.schema_sample import sample_json
 
 SIM_MARK = "[simulated]"
@@ -116,6 +117,10 @@ class SimProvider:
 
     async def aclose(self) -> None:
         return None
+
+    async def check(self) -> HealthReport:
+        return HealthReport(self.name, "sim", "ok", "simulated: always available",
+                            models=tuple(sorted({p.name for p in self._profiles.values()})))
 
     async def complete(self, request: base.CompletionRequest,
                        on_progress: base.ProgressCallback | None = None) -> base.CompletionResponse:
