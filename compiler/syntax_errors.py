@@ -396,9 +396,9 @@ def describe(e: UnexpectedInput, text: str, source_map: SourceMap) -> Diagnostic
         return _describe_characters(e, text, source_map)
     if isinstance(e, UnexpectedToken):
         return _describe_token(e, text, source_map)
-    line = max(1, getattr(e, "line", 1) or 1)
-    span = source_map.end_span() if line < 1 else source_map.span(source_map.line_starts[min(line, len(source_map.line_starts)) - 1], source_map.line_starts[min(line, len(source_map.line_starts)) - 1])
-    return error("BMAD-E004", span, "this text could not be parsed")
+    # UnexpectedEOF (line = column = -1): the end of the file
+    return error("BMAD-E005", source_map.end_span(), "the file ends too early",
+                 f"expected {_expected_words(set(getattr(e, 'expected', ()) or ()))}")
 
 
 def _describe_characters(e: UnexpectedCharacters, text: str, source_map: SourceMap) -> Diagnostic:
@@ -439,6 +439,10 @@ def _describe_token(e: UnexpectedToken, text: str, source_map: SourceMap) -> Dia
                        else f"expected `}}` to close {where}")
             return error("BMAD-E006", span, message, "add the missing `}`",
                          [Related(opened, "opened here")])
+
+    if token.type == "RBRACE" and not open_blocks(text, offset):
+        return error("BMAD-E004", span, "this `}` has no block to close",
+                     "remove it, or check the braces above: one block may be closed twice")
 
     spaced = _spaced_unit(e, text, source_map)
     if spaced is not None:

@@ -71,6 +71,11 @@ def test_syntax_error_in_plain_words(text, code, line, column, words):
     assert words in first[3]
 
 
+def test_stray_closing_brace():
+    [diagnostic] = parse_text('workflow w { task a { prompt "x" } }\n}\n').diagnostics
+    assert (diagnostic.span.line, diagnostic.message) == (2, "this `}` has no block to close")
+
+
 def test_did_you_mean_a_clause():
     [diagnostic] = parse_text('workflow w { task a { promt "x" } }').diagnostics
     assert diagnostic.hint == "did you mean `prompt`?"
