@@ -128,6 +128,30 @@ def _layout(text: str, path: str) -> _Layout:
     return _Layout(output, parsed.diagnostics, parsed.tree, marks, formatter.original_lines)
 
 
+def _choose_units(layout: _Layout, start_line: int, end_line: int) -> list[int]:
+    """Start offsets of the declarations or tasks to reformat for a line range: the run of siblings
+    the range touches, in the innermost workflow or `parallel` block that holds all of it."""
+    def touched(items: list[Node]) -> list[Tree]:
+        out = []
+        for item in items:
+            if isinstance(item, Tree) and _start(item) in layout.original_lines:
+                first, last = layout.original_lines[_start(item)]
+                if first <= end_line and last >= start_line:
+                    out.append(item)
+        return out
+
+    hits = touched(_kids(layout.tree))
+    while len(hits) == 1 and hits[0].data in ("workflow_decl", "parallel_block"):
+        (item,) = hits
+        if start_line <= item.meta.line or end_line >= item.meta.end_line:
+            break  # the header or the closing brace is in the range
+        inner = touched(_kids(item))
+        if not inner or any(i.data not in WORKFLOW_SEPARATED for i in inner):
+            break  # a workflow-level clause is in the range: the workflow is the unit
+        hits = inner
+    return [_start(item) for item in hits]
+
+
 def _internal_error(path: str, reason: str) -> Diagnostic:
     from bmad.compiler.ir import Span
 
