@@ -163,9 +163,24 @@ class DiagnosticsScheduler:
             return  # closed, or a newer version is on its way
         self.store.record(doc, version, result)
         self.publish(doc, result)
+        if not result.planned:
+            # Second stage, as `bmad check` does: the optimizer's feasibility checks (an impossible
+            # budget...). They are slower than the compile, so they follow the first publish and
+            # re-publish the same version only when they add something.
+            found = await loop.run_in_executor(self._worker, self._plan_if_current, uri, version, result)
+            doc = self.store.get(uri)
+            if found and doc is not None and doc.version == version:
+                self.store.record(doc, version, result)
+                self.publish(doc, result)
         if notify_dependents:  # only edits propagate; a re-check never triggers another
             for dependent in self.store.dependents(doc.path):
                 self.schedule(dependent.uri, debounce=False, notify_dependents=False)
+
+    def _plan_if_current(self, uri: str, version: int | None, result: Compilation) -> bool:
+        doc = self.store.get(uri)
+        if doc is None or doc.version != version:
+            return False  # superseded: the newer version gets its own plan checks
+        return result.add_plan_checks()
 
     def _compile_if_current(self, uri: str, version: int | None, text: str) -> Compilation | None:
         doc = self.store.get(uri)

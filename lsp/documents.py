@@ -55,6 +55,24 @@ class Compilation:
     sources: dict[str, str]  # every file the compile read -> its text
     ok: bool
     key: tuple = ()
+    planned: bool = False  # the optimizer's feasibility checks have been added
+
+    def add_plan_checks(self) -> bool:
+        """Run `bmad check`'s second stage (the cheap passes) once; True if it found something."""
+        if self.planned:
+            return False
+        self.planned = True
+        if self.program is None or not self.ok:
+            return False
+        from bmad.compiler.diagnostics import sort_diagnostics
+        from bmad.lsp.estimates import budget_diagnostics
+
+        extra = [d for d in budget_diagnostics(self.program) if d not in self.diagnostics]
+        if not extra:
+            return False
+        self.diagnostics = sort_diagnostics(self.diagnostics + extra)
+        self.ok = not any(d.is_error for d in self.diagnostics)
+        return True
 
 
 @dataclass
@@ -232,21 +250,16 @@ def _read_disk(path: str) -> str | None:
 
 
 def compile_with_compiler(text: str, path: str, overrides: dict[str, str]) -> Compilation:
-    """Run the real compiler on one document, as `bmad check` does (compile, then the optimizer's
-    feasibility checks on a clean program); a compiler crash becomes a diagnostic, never an error."""
+    """Run the real compiler on one document, as `bmad check`'s first stage does (parse, lower,
+    load, checks); `Compilation.add_plan_checks` is the second stage. A compiler crash becomes a
+    diagnostic, never an error."""
     try:
         from bmad.compiler.compile import compile_source
-        from bmad.compiler.diagnostics import sort_diagnostics
-        from bmad.lsp.estimates import budget_diagnostics
 
         result = compile_source(text, path, extra_sources=overrides)
-        diagnostics = list(result.diagnostics)
-        if result.program is not None and result.ok:
-            diagnostics += [d for d in budget_diagnostics(result.program) if d not in diagnostics]
         sources = dict(result.sources or {})
         sources.setdefault(path, text)
-        ok = result.program is not None and not any(d.is_error for d in diagnostics)
-        return Compilation(result.program, sort_diagnostics(diagnostics), sources, ok)
+        return Compilation(result.program, list(result.diagnostics), sources, bool(result.ok))
     except Exception as exc:  # the server must survive a compiler bug; say so where the user looks
         span = ir.Span(path, 1, 1, 1, 1, 0, 0)
         diag = error(E_COMPILER_FAILED, span, f"the bmad compiler failed on this file: {exc!r}",

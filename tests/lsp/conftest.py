@@ -104,6 +104,20 @@ class Editor:
 
         return await asyncio.wait_for(wait(), HANG_GUARD_S)
 
+    async def diagnostics_with(self, uri: str, version: int | None, code: str) -> list[types.Diagnostic]:
+        """The first diagnostics for `uri` at `version` that include `code` (a later stage's)."""
+        client = self.client
+
+        async def wait():
+            while True:
+                for params in client.published:
+                    if params.uri == uri and params.version == version and any(
+                            d.code == code for d in params.diagnostics):
+                        return list(params.diagnostics)
+                await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+
+        return await asyncio.wait_for(wait(), HANG_GUARD_S)
+
     def mark(self) -> int:
         return len(self.client.published)
 

@@ -129,3 +129,41 @@ async def test_dependents_are_rechecked_when_an_imported_file_changes(client, ed
     editor.replace_all(models_uri, MODELS, 3)
     await editor.diagnostics(models_uri, 3)
     assert await editor.next_diagnostics(main_uri, mark) == []
+
+
+BUDGET = """\
+provider openai {
+  kind openai
+  api_key env OPENAI_API_KEY
+}
+
+model strong {
+  provider openai
+  price input $2.50 output $10.00 per 1M
+  context 128k
+  skills { reasoning 0.9 }
+}
+
+workflow w {
+  budget $0.000001 per run
+  task a {
+    prompt "Write a long essay."
+    needs reasoning
+    max_tokens 4000
+  }
+  output a
+}
+"""
+
+
+async def test_an_infeasible_budget_is_reported_like_bmad_check(client, editor, at):
+    from bmad.cli.check_cmd import check_files
+
+    path, uri = editor.write("budget.bmad", BUDGET)
+    expected, _sources, _usage = check_files([str(path)])
+    assert any(d.code.startswith("BMAD-E2") for d in expected)
+    editor.open(uri, BUDGET, 1)
+    code = next(d.code for d in expected if d.code.startswith("BMAD-E2"))
+    diagnostics = await editor.diagnostics_with(uri, 1, code)
+    assert sorted((d.code, d.range.start.line + 1, d.range.start.character + 1) for d in diagnostics) == sorted(
+        (d.code, d.span.line, d.span.column) for d in expected)

@@ -198,3 +198,55 @@ async def test_semantic_tokens_classify_names_by_what_they_name(client, editor, 
     assert (4, 7, 9, "function") in tokens  # the task summarize
     assert (5, 25, 4, "variable") in tokens  # {{ diff }}: an input
     assert (10, 21, 4, "parameter") in tokens  # {{ file }}: the loop variable
+
+
+MESSY = """\
+workflow   tidy {
+ input diff: text
+ task a {
+ prompt "A {{ diff }}"
+   }
+ task b {
+       prompt "B {{ a }}"
+ }
+ output b
+}
+"""
+
+
+def _apply(text: str, edits: list[types.TextEdit]) -> str:
+    from bmad.lsp.convert import LineIndex
+
+    lines = LineIndex(text)
+    for e in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
+        text = text[:lines.offset(e.range.start)] + e.new_text + text[lines.offset(e.range.end):]
+        lines = LineIndex(text)
+    return text
+
+
+async def test_formatting_the_document_gives_bmad_fmt_output(client, editor):
+    from bmad.compiler.format import format_source
+
+    uri = await _open(editor, "messy.bmad", MESSY)
+    edits = await client.text_document_formatting_async(types.DocumentFormattingParams(
+        text_document=doc(uri), options=types.FormattingOptions(tab_size=2, insert_spaces=True)))
+    expected, _ = format_source(MESSY, "messy.bmad")
+    assert _apply(MESSY, edits) == expected
+    assert expected.startswith("workflow tidy {\n  input diff: text\n")
+
+
+async def test_formatting_a_range_touches_only_that_task(client, editor, at):
+    uri = await _open(editor, "messy_range.bmad", MESSY)
+    edits = await client.text_document_range_formatting_async(types.DocumentRangeFormattingParams(
+        text_document=doc(uri), range=at.range((6, 0), (6, 5)),
+        options=types.FormattingOptions(tab_size=2, insert_spaces=True)))
+    after = _apply(MESSY, edits)
+    assert '  task b {\n    prompt "B {{ a }}"\n  }\n' in after
+    assert ' task a {\n prompt "A {{ diff }}"\n   }\n' in after  # task a is left as it was
+
+
+async def test_formatting_a_broken_document_changes_nothing(client, editor):
+    uri = await _open(editor, "broken_fmt.bmad", MESSY.replace("output b\n}", "output b\n"))
+    edits = await client.text_document_formatting_async(types.DocumentFormattingParams(
+        text_document=doc(uri), options=types.FormattingOptions(tab_size=2, insert_spaces=True)))
+    assert not edits
