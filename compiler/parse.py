@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 
 from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedInput
 
 from bmad.compiler.diagnostics import Diagnostic, error
 from bmad.compiler.ir import Span

@@ -19,7 +19,6 @@ from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from bmad.compiler.diagnostics import Diagnostic, Related, error
-from bmad.compiler.ir import Span
 from bmad.compiler.source_map import SourceMap
 
 
@@ -112,7 +111,6 @@ EXAMPLES: list[tuple[Explanation, list[str]]] = [
       "workflow w { task a { best_of } }", "model m { skills { code } }", "provider p { limits { rpm } }"]),
 ]
 
-_CLOSING_NAMES = {"RBRACE": "`}`", "RSQB": "`]`", "RPAR": "`)`"}
 _TOKEN_WORDS = {
     "NAME": "a name", "MODEL_ID": "a model name", "STRING": "a string", "LONG_STRING": 'a `"""` block',
     "QUANTITY": "a number", "MONEY": "an amount like `$0.50`", "JSON_NUMBER": "a number",
