@@ -93,7 +93,15 @@ def build_provider(provider: ir.Provider, *, mode: str | None = None,
                                 cache_dir=Path(options.cache_dir) if options.cache_dir else None)
 
     from bmad.runtime.providers import keys
-    variables = keys.key_variables(provider.name, kind, provider.api_key_env, options.config)
+    config = options.config
+    if config is None:  # ./bmad.toml (or $BMAD_CONFIG) may name this provider's key variable
+        try:
+            config = keys.KeyConfig.load()
+        except keys.KeyConfigError as exc:
+            raise base.Unavailable(str(exc), provider=provider.name) from None
+    if base_url is None:
+        base_url = config.base_urls.get(provider.name)
+    variables = keys.key_variables(provider.name, kind, provider.api_key_env, config)
     settings = dict(name=provider.name, base_url=base_url, key_variables=variables,
                     connect_timeout_s=options.connect_timeout_s, read_timeout_s=timeout,
                     prices=_prices(own_models),
