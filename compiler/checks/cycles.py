@@ -56,16 +56,16 @@ def ordered_cycles(graph: nx.DiGraph, order: dict) -> list[list]:
 def check_task_cycles(index: ProgramIndex) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for scope in index.workflows.values():
-        graph = nx.DiGraph()
-        order = {}
-        for position, (name, edges) in enumerate(scope.edges.items()):
-            graph.add_node(name)
-            order[name] = position
+        first_edge: dict[tuple[str, str], Edge] = {}  # where each dependency is first written
+        for edges in scope.edges.values():
             for edge in edges:
-                if not graph.has_edge(edge.source, edge.target):
-                    graph.add_edge(edge.source, edge.target, edge=edge)
+                first_edge.setdefault((edge.source, edge.target), edge)
+        order = {name: position for position, name in enumerate(scope.edges)}
+        graph = nx.DiGraph()
+        graph.add_nodes_from(order)
+        graph.add_edges_from(first_edge)
         for cycle in ordered_cycles(graph, order):
-            edges: list[Edge] = [graph.edges[a, b]["edge"] for a, b in zip(cycle, cycle[1:])]
+            edges: list[Edge] = [first_edge[a, b] for a, b in zip(cycle, cycle[1:])]
             path = " -> ".join(cycle)
             if len(cycle) == 2 and cycle[0] == cycle[1]:
                 message = f"task `{cycle[0]}` depends on itself: {path}"

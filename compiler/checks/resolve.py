@@ -69,7 +69,7 @@ def resolve_ref(ref: ir.Ref, task: ir.Task, index: ProgramIndex, scope: Workflow
                 out: list[Diagnostic] | None, *, where: str, span: ir.Span | None = None,
                 loop_var_visible: bool = True) -> ValueType:
     """The type of `ref` inside `task`; reports into `out` (when given) what can't be resolved."""
-    span = span if span is not None and ref.span == ir.NO_SPAN else ref.span
+    span = span if span is not None and ref.span is ir.NO_SPAN else ref.span
     root = ref.root
     origin: str
     if loop_var_visible and task.for_each is not None and task.for_each.var == root:

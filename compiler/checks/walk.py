@@ -32,4 +32,4 @@ def template_interpolations(task: ir.Task) -> Iterator[ir.Interpolation]:
 
 
 def ref_span(ref: ir.Ref, fallback: ir.Span) -> ir.Span:
-    return ref.span if ref.span != ir.NO_SPAN else fallback
+    return fallback if ref.span is ir.NO_SPAN else ref.span
