@@ -34,6 +34,18 @@ JUDGE_OUTPUT_TOKENS = 100
 DEFAULT_PEER_REVIEW_ROUNDS = 1
 
 
+class SoloAssignment:
+    """The router's question: what if `model` did the task alone? (duck-types a TaskPlan)"""
+
+    __slots__ = ("model", "fan_out")
+    participants: tuple[str, ...] = ()
+    cascade: tuple[str, ...] = ()
+    judge = None
+
+    def __init__(self, model: str, fan_out: int | None):
+        self.model, self.fan_out = model, fan_out
+
+
 class _Sum:
     """Accumulates calls of one task: cost stays None once an unpriced model is involved."""
 
@@ -144,7 +156,8 @@ def estimate_task(td: TaskDraft, plan: TaskPlan, catalog: ModelCatalog,
     else:
         latency = per_item * math.ceil(fan / max(1, concurrency))
     return Estimate(
-        cost_usd_expected=s.cost_exp, cost_usd_worst=s.cost_worst,
+        cost_usd_expected=None if s.cost_exp is None else round(s.cost_exp, 6),
+        cost_usd_worst=None if s.cost_worst is None else round(s.cost_worst, 6),
         tokens_expected=round(s.tokens_exp), tokens_worst=round(s.tokens_worst),
         latency_s=round(latency, 3), calls_expected=round(s.calls_exp, 3), calls_worst=math.ceil(s.calls_worst),
     )
@@ -230,8 +243,7 @@ def estimate_workflow(wd: WorkflowDraft, draft: Draft, context: PassContext) -> 
         if td.plan.kind == "call":
             td.plan = replace(td.plan, estimate=rounded(estimate_call(td, draft)))
         elif td.plan.model is not None:
-            td.plan = replace(td.plan, estimate=rounded(
-                estimate_task(td, td.plan, context.catalog, context.history)))
+            td.plan = replace(td.plan, estimate=estimate_task(td, td.plan, context.catalog, context.history))
     total_workflow(wd)
 
 

@@ -27,7 +27,7 @@ from bmad.compiler.catalog import LOCAL_MODEL, CatalogEntry
 from bmad.compiler.diagnostics import Diagnostic, warning
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft
-from bmad.compiler.passes.estimate_cost import estimate_task
+from bmad.compiler.passes.estimate_cost import SoloAssignment, estimate_task
 from bmad.compiler.plan import Candidate, TaskPlan
 
 BALANCED_WEIGHTS = {"quality": 0.5, "cost": 0.3, "latency": 0.2}
@@ -53,8 +53,8 @@ def evaluate(td: TaskDraft, entry: CatalogEntry, floor: float | None, context: P
     quality = entry.expected_quality(td.needs, context.history)
     covers = entry.covers(td.needs) or (context.history is not None and quality is not None)
     qualified = covers and (floor is None or (quality is not None and quality >= floor))
-    est = estimate_task(td, replace(td.plan, model=entry.name, participants=(), cascade=()),
-                        context.catalog, context.history, solo=True)
+    est = estimate_task(td, SoloAssignment(entry.name, td.plan.fan_out), context.catalog, context.history,
+                        solo=True)
     if not entry.available:
         reason = f"unavailable: {entry.unavailable_reason}"
     elif not covers:

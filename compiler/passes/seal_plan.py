@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import fields, is_dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +20,55 @@ from bmad.compiler import ir, ir_codec
 from bmad.compiler.diagnostics import Diagnostic, error
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, WorkflowDraft
-from bmad.compiler.plan import Plan, WorkflowPlan
+from bmad.compiler.plan import Estimate, Plan, TaskPlan, WorkflowPlan
 
-UNHASHED_PLAN_KEYS = ("plan_hash", "notes", "passes", "history_used")
-UNHASHED_TASK_KEYS = ("candidates", "route_reason")
+NODE_TYPES = frozenset(ir_codec.NODE_CLASSES.values())
+PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+# Explanations for people; everything else in a TaskPlan is hashed.
+UNHASHED_TASK_FIELDS = ("candidates", "route_reason")
+TASK_FIELDS = tuple(f.name for f in fields(TaskPlan) if f.name not in UNHASHED_TASK_FIELDS + ("estimate",))
+ESTIMATE_FIELDS = tuple(f.name for f in fields(Estimate))
 
 
-def _task_payload(task: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in task.items() if k not in UNHASHED_TASK_KEYS}
+@cache
+def _unspanned_fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.name != "span" and not f.name.endswith("_span"))
+
+
+def normalised_ir(value: Any) -> Any:
+    """Exactly `ir_codec.to_data(value, spans=False)`, with the field lists cached per class
+    (the generic walk dominates sealing a 10k-task plan otherwise)."""
+    cls = type(value)
+    if cls in PLAIN_TYPES:
+        return value
+    if cls in NODE_TYPES:
+        out = {"node": cls.__name__}
+        for name in _unspanned_fields(cls):
+            out[name] = normalised_ir(getattr(value, name))
+        return out
+    if cls is tuple or cls is list:
+        return [normalised_ir(v) for v in value]
+    if cls is dict:
+        return {str(k): normalised_ir(v) for k, v in value.items()}
+    if is_dataclass(value) and not isinstance(value, type):
+        return ir_codec.to_data(value, spans=False)
+    return value
+
+
+def _task_payload(task: TaskPlan) -> dict[str, Any]:
+    """A task plan's hashed fields, read straight from the dataclass (no JSON round trip)."""
+    out = {}
+    for name in TASK_FIELDS:
+        value = getattr(task, name)
+        out[name] = list(value) if isinstance(value, tuple) else value
+    out["estimate"] = [getattr(task.estimate, f) for f in ESTIMATE_FIELDS]
+    return out
+
+
+def _workflow_payload(wp: WorkflowPlan) -> dict[str, Any]:
+    return {"workflow": wp.workflow, "tasks": [_task_payload(t) for t in wp.tasks],
+            "totals": [getattr(wp.totals, f) for f in ESTIMATE_FIELDS],
+            "critical_path": list(wp.critical_path), "stages": [list(s) for s in wp.stages]}
 
 
 def _used_models(plan: Plan) -> list[str]:
@@ -37,11 +80,16 @@ def _used_models(plan: Plan) -> list[str]:
 
 
 def hash_payload(plan: Plan) -> dict[str, Any]:
-    data = plan.to_json()
-    payload = {k: v for k, v in data.items() if k not in UNHASHED_PLAN_KEYS}
-    payload["tasks"] = [_task_payload(t) for t in data["tasks"]]
-    payload["subplans"] = [{**s, "tasks": [_task_payload(t) for t in s["tasks"]]} for s in data["subplans"]]
-    payload["program"] = ir_codec.to_data(plan.program, spans=False)
+    payload: dict[str, Any] = {
+        "plan_version": plan.plan_version, "ir_version": plan.ir_version, "workflow": plan.workflow,
+        "budget": [plan.budget.usd, plan.budget.tokens, plan.budget.time_s],
+        "objective": plan.objective, "strategy": plan.strategy, "scheduling": plan.scheduling,
+        "provider_mode": plan.provider_mode, "entry": _workflow_payload(plan.entry),
+        "subplans": [_workflow_payload(s) for s in plan.subplans],
+        "provider_concurrency": dict(sorted(plan.provider_concurrency.items())),
+        "sources": dict(sorted(plan.sources.items())),
+        "program": normalised_ir(plan.program),
+    }
     catalog = {}
     for name in _used_models(plan):
         model = plan.program.model(name)

@@ -237,3 +237,12 @@ def test_a_program_without_workflows_checks_clean(spec_dir):
     from bmad.compiler.passes import check_plan
 
     assert check_plan(compile_file(str(spec_dir / "models.bmad")).program) == []
+
+
+def test_the_fast_normalised_ir_equals_the_codec(spec_file):
+    from bmad.compiler import ir_codec
+    from bmad.compiler.compile import compile_file
+    from bmad.compiler.passes.seal_plan import normalised_ir
+
+    program = compile_file(str(spec_file)).program
+    assert normalised_ir(program) == ir_codec.to_data(program, spans=False)
