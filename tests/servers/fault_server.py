@@ -78,13 +78,13 @@ def words_in(text: str) -> int:
     return max(1, len(text.split()))
 
 
-def effective_behaviour(state: FaultState, model: str, prompt: str) -> str:
-    """The fault to inject for this call ("ok" when none)."""
+def effective_behaviour(state: FaultState, model: str, prompt: str, protocol: str) -> str:
+    """The fault to inject for this call ("ok" when none); counts are per protocol and prompt."""
     if model.startswith("flaky-"):
         n = int(model.split("-", 1)[1])
-        return "unavailable" if state.seen(model, prompt) < n else "ok"
+        return "unavailable" if state.seen(f"{protocol}:{model}", prompt) < n else "ok"
     if model == "ratelimit-once":
-        return "rate_limited" if state.seen(model, prompt) < 1 else "ok"
+        return "rate_limited" if state.seen(f"{protocol}:{model}", prompt) < 1 else "ok"
     return model
 
 
@@ -122,7 +122,7 @@ class Protocol:
         key = self.key_of(request)
         if self.state.expected_key is not None and key != self.state.expected_key:
             return self.error(401, "auth", f"Incorrect API key provided: {key}.")
-        behaviour = effective_behaviour(self.state, model, prompt)
+        behaviour = effective_behaviour(self.state, model, prompt, self.name)
         stream = self.wants_stream(request, body)
         if behaviour == "rate_limited":
             return self.error(429, "rate_limited", "Rate limit reached; slow down.", {
