@@ -20,7 +20,7 @@ described as a layout document (`format_layout.py`) and printed at 100 columns:
   can break (`retry 3 # why` ... `backoff ...`) moves to its own line above the clause.
 
 The result is checked before it is returned: it must parse to the same tree (strings compared by
-value) with the same comments, otherwise the file is left alone and BMAD-E049 is reported.
+value) with the same comments, otherwise the file is left alone and BMAD-E590 is reported.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from bmad.compiler.strings import decode
 
 INDENT = 2
 CONTINUATION = 4  # wrapped `depends`/`needs` names
-SELF_CHECK_CODE = "BMAD-E049"
+SELF_CHECK_CODE = "BMAD-E590"
 
 Node = Tree | Token
 
@@ -315,13 +315,15 @@ class _Formatter:
         rows: list[tuple[int, int, Doc, bool]] = []  # first line, last line, layout, forced blank
         for index, item in enumerate(items):
             doc = self.node(item)
-            leading = placed.leading.get(index, []) + self.hoisted(item)
+            own = placed.leading.get(index, [])
+            leading = own + self.hoisted(item)
             forced = index > 0 and separated(items[index - 1], item)
             first, last = self.line_of(_start(item)), self.line_of(_end(item))
             mark_start = Mark((_start(item), "start"))
             for n, c in enumerate(leading):
-                rows.append((c.line, c.line, [mark_start, Text(c.text)] if n == 0 else Text(c.text),
-                             forced and n == 0))
+                # hoisted comments come from inside the item: they pack together above it
+                rows.append((c.line if n < len(own) else -1, c.line,
+                             [mark_start, Text(c.text)] if n == 0 else Text(c.text), forced and n == 0))
             trailing = placed.trailing.get(index)
             if trailing is not None:
                 doc = [doc, Trailing("  " + trailing.text), BREAK_PARENT]
@@ -335,7 +337,7 @@ class _Formatter:
         for first, last, doc, forced in rows:
             if body:
                 body.append(HARD_LINE)
-                if forced or (prev_last is not None and first - prev_last >= 2):
+                if forced or (prev_last is not None and first >= 0 and first - prev_last >= 2):
                     body.append(HARD_LINE)
             body.append(doc)
             prev_last = last if prev_last is None else max(prev_last, last)

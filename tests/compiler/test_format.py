@@ -370,3 +370,13 @@ def test_fmt_check_exit_codes(tmp_path: Path):
     assert rewrite.returncode == 0, rewrite.stderr
     assert messy.read_text() == canonical.read_text()
     assert bmad("fmt", "--check", str(messy)).returncode == 0
+
+
+def test_language_reference_formatting_example_holds(repo_root: Path):
+    import re
+
+    doc = (repo_root / "docs" / "language.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## Formatting"):]
+    before = re.search(r"```text\n(.*?)```", section, re.S).group(1)
+    after = re.search(r"```bmad\n(.*?)```", section, re.S).group(1)
+    assert formatted(before) == after
