@@ -502,3 +502,83 @@ def test_checks_scale_linearly_on_a_large_workflow():
     """20k tasks in a chain with fan-in references: finishes (speed figures live in bench/)."""
     tasks = [task("t0", "{x}")] + [task(f"t{i}", "{t%d}" % (i - 1), "{x}") for i in range(1, 20_000)]
     assert codes(program(workflow("w", tasks, [inp("x")]))) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Any IR, however odd, gets diagnostics and never an exception
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+NAMES = st.sampled_from(["a", "b", "c", "x", "items", "gpt-4o", "nope", "score"])
+PATHS = st.lists(NAMES, min_size=1, max_size=3).map(tuple)
+LITERALS = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["", "OK", "x"]),
+                     st.lists(st.integers(0, 2), max_size=2))
+EXPRS = st.recursive(
+    st.one_of(LITERALS.map(lambda v: ir.Literal(v, sp())), PATHS.map(lambda p: ir.Ref(p, sp()))),
+    lambda inner: st.one_of(
+        st.builds(lambda op, l, r: ir.Binary(op, l, r, sp()),
+                  st.sampled_from(["==", "!=", "<", ">=", "in", "and", "or"]), inner, inner),
+        st.builds(lambda op, e: ir.Unary(op, e, sp()), st.sampled_from(["not", "-"]), inner),
+        st.lists(inner, max_size=2).map(lambda items: ir.ListExpr(tuple(items), sp())),
+    ),
+    max_leaves=6,
+)
+SCHEMAS = st.one_of(st.none(), st.just({"type": "object", "properties": {"score": {"type": "number"}}}),
+                    st.just({"type": "array", "items": {"type": "string"}}), st.just({"type": 3}), st.just([]))
+
+
+@st.composite
+def random_tasks(draw):
+    name_ = draw(NAMES)
+    refs = draw(st.lists(PATHS, max_size=3))
+    parts = tuple(ir.Interpolation(ir.Ref(p, sp()), sp()) for p in refs)
+    returns_kind = draw(st.sampled_from([None, "text", "json", "enum"]))
+    returns = None if returns_kind is None else ir.Returns(
+        returns_kind, schema=draw(SCHEMAS) if returns_kind == "json" else None,
+        values=tuple(draw(st.lists(st.sampled_from(["OK", "NO"]), max_size=3))) if returns_kind == "enum" else (),
+        span=sp())
+    call = None
+    if draw(st.booleans()) and draw(st.booleans()):
+        call = ir.Call(ir.Name(draw(st.sampled_from(["w", "v", "u"])), sp()),
+                       tuple(ir.Argument(draw(NAMES), draw(EXPRS), sp()) for _ in range(draw(st.integers(0, 2)))),
+                       sp())
+    consensus = draw(st.one_of(st.none(), st.builds(
+        lambda method, participants, count, quorum, rounds: ir.Consensus(
+            method, tuple(ir.Name(p, sp()) for p in participants), count, quorum, None, rounds, span=sp()),
+        st.sampled_from(["vote", "judge", "best_of", "peer_review", "ensemble"]),
+        st.lists(NAMES, max_size=3), st.one_of(st.none(), st.integers(-1, 4)),
+        st.one_of(st.none(), st.integers(-1, 4)), st.one_of(st.none(), st.integers(-1, 2)))))
+    return ir.Task(
+        name_, span=sp(), name_span=sp(),
+        prompt=ir.Template("", parts, sp()),
+        call=call,
+        for_each=draw(st.one_of(st.none(), st.builds(lambda v, e: ir.ForEach(v, e, sp()), NAMES, EXPRS))),
+        when=draw(st.one_of(st.none(), EXPRS)),
+        depends=tuple(ir.Name(n, sp()) for n in draw(st.lists(NAMES, max_size=2))),
+        needs=tuple(ir.Name(n, sp()) for n in draw(st.lists(st.sampled_from(["code", "telepathy"]), max_size=2))),
+        model=draw(st.one_of(st.none(), NAMES.map(lambda n: ir.Name(n, sp())))),
+        returns=returns,
+        consensus=consensus,
+        reduce=draw(st.one_of(st.none(), st.builds(lambda n, c: ir.Reduce(ir.Name(n, sp()), c, sp()),
+                                                    NAMES, st.one_of(st.none(), st.integers(0, 3))))),
+    )
+
+
+@st.composite
+def random_programs(draw):
+    workflows = []
+    for wf_name in draw(st.lists(st.sampled_from(["w", "v", "u"]), min_size=1, max_size=3)):
+        tasks = draw(st.lists(random_tasks(), max_size=5))
+        inputs = [inp(n, t, "text" if t == "list" else None)
+                  for n, t in draw(st.lists(st.tuples(NAMES, st.sampled_from(["text", "number", "bool", "json", "list"])),
+                                            max_size=3))]
+        outputs = draw(st.lists(NAMES, max_size=2))
+        workflows.append(workflow(wf_name, tasks, inputs, outputs))
+    return program(*workflows)
+
+
+@settings(max_examples=150, deadline=None)
+@given(random_programs())
+def test_random_programs_get_diagnostics_never_exceptions(prog):
+    for d in run_checks(prog):
+        assert d.code.startswith(("BMAD-E1", "BMAD-W1")) and d.message and d.severity in ("error", "warning", "info")

@@ -63,3 +63,17 @@ def test_contract_examples_pass_the_checks_with_few_warnings(spec_file):
     result = compile_file(str(spec_file))
     assert result.ok, render_all_text(result.diagnostics, result.sources)
     assert not [d for d in result.diagnostics if d.severity == "warning"]
+
+
+def test_seed_yaml_mistakes_get_one_report_each(tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text(
+        "id: t\nname: T\ntasks:\n"
+        "  - id: a\n    name: A\n    task_type: general\n    dependencies: [b]\n"
+        "  - id: b\n    name: B\n    task_type: general\n    dependencies: [a]\n"
+        "  - id: c\n    name: C\n    task_type: general\n    dependencies: [zz]\n"
+    )
+    result = compile_file(str(path))
+    errors = [(d.code, d.span.line, d.span.column) for d in result.diagnostics if d.is_error]
+    assert errors == [("BMAD-E130", 7, 20), ("BMAD-E100", 15, 20)]
+    assert result.diagnostics[0].message == "dependency cycle: a -> b -> a"
