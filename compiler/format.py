@@ -253,6 +253,10 @@ def _tree(node: Node | None, name: str) -> bool:
 
 
 WORKFLOW_SEPARATED = {"task_decl", "parallel_block"}
+# the expression rules `_Formatter._expr` lays out (every other rule has an `r_<rule>` method)
+EXPRESSION_RULES = {"or_op", "and_op", "not_op", "compare", "in_op", "not_in_op", "ref", "string_lit",
+                    "number_lit", "negative_lit", "true_lit", "false_lit", "null_lit", "list_lit",
+                    "object_lit"}
 IMPORTS = {"import_decl", "use_decl"}
 
 
@@ -801,6 +805,8 @@ class _Formatter:
         elif data == "list_lit":
             items = [k for k in kids if k is not None]
             doc = self.bracketed("[", "]", items, start, end, self.expr)
+        elif data == "object_lit":
+            doc = self.node(kids[0])
         else:
             raise _Unformattable(data)
         # the author's parentheses around this expression, kept as written

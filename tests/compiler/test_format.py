@@ -161,8 +161,8 @@ def test_every_grammar_rule_has_a_layout():
         name = str(getattr(name, "name", name))
         if not name.startswith("_") and not rule.options.expand1:
             names.add(name)
-    expression_rules = {"or_op", "and_op", "not_op", "compare", "in_op", "not_in_op", "ref", "string_lit",
-                        "number_lit", "negative_lit", "list_lit"}
+    from bmad.compiler.format import EXPRESSION_RULES as expression_rules
+
     structural = {"start", "for_each", "when_clause", "task_block", "argument", "limit_entry",
                   "skill_entry", "rubric", "enum_value", "quality_else"}
     missing = {n for n in names - expression_rules - structural if not hasattr(_Formatter, "r_" + n)}
