@@ -18,6 +18,7 @@ from bmad.compiler.checks.defaults import check_defaults
 from bmad.compiler.checks.duplicates import check_duplicates
 from bmad.compiler.checks.loops import check_loops
 from bmad.compiler.checks.models import check_models
+from bmad.compiler.checks.parallel import check_parallel
 from bmad.compiler.checks.providers import check_providers
 from bmad.compiler.checks.references import check_references
 from bmad.compiler.checks.schemas import check_schemas
@@ -35,6 +36,7 @@ CHECKS = (
     check_loops,
     check_calls,
     check_task_cycles,
+    check_parallel,
     check_workflow_cycles,
     check_models,
     check_providers,

@@ -582,3 +582,12 @@ def random_programs(draw):
 def test_random_programs_get_diagnostics_never_exceptions(prog):
     for d in run_checks(prog):
         assert d.code.startswith(("BMAD-E1", "BMAD-W1")) and d.message and d.severity in ("error", "warning", "info")
+
+
+def test_dependency_inside_a_parallel_block_is_a_warning():
+    a = ir.replace(task("a"), parallel_group=0)
+    b = ir.replace(task("b", "{a}"), parallel_group=0)
+    c = ir.replace(task("c", "{b}"), parallel_group=1)
+    d = only(program(workflow("w", [a, b, c])), "BMAD-W109")
+    assert d.message == "task `b` waits for `a`, which is in the same `parallel` block"
+    assert d.span == b.prompt.parts[0].ref.span
