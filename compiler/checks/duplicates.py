@@ -21,7 +21,7 @@ def find_duplicates(items: Iterable[tuple[str, ir.Span]], code: str, what: str, 
             out.append(error(
                 code, span,
                 f"{what} `{name}` is defined twice{scope_text}",
-                f"rename one of them, or remove this one",
+                "rename one of them, or remove this one",
                 [Related(seen, "first defined here")],
             ))
 
