@@ -37,12 +37,20 @@ DEFAULT_MAX_TOKENS = 256
 SCAFFOLD_STOPS = ("\n### ", "\n\n\n")
 
 
+# One worked example: measured on Gemma 3 270M, it turns echoes ("Italy is the capital of Italy")
+# into answers ("The capital of Italy is Rome") and one-word stubs into sentences.
+SCAFFOLD_EXAMPLE = ("### Instruction:\nWrite a one-line motto for a bakery.\n\n"
+                    "### Response:\nFresh bread and warm smiles, every morning.")
+
+
 def completion_prompt(messages: tuple[base.Message, ...]) -> str:
-    """The instruction/response scaffold for base models without a chat template."""
+    """The instruction/response scaffold (with one example) for base models without a chat
+    template."""
     parts: list[str] = []
     system = "\n".join(m.content.strip() for m in messages if m.role == "system")
     if system:
         parts.append(system)
+    parts.append(SCAFFOLD_EXAMPLE)
     for m in messages:
         if m.role == "user":
             parts.append(f"### Instruction:\n{m.content.strip()}")

@@ -12,7 +12,8 @@ import pytest
 
 from bmad.compiler import ir
 from bmad.runtime.providers import base
-from bmad.runtime.providers.llama_cpp import LlamaCppProvider, completion_prompt, enum_grammar
+from bmad.runtime.providers.llama_cpp import (SCAFFOLD_EXAMPLE, LlamaCppProvider,
+                                              completion_prompt, enum_grammar)
 from bmad.runtime.providers.local_model import ensure_local_model
 from bmad.runtime.providers.registry import ProviderOptions, build_provider
 
@@ -31,7 +32,8 @@ def req(prompt: str, **kw) -> base.CompletionRequest:
 def test_completion_prompt_scaffold_for_base_models():
     prompt = completion_prompt((base.Message("system", "Be brief."),
                                 base.Message("user", "Name a colour.")))
-    assert prompt == "Be brief.\n\n### Instruction:\nName a colour.\n\n### Response:\n"
+    assert prompt == ("Be brief.\n\n" + SCAFFOLD_EXAMPLE
+                      + "\n\n### Instruction:\nName a colour.\n\n### Response:\n")
     assert enum_grammar(("yes", 'say "no"')) == 'root ::= "yes" | "say \\"no\\""'
 
 
