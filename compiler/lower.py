@@ -398,9 +398,22 @@ class Lowerer(Transformer):
 
     def input_decl(self, meta, children):
         name, type_ref, default = children
+        if default is not None:
+            default = self._constant_default(str(name), default)
         if type_ref is None:
             return NOT_BUILT
         return ir.Input(str(name), type_ref, default, self.span(meta))
+
+    def _constant_default(self, name: str, default: ir.Expr) -> ir.Expr | None:
+        """A default is a value (a literal, a JSON object, a list of those): the runtime evaluates
+        it before anything else exists, so a name or an operator in it has nothing to refer to."""
+        bad = _first_non_constant(default)
+        if bad is None:
+            return default
+        self.error("BMAD-E023", bad.span, f"the default of input `{name}` must be a value, not an expression",
+                   "write a literal: text in quotes, a number, true/false/null, a [list] or a JSON {object}; "
+                   "to compute it, make a task instead")
+        return None
 
     def type_ref(self, meta, children):
         name, item = children
@@ -703,6 +716,10 @@ class Lowerer(Transformer):
         items = tuple(c for c in children if c is not None)
         return self._expression(ir.ListExpr(items, self.span(meta)), meta, *items)
 
+    def object_lit(self, meta, children):
+        # JSON inside: a constant, so one Literal holding the plain dict (nested lists included)
+        return ir.Literal(children[0], self.span(meta))
+
     # -- JSON ------------------------------------------------------------------------------
 
     @staticmethod
@@ -770,6 +787,15 @@ class _Text:
                 ref = ir.Ref(piece.ref, lowerer.sm.span(piece.ref_start, piece.ref_end))
                 parts.append(ir.Interpolation(ref, lowerer.sm.span(piece.start, piece.end)))
         return ir.Template(self.decoded.text, tuple(parts), lowerer.tspan(self.token))
+
+
+def _first_non_constant(expr: ir.Expr) -> ir.Expr | None:
+    """The first part of `expr` that is not a literal value, or None when it all is."""
+    if isinstance(expr, ir.ListExpr):
+        return next((bad for bad in map(_first_non_constant, expr.items) if bad is not None), None)
+    if isinstance(expr, (ir.Ref, ir.Unary, ir.Binary)):
+        return expr
+    return None  # a literal (or a piece a syntax error already reported)
 
 
 def lower_tree(tree: Tree, source_map: SourceMap, base_dir: str | None = None

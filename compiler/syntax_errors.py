@@ -101,8 +101,8 @@ EXAMPLES: list[tuple[Explanation, list[str]]] = [
       'workflow w { task a { returns json { "a": 1 "b": 2 } } }']),
     (Explanation("BMAD-E049", "expected a value here, found `{token}`",
                  "a condition compares names, strings, numbers, true/false and lists: `when score >= 7 and kind == \"bug\"`"),
-     ["workflow w { task a when { } }", "workflow w { task a when x == { } }",
-      "workflow w { task a when x and { } }", "workflow w { task a for each x in { } }",
+     ["workflow w { task a when } }", "workflow w { task a when x == } }",
+      "workflow w { task a when x and } }", "workflow w { task a for each x in } }",
       "workflow w { input x: text = }"]),
     (Explanation("BMAD-E009", "expected a number here, found `{token}`",
                  "e.g. `max_tokens 400`, `temperature 0.2`, `timeout 30s`, `retry 3`, `context 128k`"),
@@ -220,6 +220,17 @@ def open_blocks(text: str, upto: int) -> list[OpenBlock]:
             if stack:
                 stack.pop()
             words = []
+    return stack
+
+
+def _open_braces(text: str, upto: int) -> list[int]:
+    """The offsets of the `{` not yet closed before offset `upto`, outermost first."""
+    stack: list[int] = []
+    for m in _SCAN.finditer(text, 0, upto):
+        if m.lastgroup == "open":
+            stack.append(m.start())
+        elif m.lastgroup == "close" and stack:
+            stack.pop()
     return stack
 
 
@@ -388,6 +399,36 @@ def _spaced_unit(e: UnexpectedToken, text: str, source_map: SourceMap) -> Diagno
                  "write the unit right after the number (`200k`, `30s`), or put the word on its own line")
 
 
+_CONDITION_KEYWORD = re.compile(r"(?:\b(?P<when>when)|\bfor\s+each\s+[A-Za-z_]\w*\s+(?P<in>in))\s*$")
+
+
+def _missing_condition(e: UnexpectedToken, text: str, source_map: SourceMap) -> Diagnostic | None:
+    """`task a when { prompt "x" }`: with no condition, the task's `{` reads as a JSON object (an
+    object literal is a value), so point at that `{` rather than at what follows it."""
+    token = e.token
+    if token.type in ("STRING", "$END") or token.start_pos is None:
+        return None
+    brace = None
+    braces = _open_braces(text, token.start_pos)
+    if token.type != "RBRACE" and braces:
+        brace = braces[-1]  # `when { prompt ...`: inside the would-be object
+    before = text[:token.start_pos].rstrip()
+    if brace is None or not _CONDITION_KEYWORD.search(text, 0, brace):
+        if not before.endswith("}"):
+            return None
+        closed = _open_braces(text, len(before) - 1)  # `when { } }`: the object closed, no body follows
+        if not closed:
+            return None
+        brace = closed[-1]
+    m = _CONDITION_KEYWORD.search(text, 0, brace)
+    if m is None:
+        return None
+    hint = ("`when` needs a condition before the task's `{ ... }`, e.g. `when score >= 7 { ... }`"
+            if m.group("when") else
+            "`for each X in` needs a list before the task's `{ ... }`, e.g. `for each doc in docs { ... }`")
+    return error("BMAD-E049", source_map.span(brace, brace + 1), "expected a value here, found `{`", hint)
+
+
 def describe(e: UnexpectedInput, text: str, source_map: SourceMap) -> Diagnostic:
     """One Diagnostic in plain words for a Lark error."""
     if isinstance(e, UnexpectedCharacters):
@@ -445,6 +486,10 @@ def _describe_token(e: UnexpectedToken, text: str, source_map: SourceMap) -> Dia
     spaced = _spaced_unit(e, text, source_map)
     if spaced is not None:
         return spaced
+
+    missing = _missing_condition(e, text, source_map)
+    if missing is not None:
+        return missing
 
     known = _match_known_mistake(e)
     if known is not None:
