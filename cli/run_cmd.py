@@ -253,23 +253,21 @@ def register(app: typer.Typer) -> None:
             sys.stderr.write(f"  = help: continue with `bmad run --resume {outcome.run_id}`\n")
         raise typer.Exit(outcome.exit_code)
 
-    @app.command("export", help="Print a journaled run as JSON: run, tasks, calls, events, outputs.",
-                 epilog=examples(("bmad export 20260101-120000-ab12cd --format json", "the whole run")))
+    @app.command("export", help="Export a journaled run: json (run, tasks, calls, events, outputs), yaml, "
+                                "detailed (a text report) or html (a self-contained report page).",
+                 epilog=examples(("bmad export 20260101-120000-ab12cd --format json", "the whole run"),
+                                 ("bmad export 20260101-120000-ab12cd --format html -o run.html",
+                                  "a report to open in a browser: timeline, costs, routing, votes"),
+                                 ("bmad export 20260101 --format detailed", "the report as text (a unique id prefix is enough)")))
     def export_command(
         run_id: str = typer.Argument(..., metavar="RUN_ID"),
-        fmt: str = typer.Option("json", "--format", "-f", help="json"),
+        fmt: str = typer.Option("json", "--format", "-f", help="json, yaml, detailed or html."),
+        output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the export here."),
         journal: Optional[Path] = typer.Option(None, "--journal", help="The journal file."),
     ) -> None:
-        from bmad.runtime.export import export_run
+        from bmad.cli.run_export import write_export
 
-        if fmt != "json":
-            raise _fail(f"unknown --format `{fmt}`", "only json is supported")
-        j = _open_journal(journal)
-        data = export_run(j, run_id)
-        j.db.close()
-        if data is None:
-            raise _fail(f"no run `{run_id}` in {j.path}", "list runs with `bmad runs`", code=1)
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+        write_export(run_id, fmt, output, journal)
 
     @app.command("runs", help="List journaled runs, newest first.")
     def runs_command(
