@@ -145,6 +145,10 @@ class ModelCaller:
                 error = exc
             except Exception as exc:  # a provider bug must not take the run down with a traceback
                 error = base.ProviderError(f"{type(exc).__name__}: {exc}", provider=provider.name)
+            except BaseException:
+                # Cancelled mid-call (quorum lost, SIGINT): free the room this call held.
+                self.ledger.release(reservation)
+                raise
             else:
                 cost = response.cost_usd if response.cost_usd is not None else \
                     ms.cost(response.input_tokens, response.output_tokens)

@@ -74,7 +74,7 @@ class EventBus:
     def add(self, sink: Sink) -> None:
         self.sinks.append(sink)
 
-    def emit(self, kind: str, task: str | None = None, **data: Any) -> None:
+    def emit(self, kind: str, task: str | None = None, /, **data: Any) -> None:
         if not self.sinks:
             return
         event = Event(kind, self.run_id, time.time(), task, data)

@@ -469,9 +469,12 @@ class Interpreter:
                         self.events.emit("task_skipped", f"{path}[{i}]",
                                          reason=f"item failed, on_error continue: {exc}")
 
-        async with anyio.create_task_group() as tg:
-            for i, item in enumerate(items):
-                tg.start_soon(one, i, item)
+        try:
+            async with anyio.create_task_group() as tg:
+                for i, item in enumerate(items):
+                    tg.start_soon(one, i, item)
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
         model = max(set(models), key=models.count) if models else None
         quality = sum(qualities) / len(qualities) if qualities else None
         return results, model, quality
@@ -498,9 +501,12 @@ class Interpreter:
                 scope[reduce.source.name] = chunk
                 partials[c] = (await self._prompt(node, path, scope, f"L{level}c{c}/", tally))[0]
 
-            async with anyio.create_task_group() as tg:
-                for c, chunk in enumerate(chunks):
-                    tg.start_soon(one, c, chunk)
+            try:
+                async with anyio.create_task_group() as tg:
+                    for c, chunk in enumerate(chunks):
+                        tg.start_soon(one, c, chunk)
+            except BaseExceptionGroup as group:
+                raise first_error(group) from None
             items = partials
             level += 1
 
@@ -674,12 +680,16 @@ class Interpreter:
         seed = int.from_bytes(hashlib.blake2b(f"{self.config.seed}/{path}/{slot}".encode(),
                                               digest_size=8).digest(), "big")
         request_text = messages[-1].content
-        outcome = await run_consensus(
-            node.method or "vote", Ops(), node.participants, quorum=consensus.quorum if consensus else None,
-            judge=node.judge, request_text=request_text,
-            rubric=node.task.quality.rubric if node.task.quality else None,
-            rounds=consensus.rounds if consensus else None, weights=weights,
-            rng=random.Random(seed), exact=exact)
+        try:
+            outcome = await run_consensus(
+                node.method or "vote", Ops(), node.participants,
+                quorum=consensus.quorum if consensus else None, judge=node.judge,
+                request_text=request_text,
+                rubric=node.task.quality.rubric if node.task.quality else None,
+                rounds=consensus.rounds if consensus else None, weights=weights,
+                rng=random.Random(seed), exact=exact)
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
         quality = outcome.quality
         gate = node.task.quality
         if gate is not None and gate.judge is not None:
@@ -690,6 +700,23 @@ class Interpreter:
         if gate is not None and quality < gate.threshold and gate.otherwise == "fail":
             raise TaskFailure(f"consensus quality {quality:.2f} is below {gate.threshold:.2f}")
         return outcome.value, outcome.model, quality
+
+
+def first_error(group: BaseExceptionGroup) -> BaseException:
+    """The exception that matters in a task group's failure: a budget stop first, then any error."""
+    errors = [e for e in _leaves(group) if not isinstance(e, anyio.get_cancelled_exc_class())]
+    for kind in (BudgetExhausted, UnpricedModel):
+        for e in errors:
+            if isinstance(e, kind):
+                return e
+    return errors[0] if errors else group
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for e in group.exceptions:
+        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    return out
 
 
 def _dedupe(items: Sequence[str]) -> list[str]:

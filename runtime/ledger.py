@@ -111,6 +111,7 @@ class BudgetLedger:
                 return outcome
             if self._in_flight == 0 or outcome.kind == "time_s":
                 self.exhausted = outcome
+                self._alert_exhausted(outcome.kind)
                 raise outcome
             if self._settled_event is None:
                 self._settled_event = anyio.Event()
@@ -150,6 +151,16 @@ class BudgetLedger:
         self._check_alerts()
 
     # -- alerts -------------------------------------------------------------------------------
+    def _alert_exhausted(self, kind: str) -> None:
+        """The cap stopped a call: that is the 100% alert, even if spend itself is just below it."""
+        key = (kind, 1.0)
+        if key in self._alerted or self._on_alert is None:
+            return
+        self._alerted.add(key)
+        spent, cap = {"usd": (self.spent_usd, self.usd_cap), "tokens": (self.spent_tokens, self.tokens_cap),
+                      "time_s": (self.elapsed_s, self.time_cap)}[kind]
+        self._on_alert(kind, 1.0, float(spent), float(cap or 0.0))
+
     def _check_alerts(self, quiet: bool = False) -> None:
         for kind, spent, cap in (("usd", self.spent_usd, self.usd_cap),
                                  ("tokens", float(self.spent_tokens), self.tokens_cap)):
