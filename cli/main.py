@@ -36,6 +36,8 @@ COMMAND_MODULES = (
     "workflow_cmd",
     "run_cmd",
     "models_cmd",
+    "seed_cmds",
+    "monitor_cmd",
 )
 
 app = typer.Typer(
