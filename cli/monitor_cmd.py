@@ -42,7 +42,8 @@ def monitor(
                                           help="POST each alert as JSON here (implies --alerts-enabled)."),
     once: bool = typer.Option(False, "--once", help="One snapshot (and its alerts), then exit."),
     interval: float = typer.Option(1.0, "--interval", min=0.05, help="Seconds between polls of the journal."),
-    until_idle: bool = typer.Option(False, "--until-idle", help="Exit when no run is active any more."),
+    until_idle: bool = typer.Option(False, "--until-idle",
+                                    help="Exit once the active runs have finished (waits for a first one to start)."),
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=0.0, help="Stop after this long."),
     budget_alert: float = typer.Option(0.8, "--budget-alert", min=0.0, max=1.0,
                                        help="Alert when this share of a run's budget is spent."),
@@ -69,7 +70,7 @@ def monitor(
     rules = AlertRules(budget_fraction=budget_alert, failure_rate=failure_rate, failure_window=failure_window,
                        min_failures=min_failures, stall_after_s=stall_after)
     tracker, plans = AlertTracker(), PlanCache()
-    console, err = Console(file=sys.stdout, highlight=False), Console(stderr=True, highlight=False)
+    console, err = Console(file=sys.stdout, highlight=False), Console(stderr=True, highlight=False, soft_wrap=True)
     live_view = real_time and not once and not as_json and sys.stdout.isatty()
     recent: list = []
     last_lines: dict[str, str] = {}
@@ -124,10 +125,14 @@ def monitor(
             console.print(render_view(snaps, []))
         return
 
+    seen = False
+
     def done(snaps) -> bool:
+        nonlocal seen
+        seen = seen or bool(snaps)
         if max_seconds is not None and time.monotonic() - started >= max_seconds:
             return True
-        return until_idle and not snaps
+        return until_idle and seen and not snaps
 
     try:
         if live_view:

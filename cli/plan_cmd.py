@@ -28,6 +28,7 @@ EPILOG = examples(
     ("bmad plan examples/code_review.bmad", "the plan as tables, per parallel stage"),
     ("bmad plan --provider sim -o plan.json review.bmad", "seal a plan with every model available"),
     ("bmad plan --format mermaid review.bmad", "the task graph with model and cost on each node"),
+    ("bmad plan --format html -o plan.html review.bmad", "the graph and cost table as a page for a browser"),
     ("bmad plan --diff old.json review.bmad", "what changed in routing and cost since old.json"),
     ("bmad plan --optimize quality --budget '$2' review.bmad", "override the file's objective and budget"),
     ("bmad plan --passes", "list the optimizer passes in order"),
@@ -40,6 +41,7 @@ class PlanFormat(str, enum.Enum):
     yaml = "yaml"
     mermaid = "mermaid"
     dot = "dot"
+    html = "html"
 
 
 class Objective(str, enum.Enum):
@@ -140,7 +142,7 @@ def register(app: typer.Typer) -> None:
         file: str = typer.Argument(None, metavar="FILE", show_default=False,
                                    help="A workflow file: .bmad, .yaml or .yml."),
         output_format: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f",
-                                                 help="text, json (the sealed plan), yaml, mermaid or dot."),
+                                                 help="text, json (the sealed plan), yaml, mermaid, dot or html (a page with the graph and cost table)."),
         out: Path = typer.Option(None, "-o", "--output", help="Write the plan here (a .json file: the sealed plan)."),
         passes: bool = typer.Option(False, "--passes", help="List the optimizer passes and exit."),
         diff: Path = typer.Option(None, "--diff", metavar="OLD.json", help="Show what changed since an older plan."),
@@ -193,7 +195,12 @@ def register(app: typer.Typer) -> None:
         if old is not None:
             sys.stdout.write(plan_render.render_diff(old, plan))
         else:
-            text = plan_render.render(plan, output_format.value)
+            if output_format is PlanFormat.html:
+                from bmad.compiler.plan_html import render_plan_html
+
+                text = render_plan_html(plan)
+            else:
+                text = plan_render.render(plan, output_format.value)
             if out is not None:
                 sealed = out.suffix == ".json" and output_format is PlanFormat.text
                 out.write_text(plan_render.render_json(plan) if sealed else text, encoding="utf-8")
