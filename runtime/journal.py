@@ -43,11 +43,14 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_by_run ON calls (run_id, request_hash);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, ts REAL, kind TEXT, task_id TEXT, data_json TEXT);
+CREATE TABLE IF NOT EXISTS plans (plan_hash TEXT PRIMARY KEY, plan_json TEXT);
 CREATE TABLE IF NOT EXISTS outputs (run_id TEXT, name TEXT, value_json TEXT, PRIMARY KEY (run_id, name));
 CREATE TABLE IF NOT EXISTS cache (
   key TEXT PRIMARY KEY, workflow TEXT, task_id TEXT, model TEXT, components_json TEXT,
   output_json TEXT, quality REAL, run_id TEXT, created_at REAL);
 CREATE INDEX IF NOT EXISTS cache_by_task ON cache (workflow, task_id, created_at);
+CREATE TABLE IF NOT EXISTS verdicts (
+  run_id TEXT, task_id TEXT, model TEXT, capability TEXT, agreement REAL, created_at REAL);
 """
 
 FINAL_TASK_STATUSES = ("completed", "skipped")
@@ -107,6 +110,7 @@ class Journal:
         self._attempts: list[tuple] = []
         self._events: list[tuple] = []
         self._cache: list[tuple] = []
+        self._verdicts: list[tuple] = []
         self._run_update: tuple | None = None
 
     def close(self) -> None:
@@ -141,6 +145,11 @@ class Journal:
         self._attempts.append((run_id, task_id, attempt, model, status, error, started_at,
                                finished_at))
 
+    def add_verdict(self, run_id: str, task_id: str, model: str, capability: str | None,
+                    agreement: float) -> None:
+        """How far one model's answer agreed with what a consensus task finally decided (0..1)."""
+        self._verdicts.append((run_id, task_id, model, capability, agreement, time.time()))
+
     def add_event(self, run_id: str, kind: str, task_id: str | None, data: dict[str, Any]) -> None:
         self._events.append((run_id, time.time(), kind, task_id, dumps(data)))
 
@@ -151,7 +160,7 @@ class Journal:
     @property
     def pending(self) -> bool:
         return bool(self._tasks or self._calls or self._attempts or self._events or self._cache
-                    or self._run_update)
+                    or self._verdicts or self._run_update)
 
     def flush(self) -> None:
         """Commit everything buffered in one transaction."""
@@ -176,6 +185,8 @@ class Journal:
                                "VALUES (?,?,?,?,?)", self._events)
             if self._cache:
                 db.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?,?,?,?)", self._cache)
+            if self._verdicts:
+                db.executemany("INSERT INTO verdicts VALUES (?,?,?,?,?,?)", self._verdicts)
             if self._run_update:
                 db.execute("UPDATE runs SET spent_usd=?, tokens=?, unknown_cost_calls=?, "
                            "elapsed_s=?, done_tasks=?, updated_at=? WHERE id=?", self._run_update)
@@ -188,10 +199,24 @@ class Journal:
         self._attempts.clear()
         self._events.clear()
         self._cache.clear()
+        self._verdicts.clear()
         self._run_update = None
 
+    # -- plans --------------------------------------------------------------------------------
+    def has_plan(self, plan_hash: str) -> bool:
+        return self.db.execute("SELECT 1 FROM plans WHERE plan_hash=?", (plan_hash,)).fetchone() is not None
+
+    def store_plan(self, plan_hash: str, plan_json: str) -> None:
+        """Each sealed plan is stored once, whatever number of runs use it."""
+        self.db.execute("INSERT OR IGNORE INTO plans VALUES (?, ?)", (plan_hash, plan_json))
+
+    def plan_json(self, run_id: str) -> str | None:
+        row = self.db.execute("SELECT p.plan_json FROM runs r JOIN plans p ON p.plan_hash = r.plan_hash "
+                              "WHERE r.id=?", (run_id,)).fetchone()
+        return row[0] if row else None
+
     # -- runs ---------------------------------------------------------------------------------
-    def create_run(self, run_id: str, *, workflow: str, plan_hash: str, plan_json: str,
+    def create_run(self, run_id: str, *, workflow: str, plan_hash: str, plan_json: str | None,
                    inputs: dict[str, Any], budget: tuple[float | None, int | None, float | None],
                    total_tasks: int, source: str | None, options: dict[str, Any]) -> None:
         now = time.time()

@@ -8,6 +8,7 @@ records the outcome: `completed`, `failed`, `budget_exhausted` or `cancelled` (e
 
 from __future__ import annotations
 
+import json
 import secrets
 import signal
 import time
@@ -215,14 +216,17 @@ async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal |
                 "BMAD-E307", "declare `price input $X output $Y per 1M` for these models, or run "
                              "without a dollar budget")
 
-    plan_json = plan.dumps() if journal is not None and not request.resume else ""
+    if journal is not None and not request.resume and not journal.has_plan(plan.plan_hash):
+        # Compact JSON (the C encoder); stored once per plan hash, so `--resume` needs no file.
+        journal.store_plan(plan.plan_hash, json.dumps(plan.to_json(), separators=(",", ":"),
+                                                      ensure_ascii=False))
     compiled = interp.compile(plan.workflow)
     if journal is not None:
         if request.resume:
             journal.reopen_run(run_id, budget)
         else:
             journal.create_run(run_id, workflow=plan.workflow, plan_hash=plan.plan_hash,
-                               plan_json=plan_json, inputs=inputs, budget=budget,
+                               plan_json=None, inputs=inputs, budget=budget,
                                total_tasks=len(compiled.nodes), source=request.source,
                                options={"strategy": interp.strategy,
                                         "provider_mode": request.provider_mode,
@@ -317,15 +321,14 @@ async def _watch_signals(scope: anyio.CancelScope, interp: Interpreter) -> None:
 
 
 def journal_inputs(row: dict[str, Any]) -> dict[str, Any]:
-    import json
     return json.loads(row["inputs_json"] or "{}")
 
 
 def load_run_plan(journal: Journal, run_id: str) -> Plan | None:
     """The plan a journaled run was started with (so `--resume RUN_ID` needs no file)."""
-    import json
     row = journal.run(run_id)
-    if row is None or not row.get("plan_json"):
+    text = journal.plan_json(row["id"]) if row is not None else None
+    if text is None:
         return None
-    return Plan.from_json(json.loads(row["plan_json"]))
+    return Plan.from_json(json.loads(text))
 

@@ -1,0 +1,168 @@
+"""Runtime benchmarks: scheduling overhead against raw asyncio, makespan, and peak memory.
+
+    python bench/runtime_bench.py              # everything (about a minute on 2 cores)
+    python bench/runtime_bench.py --quick      # 1k-task shapes only
+    python bench/runtime_bench.py --rss 10000  # (internal) one 10k-task run, print peak RSS
+
+Overhead: no-op tasks on the zero-latency sim provider, as a chain, a wide fan-out and random
+layers, with the journal on and off, beside raw asyncio running the same DAG (one coroutine per
+node awaiting its dependencies' futures) in the same process. Makespan: seeded sim latencies, the
+ratio of the run's wall time to max(critical path, total work / concurrency) computed from the
+latencies the journal recorded. Figures go to bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+
+from bmad.compiler import ir
+from bmad.compiler.plan import Plan, TaskPlan, WorkflowPlan
+from bmad.runtime.executors.local import RunRequest, execute_plan_async
+from bmad.runtime.interpreter import RunConfig
+from bmad.runtime.journal import Journal
+
+
+# ----------------------------------------------------------------------------------------------
+# DAG shapes: deps[i] lists the indexes node i waits for (always smaller than i)
+
+def chain(n: int) -> list[list[int]]:
+    return [[]] + [[i - 1] for i in range(1, n)]
+
+
+def fan_out(n: int) -> list[list[int]]:
+    return [[]] + [[0] for _ in range(1, n)]
+
+
+def random_layers(n: int, width: int = 100, seed: int = 1) -> list[list[int]]:
+    rng = random.Random(seed)
+    deps: list[list[int]] = []
+    for i in range(n):
+        layer_start = (i // width) * width
+        prev = list(range(max(0, layer_start - width), layer_start))
+        deps.append(sorted(rng.sample(prev, min(len(prev), rng.randint(1, 3)))) if prev else [])
+    return deps
+
+
+def build_plan(deps: list[list[int]], *, latency: ir.Latency | None = None) -> Plan:
+    provider = ir.Provider(name="sim", kind="sim")
+    model = ir.Model(name="m", provider=ir.Name("sim"), price=ir.Price(0.1, 0.2), latency=latency)
+    prompt = ir.Template("noop", (ir.TextPart("noop"),))
+    tasks, plans = [], []
+    for i, ds in enumerate(deps):
+        name = f"t{i}"
+        tasks.append(ir.Task(name=name, prompt=prompt, depends=tuple(ir.Name(f"t{d}") for d in ds),
+                             model=ir.Name("m"), max_tokens=8))
+        plans.append(TaskPlan(id=name, model="m", depends=tuple(f"t{d}" for d in ds), rank=i))
+    workflow = ir.Workflow(name="bench", tasks=tuple(tasks), outputs=(ir.Output(f"t{len(deps) - 1}"),))
+    program = ir.Program(providers=(provider,), models=(model,), workflows=(workflow,), entry="bench")
+    return Plan(workflow="bench", program=program, entry=WorkflowPlan("bench", tuple(plans)),
+                plan_hash="bench", provider_concurrency={"sim": 64})
+
+
+# ----------------------------------------------------------------------------------------------
+# Raw asyncio on the same DAG
+
+async def raw_asyncio(deps: list[list[int]]) -> None:
+    loop = asyncio.get_running_loop()
+    futures = [loop.create_future() for _ in deps]
+
+    async def node(i: int) -> None:
+        for d in deps[i]:
+            await futures[d]
+        futures[i].set_result(i)
+
+    await asyncio.gather(*(node(i) for i in range(len(deps))))
+
+
+def time_raw(deps: list[list[int]]) -> float:
+    start = time.perf_counter()
+    asyncio.run(raw_asyncio(deps))
+    return time.perf_counter() - start
+
+
+def time_bmad(deps: list[list[int]], *, journal: bool, concurrency: int = 64,
+              latency_scale: float = 0.0, plan: Plan | None = None) -> tuple[float, str | None, Path | None]:
+    plan = plan or build_plan(deps)
+    tmp = Path(tempfile.mkdtemp(prefix="bmad-bench-"))
+    request = RunRequest(config=RunConfig(concurrency=concurrency), provider_mode="sim",
+                         sim_latency_scale=latency_scale, use_journal=journal,
+                         journal_path=tmp / "runs.db")
+    start = time.perf_counter()
+    outcome = anyio.run(execute_plan_async, plan, request)
+    elapsed = time.perf_counter() - start
+    assert outcome.status == "completed", outcome.error
+    return elapsed, outcome.run_id, tmp / "runs.db" if journal else None
+
+
+def overhead(sizes: list[int]) -> list[tuple]:
+    rows = []
+    for n in sizes:
+        for shape_name, shape in (("chain", chain), ("fan-out", fan_out), ("random layers", random_layers)):
+            deps = shape(n)
+            raw = min(time_raw(deps) for _ in range(3))
+            off = min(time_bmad(deps, journal=False)[0] for _ in range(2))
+            on = min(time_bmad(deps, journal=True)[0] for _ in range(2))
+            rows.append((shape_name, n, n / raw, n / off, n / on, raw / off))
+            print(f"{shape_name:>13} {n:>6}: raw asyncio {n / raw:>9,.0f}/s | bmad journal off "
+                  f"{n / off:>8,.0f}/s ({100 * raw / off:4.1f}% of raw) | journal on {n / on:>8,.0f}/s",
+                  flush=True)
+    return rows
+
+
+def makespan(n: int = 400, concurrency: int = 16, scale: float = 0.02) -> float:
+    """Seeded latencies: the run's wall time over the lower bound from the recorded latencies."""
+    deps = random_layers(n, width=40, seed=7)
+    plan = build_plan(deps, latency=ir.Latency(0.5, 0.0))
+    wall, run_id, db = time_bmad(deps, journal=True, concurrency=concurrency, latency_scale=scale,
+                                 plan=plan)
+    journal = Journal(db, readonly=True)
+    latency = {t: l for t, l in journal.db.execute(
+        "SELECT task_id, latency_s FROM calls WHERE run_id=? AND status='ok'", (run_id,))}
+    journal.db.close()
+    finish: list[float] = []
+    for i, ds in enumerate(deps):
+        finish.append(max((finish[d] for d in ds), default=0.0) + latency[f"t{i}"])
+    critical = max(finish)
+    work = sum(latency.values()) / concurrency
+    bound = max(critical, work)
+    ratio = wall / bound
+    print(f"makespan: {n} tasks, concurrency {concurrency}: wall {wall:.3f}s, critical path "
+          f"{critical:.3f}s, work/concurrency {work:.3f}s -> ratio {ratio:.3f}", flush=True)
+    return ratio
+
+
+def peak_rss(n: int) -> None:
+    time_bmad(random_layers(n), journal=True)
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{kb / 1024:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rss", type=int, default=None)
+    args = parser.parse_args()
+    if args.rss:
+        peak_rss(args.rss)
+        return
+    print(f"python {sys.version.split()[0]}, anyio on asyncio")
+    overhead([1000] if args.quick else [1000, 10_000])
+    makespan()
+    if not args.quick:
+        mb = subprocess.run([sys.executable, __file__, "--rss", "10000"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+        print(f"peak RSS of a 10k-task run (random layers, journal on): {mb} MB")
+
+
+if __name__ == "__main__":
+    main()
