@@ -114,8 +114,11 @@ class PlanCache:
 
     def get(self, journal: Journal, run_id: str) -> list[tuple[str, tuple[str, ...], float | None]]:
         if run_id not in self.tasks:
-            row = journal.db.execute("SELECT plan_json FROM runs WHERE id=?", (run_id,)).fetchone()
-            self.tasks[run_id] = _plan_tasks(row[0] if row else None)
+            text = journal.plan_json(run_id)  # plans are stored once per hash
+            if text is None:  # a journal from before that: the plan sat in the run's row
+                row = journal.db.execute("SELECT plan_json FROM runs WHERE id=?", (run_id,)).fetchone()
+                text = row[0] if row else None
+            self.tasks[run_id] = _plan_tasks(text)
         return self.tasks[run_id]
 
 
