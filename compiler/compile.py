@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import Diagnostic, error, sort_diagnostics
-from bmad.compiler.load import add_catalog, catalog_source, load_program, stdlib_display_path, CATALOG
+from bmad.compiler.load import add_catalog, add_pattern_workflows, catalog_source, load_program, stdlib_display_path, CATALOG
+from bmad.compiler.load import FrontEnd
 from bmad.compiler.parse import decode_source
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -57,11 +58,13 @@ def compile_file(path: str | os.PathLike, *, extra_sources: dict[str, str] | Non
 
 
 def compile_source(text: str | bytes, path: str = "<input>", *,
-                   extra_sources: dict[str, str] | None = None) -> CompileResult:
-    """Compile text as if it were the file `path` (imports resolve relative to it)."""
+                   extra_sources: dict[str, str] | None = None,
+                   front_end: FrontEnd | None = None) -> CompileResult:
+    """Compile text as if it were the file `path` (imports resolve relative to it). `front_end`
+    replaces how each .bmad file is parsed and lowered (`compiler/incremental.py` reuses work)."""
     if path.endswith(YAML_SUFFIXES):
         return _compile_yaml(text, path)
-    loaded = load_program(path, text, extra_sources)
+    loaded = load_program(path, text, extra_sources, front_end)
     return _finish(loaded.program, loaded.diagnostics, loaded.sources, loaded.complete)
 
 
@@ -105,6 +108,8 @@ def _compile_yaml(data: str | bytes, display: str) -> CompileResult:
             files = [ir.SourceFile(display, sha, "main")] + files
         program = ir.replace(program, files=tuple(files), providers=tuple(providers),
                              models=tuple(models))
+        program, pattern_sources = add_pattern_workflows(program)  # task_type naming a std pattern
+        sources.update(pattern_sources)
         if any(f.path == stdlib_display_path(CATALOG) for f in program.files):
             path, catalog_text = catalog_source()
             sources.setdefault(path, catalog_text)

@@ -14,11 +14,13 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Callable
 
 from bmad.compiler import ir
-from bmad.compiler.diagnostics import Diagnostic, error, warning
+from bmad.compiler.diagnostics import Diagnostic, Related, error, warning
 from bmad.compiler.lower import FileUnit, lower_tree
-from bmad.compiler.parse import parse_text
+from bmad.compiler.parse import ParseResult, parse_text
+from bmad.compiler.source_map import SourceMap
 
 STDLIB_PREFIX = "<std>/"
 CATALOG = "models"
@@ -66,6 +68,38 @@ class LoadResult:
     complete: bool  # every file parsed cleanly and every import resolved (checks can trust it)
 
 
+@dataclass
+class FileFrontEnd:
+    """One file through the front end (parse, then lower): what the loader needs of it."""
+
+    text: str  # decoded
+    syntax_diagnostics: list[Diagnostic]
+    lowering_diagnostics: list[Diagnostic]  # those not already explained by a syntax error
+    parsed_cleanly: bool
+    parsed: bool  # a tree came out of the parser (possibly partial)
+    unit: FileUnit | None
+
+
+def lower_parsed(parsed: ParseResult, base_dir: str | None) -> FileFrontEnd:
+    """Lower a parse result the way the loader always has (a whole file at once)."""
+    unit, lowering = None, []
+    if parsed.tree is not None:
+        unit, found = lower_tree(parsed.tree, parsed.source_map, base_dir)
+        # a syntax error already explains anything lowering finds inside its span
+        covered = [(d.span.start, d.span.end) for d in parsed.diagnostics]
+        lowering = [d for d in found if not any(s <= d.span.start < max(e, s + 1) for s, e in covered)]
+    return FileFrontEnd(parsed.text, list(parsed.diagnostics), lowering, parsed.complete,
+                        parsed.tree is not None, unit)
+
+
+def read_file(display: str, data: bytes | str, base_dir: str | None, role: str) -> FileFrontEnd:
+    """Parse and lower one file (the default front end; the language server passes a caching one)."""
+    return lower_parsed(parse_text(data, display), base_dir)
+
+
+FrontEnd = Callable[[str, "bytes | str", "str | None", str], FileFrontEnd]
+
+
 @cache
 def _stdlib_unit(module: str) -> tuple[FileUnit | None, bytes, str]:
     """Parse and lower a stdlib module once per process (IR nodes are immutable, so sharing is safe)."""
@@ -79,7 +113,8 @@ def _stdlib_unit(module: str) -> tuple[FileUnit | None, bytes, str]:
 class Loader:
     """Loads files depth-first, dependencies before the files that import them."""
 
-    def __init__(self, extra_sources: dict[str, str] | None = None):
+    def __init__(self, extra_sources: dict[str, str] | None = None, front_end: FrontEnd | None = None):
+        self.front_end = front_end or read_file
         self.extra_sources = {os.path.abspath(k): v for k, v in (extra_sources or {}).items()
                               if not k.startswith("<")}
         self.extra_sources.update({k: v for k, v in (extra_sources or {}).items() if k.startswith("<")})
@@ -114,28 +149,24 @@ class Loader:
         self.loaded.add(key)
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         loaded = LoadedFile(display, key, role, raw)
-        parsed = parse_text(data, display)
-        loaded.text = parsed.text
-        self.diagnostics.extend(parsed.diagnostics)
+        base_dir = None if display.startswith("<") else os.path.dirname(os.path.abspath(display))
+        front = self.front_end(display, data, base_dir, role)
+        loaded.text = front.text
+        self.diagnostics.extend(front.syntax_diagnostics)
         if isinstance(data, (bytes, bytearray)):
             try:
                 bytes(data).decode("utf-8")
             except UnicodeDecodeError as e:
-                span = parsed.source_map.span(e.start, e.start + 1)
+                span = SourceMap(display, front.text).span(e.start, e.start + 1)
                 self.diagnostics.append(warning("BMAD-W050", span, "this file is not valid UTF-8",
                                                 "invalid bytes were read as U+FFFD; save the file as UTF-8"))
-        if not parsed.complete:
+        if not front.parsed_cleanly:
             loaded.parsed_cleanly = False
             self.complete = False
-        if parsed.tree is not None:
-            base_dir = None if display.startswith("<") else os.path.dirname(os.path.abspath(display))
-            unit, lowering = lower_tree(parsed.tree, parsed.source_map, base_dir)
-            # a syntax error already explains anything lowering finds inside its span
-            covered = [(d.span.start, d.span.end) for d in parsed.diagnostics]
-            self.diagnostics.extend(d for d in lowering
-                                    if not any(s <= d.span.start < max(e, s + 1) for s, e in covered))
-            loaded.unit = unit
-            if unit is None:
+        if front.parsed:
+            self.diagnostics.extend(front.lowering_diagnostics)
+            loaded.unit = front.unit
+            if front.unit is None:
                 self.complete = False
         else:
             self.complete = False
@@ -235,9 +266,7 @@ class Loader:
         order = {"main": 0, "import": 1, "stdlib": 2}  # main first; then in load order
         files = [ir.SourceFile(f.display, hashlib.sha256(f.data).hexdigest(), f.role)
                  for f in sorted(self.files, key=lambda f: order.get(f.role, 3))]
-        providers = [p for _, u in units for p in u.providers]
-        models = [m for _, u in units for m in u.models]
-        workflows = [w for _, u in units for w in u.workflows]
+        providers, models, workflows = self._merge_stdlib(units)
         imports = [i for _, u in units for i in u.imports]
         uses = [u_ for _, u in units for u_ in u.uses]
         main = next((u for f, u in units if f.role == "main"), None)
@@ -246,6 +275,49 @@ class Loader:
         return ir.Program(files=tuple(files), imports=tuple(imports), uses=tuple(uses),
                           providers=tuple(providers), models=tuple(models),
                           workflows=tuple(workflows), entry=entry)
+
+    def _merge_stdlib(self, units: list[tuple[LoadedFile, FileUnit]]
+                      ) -> tuple[list[ir.Provider], list[ir.Model], list[ir.Workflow]]:
+        """Declarations of every file; the user's own win over the standard library's.
+
+        A model or provider the user's files declare replaces the stdlib's of that name (and an
+        alias the user claims is taken from the stdlib model that had it), so `use std.models`
+        plus your own `model gpt-4o {...}` or `provider openai {...}` is an override, not a clash.
+        A workflow of the same name as one a `use std.NAME` brings in is an error (BMAD-E056):
+        calls would be ambiguous, and a pattern is not meant to be silently replaced.
+        """
+        user = [u for f, u in units if f.role != "stdlib"]
+        user_models = {m.name for u in user for m in u.models}
+        user_model_names = user_models | {a for u in user for m in u.models for a in m.aliases}
+        user_providers = {p.name for u in user for p in u.providers}
+        user_workflows = {w.name: w for u in user for w in u.workflows}
+        providers: list[ir.Provider] = []
+        models: list[ir.Model] = []
+        workflows: list[ir.Workflow] = []
+        for f, u in units:
+            if f.role != "stdlib":
+                providers.extend(u.providers)
+                models.extend(u.models)
+                workflows.extend(u.workflows)
+                continue
+            providers.extend(p for p in u.providers if p.name not in user_providers)
+            for m in u.models:
+                if m.name in user_model_names:
+                    continue
+                kept = tuple(a for a in m.aliases if a not in user_model_names)
+                models.append(m if kept == m.aliases else ir.replace(m, aliases=kept))
+            for w in u.workflows:
+                mine = user_workflows.get(w.name)
+                if mine is None:
+                    workflows.append(w)
+                    continue
+                module = f.display[len(STDLIB_PREFIX):-len(".bmad")]
+                self.diagnostics.append(error(
+                    "BMAD-E056", mine.name_span,
+                    f"workflow `{w.name}` has the same name as the pattern `use std.{module}` brings in",
+                    f"rename yours (e.g. `my_{w.name}`), or remove `use std.{module}` to use only yours",
+                    [Related(w.name_span, f"std.{module} declares `{w.name}` here")]))
+        return providers, models, workflows
 
     def sources(self) -> dict[str, str]:
         return {f.display: f.text for f in self.files}
@@ -281,14 +353,46 @@ def add_catalog(files: list[ir.SourceFile], providers: list[ir.Provider], models
     return files, providers + added_providers, models + added_models
 
 
+def stdlib_unit(module: str) -> FileUnit | None:
+    """The lowered declarations of `stdlib/MODULE.bmad`, or None when there is no such module."""
+    if read_stdlib(module) is None:
+        return None
+    return _stdlib_unit(module)[0]
+
+
+def add_pattern_workflows(program: ir.Program) -> tuple[ir.Program, dict[str, str]]:
+    """Add the stdlib patterns that tasks call but the program does not declare (the seed's YAML
+    `task_type`, see compiler/patterns.py); returns the program and the added files' texts."""
+    declared = {w.name for w in program.workflows}
+    called = [t.call.workflow.name for w in program.workflows for t in w.tasks if t.call is not None]
+    files, workflows, sources = list(program.files), list(program.workflows), {}
+    for module in dict.fromkeys(called):
+        unit = stdlib_unit(module) if module not in declared else None
+        if unit is None:
+            continue
+        _, data, text = _stdlib_unit(module)
+        display = stdlib_display_path(module)
+        workflows.extend(w for w in unit.workflows if w.name not in declared)
+        declared.update(w.name for w in unit.workflows)
+        files.append(ir.SourceFile(display, hashlib.sha256(data).hexdigest(), "stdlib"))
+        sources[display] = text
+    if not sources:
+        return program, {}
+    from bmad.compiler.patterns import read_primary_outputs
+
+    program = ir.replace(program, files=tuple(files), workflows=tuple(workflows))
+    return read_primary_outputs(program), sources
+
+
 def catalog_source() -> tuple[str, str]:
     """(display path, text) of the standard catalog, for rendering diagnostics that point into it."""
     return stdlib_display_path(CATALOG), _stdlib_unit(CATALOG)[2]
 
 
 def load_program(display: str, data: bytes | str | None = None,
-                 extra_sources: dict[str, str] | None = None) -> LoadResult:
-    loader = Loader(extra_sources)
+                 extra_sources: dict[str, str] | None = None, front_end: FrontEnd | None = None
+                 ) -> LoadResult:
+    loader = Loader(extra_sources, front_end)
     loader.load_main(display, data)
     program = loader.program(display)
     sources = loader.sources()

@@ -1,9 +1,11 @@
 """The per-document compile cache: each open document's text, tolerant index and last compilation.
 
 Work is reused between versions: the tolerant index and line table are built lazily once per
-version; a compilation is cached by the text it saw and by the texts of the files it loaded, so an
-undo, a re-open or a dependent's re-check whose imports did not change costs nothing; and the last
-program that compiled keeps serving hover and completion while the current text is broken.
+version; each document compiles through its own `IncrementalCompiler` (only the declarations and
+workflow members an edit touched are parsed and lowered again; imported files are cached by path
+and text); a compilation is cached by the text it saw and by the texts of the files it loaded, so
+an undo, a re-open or a dependent's re-check whose imports did not change costs nothing; and the
+last program that compiled keeps serving hover and completion while the current text is broken.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pygls import uris
 
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import Diagnostic, error
+from bmad.compiler.incremental import IncrementalCompiler
 from bmad.lsp.convert import UTF16, LineIndex
 from bmad.lsp.index import DocumentIndex, build_index
 
@@ -87,6 +90,14 @@ class Document:
     compiled_version: int | None = None
     last_good: ir.Program | None = None  # the last program that compiled without errors
     plan_cache: dict[str, Any] = field(default_factory=dict)
+    _compiler: IncrementalCompiler | None = None
+
+    @property
+    def compiler(self) -> IncrementalCompiler:
+        """This document's incremental compiler: it re-reads only what each edit touched."""
+        if self._compiler is None or self._compiler.path != self.path:
+            self._compiler = IncrementalCompiler(self.path)
+        return self._compiler
 
     @property
     def index(self) -> DocumentIndex:
@@ -116,7 +127,7 @@ class DocumentStore:
 
     def __init__(self, compiler: Callable[[str, str, dict[str, str]], Compilation] | None = None) -> None:
         self.documents: dict[str, Document] = {}
-        self._compile = compiler or compile_with_compiler
+        self._compile = compiler  # None: the real compiler, incrementally per document
         self._results: OrderedDict[tuple, Compilation] = OrderedDict()
         self._lock = threading.Lock()
         self._disk_indexes: dict[str, tuple[float, DocumentIndex, str]] = {}
@@ -128,6 +139,7 @@ class DocumentStore:
         old = self.documents.get(uri)
         if old is not None:
             doc.last_good, doc.compilation = old.last_good, old.compilation
+            doc._compiler = old._compiler
         self.documents[uri] = doc
         return doc
 
@@ -171,7 +183,10 @@ class DocumentStore:
             with self._lock:
                 self._results.move_to_end(key)
             return cached
-        result = self._compile(text, doc.path, overrides)
+        if self._compile is None:
+            result = compile_with_compiler(text, doc.path, overrides, doc.compiler)
+        else:
+            result = self._compile(text, doc.path, overrides)
         result.key = key
         with self._lock:
             self._results[key] = result
@@ -249,14 +264,19 @@ def _read_disk(path: str) -> str | None:
         return None
 
 
-def compile_with_compiler(text: str, path: str, overrides: dict[str, str]) -> Compilation:
+def compile_with_compiler(text: str, path: str, overrides: dict[str, str],
+                          incremental: IncrementalCompiler | None = None) -> Compilation:
     """Run the real compiler on one document, as `bmad check`'s first stage does (parse, lower,
-    load, checks); `Compilation.add_plan_checks` is the second stage. A compiler crash becomes a
+    load, checks), through the document's incremental compiler when given (same result, less
+    work); `Compilation.add_plan_checks` is the second stage. A compiler crash becomes a
     diagnostic, never an error."""
     try:
-        from bmad.compiler.compile import compile_source
+        if incremental is not None:
+            result = incremental.compile(text, overrides)
+        else:
+            from bmad.compiler.compile import compile_source
 
-        result = compile_source(text, path, extra_sources=overrides)
+            result = compile_source(text, path, extra_sources=overrides)
         sources = dict(result.sources or {})
         sources.setdefault(path, text)
         return Compilation(result.program, list(result.diagnostics), sources, bool(result.ok))
