@@ -39,13 +39,15 @@ class ConsensusOutcome:
 
 
 class QuorumNotMet(Exception):
-    def __init__(self, needed: int, got: int, failures: list[tuple[str, str]]):
+    def __init__(self, needed: int, got: int, failures: list[tuple[str, str]],
+                 candidates: Sequence[Candidate] = ()):
         detail = "; ".join(f"{m}: {e}" for m, e in failures[:4])
         super().__init__(f"consensus needs {needed} agreeing participant(s), got {got}"
                          + (f" ({detail})" if detail else ""))
         self.needed = needed
         self.got = got
         self.failures = failures
+        self.candidates = list(candidates)  # the answers that did come (escalation builds on them)
 
 
 class ConsensusOps(Protocol):
@@ -80,7 +82,7 @@ async def gather_candidates(ops: ConsensusOps, models: Sequence[str], quorum: in
             tg.start_soon(one, i, model)
     candidates = [c for c in results if c is not None]
     if len(candidates) < needed:
-        raise QuorumNotMet(needed, len(candidates), failures)
+        raise QuorumNotMet(needed, len(candidates), failures, candidates)
     return candidates, failures
 
 
@@ -103,7 +105,7 @@ def decide_vote(candidates: Sequence[Candidate], weights: dict[str, float] | Non
     order = list(first)
     winner = max(order, key=lambda k: (tally[k], -order.index(k)))
     if support[winner] < quorum:
-        raise QuorumNotMet(quorum, support[winner], [])
+        raise QuorumNotMet(quorum, support[winner], [], candidates)
     total = sum(tally.values()) or 1.0
     ratio = tally[winner] / total
     chosen = first[winner]
@@ -255,3 +257,21 @@ async def run_consensus(method: str, ops: ConsensusOps, participants: Sequence[s
 def skill_weights(models: Sequence[str], skill_of: Callable[[str], float | None]) -> dict[str, float]:
     return {m: (skill_of(m) or 0.5) for m in models}
 
+
+def decide_escalated(candidates: Sequence[Candidate], *, exact: bool, quorum: int,
+                     weights: dict[str, float] | None = None) -> ConsensusOutcome:
+    """Re-decide after an escalation added answers: a vote for exact answers, else the medoid."""
+    if exact:
+        return decide_vote(candidates, weights, quorum)
+    return decide_medoid(candidates)
+
+
+def verdicts(candidates: Sequence[Candidate], decided: Any, *, exact: bool) -> list[tuple[str, float]]:
+    """How far each answer agrees with the decision (1/0 for exact answers, else similarity).
+
+    Journaled per model and capability, these are the run-time quality signal history learns
+    from: no ground truth, only agreement with what the task finally answered.
+    """
+    target = canonical(decided)
+    return [(c.model, (1.0 if canonical(c.value) == target else 0.0) if exact
+             else round(similarity(c.value, decided), 4)) for c in candidates]

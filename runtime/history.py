@@ -1,12 +1,14 @@
 """Reads the journal into `ModelHistory` for the planner: measured quality, latency, failure rate
 and cost per (model, capability), plus each model's overall figures under `ANY_CAPABILITY`.
 
-Quality comes from scored tasks (judge, agreement) credited to the model that answered; latency,
+Quality comes from consensus verdicts (each participant's agreement with the task's decision) where
+a model has them, else from scored tasks (judge, agreement) credited to the model that answered; latency,
 failures and cost from the calls themselves (cached replays are not measurements).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
@@ -37,6 +39,11 @@ def read_history(journal: Journal, *, min_samples: int = 3) -> ModelHistory:
         quality[(model, capability or ANY_CAPABILITY)].append(q)
         if capability:
             quality[(model, ANY_CAPABILITY)].append(q)
+    # Consensus verdicts (each participant's agreement with the decision) measure every model that
+    # answered, not just the one credited with the result: where a model has them, they win.
+    verdicts = _verdicts(journal)
+    for key, values in verdicts.items():
+        quality[key] = values
     observations: dict[tuple[str, str], Observation] = {}
     for key in set(calls) | set(quality):
         n, failures, latency_sum, cost_sum, ok = calls.get(key, [0, 0, 0.0, 0.0, 0])
@@ -49,6 +56,20 @@ def read_history(journal: Journal, *, min_samples: int = 3) -> ModelHistory:
             samples=max(int(n), len(qs)),
         )
     return ModelHistory(observations=observations, min_samples=min_samples)
+
+
+def _verdicts(journal: Journal) -> dict[tuple[str, str], list[float]]:
+    out: dict[tuple[str, str], list[float]] = defaultdict(list)
+    try:
+        rows = journal.db.execute("SELECT model, capability, agreement FROM verdicts "
+                                  "WHERE agreement IS NOT NULL").fetchall()
+    except sqlite3.OperationalError:  # a journal written before verdicts were recorded
+        return out
+    for model, capability, agreement in rows:
+        out[(model, capability or ANY_CAPABILITY)].append(agreement)
+        if capability:
+            out[(model, ANY_CAPABILITY)].append(agreement)
+    return out
 
 
 def load_model_history(path: Path | str | None = None) -> ModelHistory | None:

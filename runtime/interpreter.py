@@ -24,7 +24,8 @@ from bmad.runtime import quality as scorers
 from bmad.runtime import returns as returns_mod
 from bmad.runtime.cache import TaskCache
 from bmad.runtime.calls import ModelCaller, ModelFailed
-from bmad.runtime.consensus import Candidate, QuorumNotMet, run_consensus
+from bmad.runtime.consensus import (Candidate, QuorumNotMet, decide_escalated, run_consensus,
+                                     verdicts)
 from bmad.runtime.events import EventBus
 from bmad.runtime.expressions import evaluate, truthy
 from bmad.runtime.ledger import BudgetExhausted, BudgetLedger, UnpricedModel
@@ -680,6 +681,8 @@ class Interpreter:
         seed = int.from_bytes(hashlib.blake2b(f"{self.config.seed}/{path}/{slot}".encode(),
                                               digest_size=8).digest(), "big")
         request_text = messages[-1].content
+        escalation = self._consensus_escalation(node)
+        gate = node.task.quality
         try:
             outcome = await run_consensus(
                 node.method or "vote", Ops(), node.participants,
@@ -690,16 +693,91 @@ class Interpreter:
                 rng=random.Random(seed), exact=exact)
         except BaseExceptionGroup as group:
             raise first_error(group) from None
+        except QuorumNotMet as exc:
+            if not escalation:
+                raise
+            # The participants disagree (or too few answered): stronger models settle it.
+            return await self._escalate_consensus(node, path, messages, slot, tally, escalation,
+                                                  exc.candidates, exact, weights, str(exc))
         quality = outcome.quality
-        gate = node.task.quality
         if gate is not None and gate.judge is not None:
             cand = Candidate(outcome.model, outcome.value, outcome.text, "consensus")
             score, _ = await self._score(node, path, messages, cand, f"{slot}gate/", tally)
             if score is not None:
                 quality = score
+        if (gate is not None and quality < gate.threshold and gate.otherwise == "escalate"
+                and escalation):
+            return await self._escalate_consensus(
+                node, path, messages, slot, tally, escalation, outcome.candidates, exact, weights,
+                f"agreement {quality:.2f} below {gate.threshold:.2f}")
         if gate is not None and quality < gate.threshold and gate.otherwise == "fail":
             raise TaskFailure(f"consensus quality {quality:.2f} is below {gate.threshold:.2f}")
+        self._record_verdicts(path, node, outcome.candidates, outcome.value, exact)
         return outcome.value, outcome.model, quality
+
+    def _consensus_escalation(self, node: Node) -> tuple[str, ...]:
+        """Who settles a consensus that falls short: the task's own `fallback [...]` models (in the
+        order written); without them, `quality >= X else escalate` uses the plan's escalation
+        cascade beyond the participants. Neither written: nobody (a short quorum fails)."""
+        written = [f.name for f in node.task.fallback]
+        available = set(node.plan.fallbacks) | set(node.plan.cascade)
+        if written:
+            return tuple(m for m in written if m in available and m not in node.participants)
+        gate = node.task.quality
+        if gate is None or gate.otherwise != "escalate":
+            return ()
+        return tuple(m for m in _dedupe([*node.plan.cascade, *node.plan.fallbacks])
+                     if m not in node.participants)
+
+    async def _escalate_consensus(self, node: Node, path: str, messages: tuple[Message, ...],
+                                  slot: str, tally: Tally, escalation: tuple[str, ...],
+                                  candidates: list[Candidate], exact: bool,
+                                  weights: dict[str, float], reason: str
+                                  ) -> tuple[Any, str | None, float | None]:
+        """Ask the escalation models one at a time; each answer joins the vote. Stop once the
+        decision meets the quorum (and the `quality >= X else escalate` bar, when written); when
+        the chain runs out, the last (strongest) model's answer stands."""
+        consensus = node.task.consensus
+        gate = node.task.quality
+        bar = gate.threshold if gate is not None and gate.otherwise == "escalate" else None
+        quorum = (consensus.quorum if consensus else None) or 1
+        pool = list(candidates)
+        last: Candidate | None = None
+        previous = pool[-1].model if pool else (node.participants[0] if node.participants else "?")
+        for i, model in enumerate(escalation):
+            if self.events.active:
+                self.events.emit("task_escalated", path, from_model=previous, to_model=model,
+                                 reason=f"consensus: {reason}")
+            previous = model
+            try:
+                cand = await self._answer(node, path, model, messages, f"{slot}esc{i}/", tally)
+            except ModelFailed as exc:
+                reason = f"{model} failed: {exc.reason}"
+                continue
+            pool.append(cand)
+            last = cand
+            try:
+                decided = decide_escalated(pool, exact=exact, quorum=quorum,
+                                           weights=weights if node.method == "weighted" else None)
+            except QuorumNotMet as exc:
+                reason = str(exc)
+                continue
+            if bar is None or decided.agreement >= bar:
+                self._record_verdicts(path, node, pool, decided.value, exact)
+                return decided.value, decided.model, decided.agreement
+            reason = f"agreement {decided.agreement:.2f} below {bar:.2f}"
+        if last is None:
+            raise TaskFailure(f"consensus fell short ({reason}) and no escalation model answered")
+        self._record_verdicts(path, node, pool, last.value, exact)
+        share = sum(v for _m, v in verdicts(pool, last.value, exact=exact)) / len(pool)
+        return last.value, last.model, share
+
+    def _record_verdicts(self, path: str, node: Node, candidates: Sequence[Candidate],
+                         decided: Any, exact: bool) -> None:
+        if self.journal is None or len(candidates) < 2:
+            return
+        for model, agreed in verdicts(candidates, decided, exact=exact):
+            self.journal.add_verdict(self.run_id, path, model, node.capability, agreed)
 
 
 def first_error(group: BaseExceptionGroup) -> BaseException:

@@ -98,7 +98,9 @@ class Journal:
             self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0,
                                       check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across process crashes
+            # Checkpoint (and fsync) every ~16 MB of WAL rather than every 4 MB: fewer stalls.
+            self.db.execute("PRAGMA wal_autocheckpoint=4000")
             if not readonly:
                 self.db.executescript(_SCHEMA)
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",

@@ -111,8 +111,23 @@ def ngrams(text: str, n: int = 3) -> Counter:
     return Counter(text[i:i + n] for i in range(len(text) - n + 1))
 
 
+_CODE_FENCE = re.compile(r"```[\w+#.-]*[ \t]*\n(.*?)```", re.S)
+
+
+def fenced_code(text: str) -> str | None:
+    """The code of an answer's fenced blocks (joined), or None when it has none."""
+    blocks = _CODE_FENCE.findall(text)
+    return "\n".join(blocks) if blocks else None
+
+
 def similarity(a: Any, b: Any, n: int = 3) -> float:
-    """Cosine similarity of character n-gram counts, 0..1."""
+    """Cosine similarity of character n-gram counts, 0..1. Two answers that both hold fenced code
+    blocks are compared by their code alone: the prose around code says little about whether two
+    programs do the same thing."""
+    if isinstance(a, str) and isinstance(b, str):
+        code_a, code_b = fenced_code(a), fenced_code(b)
+        if code_a is not None and code_b is not None:
+            a, b = code_a, code_b
     ga, gb = ngrams(canonical(a), n), ngrams(canonical(b), n)
     if not ga or not gb:
         return 1.0 if ga == gb else 0.0

@@ -39,6 +39,10 @@ _TEXT_FIELDS = ("response", "text", "output", "completion", "model_response")
 _COST_FIELDS = ("cost_usd", "cost", "total_cost")
 _SPACE = re.compile(r"\s+")
 
+# Indexes already read in this process, by (file, mtime, size): many runs over the same recordings
+# (a benchmark, a test session) parse them once. A changed file has a new key.
+_LOADED: dict[tuple, "ReplayIndex"] = {}
+
 
 @dataclass(frozen=True, slots=True)
 class Recording:
@@ -72,6 +76,7 @@ class ReplayIndex:
                 self.by_text.setdefault(normalise_prompt(rec.prompt), {}).setdefault(rec.model, rec)
         # Longest first, so a rendered prompt that embeds a recorded one finds the most specific.
         self._texts_longest_first = sorted(self.by_text, key=len, reverse=True)
+        self._embedded: dict[str, str | None] = {}  # rendered prompt -> the recorded one inside
 
     def lookup(self, prompt_id: str | None, prompt: str) -> dict[str | None, Recording] | None:
         if prompt_id is not None and str(prompt_id) in self.by_id:
@@ -81,10 +86,14 @@ class ReplayIndex:
         if hit is not None:
             return hit
         # A rendered prompt (instructions around the recorded question) still finds its recording.
-        for text in self._texts_longest_first:
-            if len(text) >= 16 and text in key:
-                return self.by_text[text]
-        return None
+        # The scan is remembered: every model of a consensus asks the same rendered prompt.
+        if key in self._embedded:
+            found = self._embedded[key]
+            return None if found is None else self.by_text[found]
+        found = next((text for text in self._texts_longest_first
+                      if len(text) >= 16 and text in key), None)
+        self._embedded[key] = found
+        return None if found is None else self.by_text[found]
 
 
 def normalise_prompt(text: str) -> str:
@@ -130,7 +139,12 @@ class ReplayProvider:
             raise base.Unavailable(f"replay data folder {str(self.path)!r} holds no .csv or .jsonl "
                                    "files", provider=self.name)
         try:
-            return ReplayIndex(rec for f in files for rec in read_recordings(f))
+            key = tuple((str(f.resolve()), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+            index = _LOADED.get(key)
+            if index is None:
+                index = ReplayIndex(rec for f in files for rec in read_recordings(f))
+                _LOADED[key] = index
+            return index
         except (OSError, ValueError, csv.Error) as exc:
             raise base.Unavailable(f"cannot read replay data: {exc}", provider=self.name) from None
 
