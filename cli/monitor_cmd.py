@@ -4,6 +4,7 @@ across runs): both read the journal, from any process, while runs write it."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -83,6 +84,8 @@ def monitor(
         try:
             now = time.time()
             snaps = [snapshot_run(j, row, rules, now, plans) for row in active_run_rows(j)]
+        except sqlite3.OperationalError:
+            return []  # a journal being created this instant: its tables aren't there yet
         finally:
             j.db.close()
         if alerts_enabled:

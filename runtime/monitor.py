@@ -17,6 +17,7 @@ Alerts (each fires once per run, and task, per monitor):
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -114,7 +115,10 @@ class PlanCache:
 
     def get(self, journal: Journal, run_id: str) -> list[tuple[str, tuple[str, ...], float | None]]:
         if run_id not in self.tasks:
-            text = journal.plan_json(run_id)  # plans are stored once per hash
+            try:
+                text = journal.plan_json(run_id)  # plans are stored once per hash
+            except sqlite3.OperationalError:
+                text = None
             if text is None:  # a journal from before that: the plan sat in the run's row
                 row = journal.db.execute("SELECT plan_json FROM runs WHERE id=?", (run_id,)).fetchone()
                 text = row[0] if row else None

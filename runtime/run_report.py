@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections import defaultdict
 from typing import Any
 
@@ -35,7 +36,11 @@ def build_run_report(journal: Journal, run_id: str) -> dict[str, Any] | None:
         return None
     row = journal.run(run_id) or {}
     run_id = row["id"]
-    plan = _load_plan(journal.plan_json(run_id) or row.get("plan_json"))
+    try:
+        plan_text = journal.plan_json(run_id)  # plans are stored once per hash
+    except sqlite3.OperationalError:
+        plan_text = None
+    plan = _load_plan(plan_text or row.get("plan_json"))
     call_rows = journal.call_rows(run_id)
     task_rows = journal.task_rows(run_id)
     t0 = row.get("started_at") or min([t["started_at"] for t in task_rows if t["started_at"]] or [0.0])
