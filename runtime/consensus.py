@@ -267,11 +267,18 @@ def decide_escalated(candidates: Sequence[Candidate], *, exact: bool, quorum: in
 
 
 def verdicts(candidates: Sequence[Candidate], decided: Any, *, exact: bool) -> list[tuple[str, float]]:
-    """How far each answer agrees with the decision (1/0 for exact answers, else similarity).
+    """How far each answer is borne out: exact answers (enums, JSON) score 1/0 for matching the
+    decision; free text scores its mean similarity to the *other* answers (the medoid's similarity
+    to the decision would be its similarity to itself).
 
     Journaled per model and capability, these are the run-time quality signal history learns
-    from: no ground truth, only agreement with what the task finally answered.
+    from: no ground truth, only agreement.
     """
-    target = canonical(decided)
-    return [(c.model, (1.0 if canonical(c.value) == target else 0.0) if exact
-             else round(similarity(c.value, decided), 4)) for c in candidates]
+    if exact:
+        target = canonical(decided)
+        return [(c.model, 1.0 if canonical(c.value) == target else 0.0) for c in candidates]
+    out = []
+    for i, c in enumerate(candidates):
+        others = [similarity(c.value, o.value) for j, o in enumerate(candidates) if j != i]
+        out.append((c.model, round(sum(others) / len(others), 4) if others else 1.0))
+    return out

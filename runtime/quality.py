@@ -111,7 +111,7 @@ def ngrams(text: str, n: int = 3) -> Counter:
     return Counter(text[i:i + n] for i in range(len(text) - n + 1))
 
 
-_CODE_FENCE = re.compile(r"```[\w+#.-]*[ \t]*\n(.*?)```", re.S)
+_CODE_FENCE = re.compile(r"```[\w+#.-]*[ \t]*\r?\n(.*?)```", re.S)
 
 
 def fenced_code(text: str) -> str | None:
