@@ -17,7 +17,7 @@ from bmad.cli.common import EXIT_ERRORS, examples, exit_code, fail_usage, file_p
 
 workflow_app = typer.Typer(
     name="workflow",
-    help="The seed's workflow commands: optimize, route and analyze show views of the plan.",
+    help="The seed's twelve workflow commands, each mapped onto the short verbs (see docs/cli.md).",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
