@@ -8,6 +8,7 @@ model treated as available and return the passes' diagnostics (e.g. an infeasibl
 
 from __future__ import annotations
 
+import gc
 from typing import Callable
 
 from bmad.compiler import ir
@@ -54,11 +55,19 @@ def describe_passes() -> list[tuple[str, str]]:
 def run_passes(program: ir.Program, context: PassContext, *, until: str | None = None) -> Draft:
     """Run the passes over `program` (all, or up to and including `until`); return the draft."""
     draft = Draft(program=program, entry=program.entry or (program.workflows[-1].name if program.workflows else ""))
-    for p in PASSES:
-        draft = p(draft, context)
-        draft.passes.append(p.__name__)
-        if draft.failed or p.__name__ == until:
-            break
+    # The passes allocate much and free little: pausing the cycle collector keeps planning linear
+    # on big programs (each collection would walk the whole IR and every task plan again).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for p in PASSES:
+            draft = p(draft, context)
+            draft.passes.append(p.__name__)
+            if draft.failed or p.__name__ == until:
+                break
+    finally:
+        if collecting:
+            gc.enable()
     return draft
 
 

@@ -8,10 +8,8 @@ than the routed one first, up to `MAX_AUTOMATIC_FALLBACKS`. `else escalate` with
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from bmad.compiler.passes.context import PassContext
-from bmad.compiler.passes.draft import Draft, TaskDraft
+from bmad.compiler.passes.draft import Draft, TaskDraft, revise
 from bmad.compiler.passes.route_models import _cost_key, rank_candidates
 
 MAX_AUTOMATIC_FALLBACKS = 2
@@ -40,12 +38,13 @@ def chain_fallbacks(draft: Draft, context: PassContext) -> Draft:
         for td in wd.tasks.values():
             if td.plan.kind == "call" or td.plan.model is None:
                 continue
+            plan = td.plan
             fallbacks = chain_for(td, wd.objective, context)
-            plan = replace(td.plan, fallbacks=fallbacks)
             quality = td.task.quality
             if quality is not None and quality.otherwise == "escalate" and not plan.cascade:
                 costs = {c.model: c for c in plan.candidates}
                 upward = sorted((m for m in fallbacks if m in costs), key=lambda m: _cost_key(costs[m]))
-                plan = replace(plan, cascade=(plan.model, *upward))
-            td.plan = plan
+                td.plan = revise(plan, fallbacks=fallbacks, cascade=(plan.model, *upward))
+            else:
+                td.plan = revise(plan, fallbacks=fallbacks)
     return draft

@@ -8,13 +8,28 @@ call that the estimator and the router share.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import networkx as nx
 
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import Diagnostic
 from bmad.compiler.plan import Estimate, Plan, PlanBudget, PlanNote, TaskPlan
+
+
+_TASK_PLAN_FIELDS = tuple(f.name for f in fields(TaskPlan))
+_new_object = object.__new__
+_set_field = object.__setattr__  # how a frozen dataclass's own __init__ sets its fields
+
+
+def revise(plan: TaskPlan, **changes) -> TaskPlan:
+    """`dataclasses.replace` for a TaskPlan, about twice as fast: the passes revise every task's
+    plan several times, and on a 10k-task workflow `replace`'s per-call introspection shows.
+    (TaskPlan has no `__post_init__` to skip.)"""
+    new = _new_object(TaskPlan)
+    for name in _TASK_PLAN_FIELDS:
+        _set_field(new, name, changes[name] if name in changes else getattr(plan, name))
+    return new
 
 
 @dataclass(slots=True)
@@ -78,6 +93,8 @@ class Draft:
     provider_concurrency: dict[str, int] = field(default_factory=dict)
     plan: Plan | None = None
     needs_local: bool = False  # some task fell back to the embedded model
+    # the router's memo: candidates and rankings per task signature (many tasks share one)
+    routing_cache: dict = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:

@@ -25,7 +25,7 @@ from bmad.compiler.catalog import DEFAULT_PROVIDER_CONCURRENCY, CatalogEntry, Mo
 from bmad.compiler.diagnostics import warning
 from bmad.compiler.history import ModelHistory
 from bmad.compiler.passes.context import PassContext
-from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft
+from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
 from bmad.compiler.passes.measure_prompts import reduce_calls
 from bmad.compiler.plan import Estimate, TaskPlan
 
@@ -241,9 +241,9 @@ def estimate_workflow(wd: WorkflowDraft, draft: Draft, context: PassContext) -> 
     for name in wd.order:
         td = wd.tasks[name]
         if td.plan.kind == "call":
-            td.plan = replace(td.plan, estimate=rounded(estimate_call(td, draft)))
+            td.plan = revise(td.plan, estimate=rounded(estimate_call(td, draft)))
         elif td.plan.model is not None:
-            td.plan = replace(td.plan, estimate=estimate_task(td, td.plan, context.catalog, context.history))
+            td.plan = revise(td.plan, estimate=estimate_task(td, td.plan, context.catalog, context.history))
     total_workflow(wd)
 
 

@@ -7,7 +7,6 @@ must be acyclic (BMAD-E201 prints the cycle); its topological generations are th
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Iterable, Iterator
 
 import networkx as nx
@@ -15,7 +14,7 @@ import networkx as nx
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import error
 from bmad.compiler.passes.context import PassContext
-from bmad.compiler.passes.draft import Draft
+from bmad.compiler.passes.draft import Draft, revise
 
 
 def expression_refs(expr: ir.Expr | None) -> Iterator[ir.Ref]:
@@ -66,7 +65,7 @@ def resolve_dependencies(draft: Draft, context: PassContext) -> Draft:
         graph.add_nodes_from(wd.tasks)
         for td in wd.tasks.values():
             depends = referenced_tasks(td.task, names)
-            td.plan = replace(td.plan, depends=tuple(depends))
+            td.plan = revise(td.plan, depends=tuple(depends))
             graph.add_edges_from((d, td.id) for d in depends)
         wd.graph = graph
         position = {name: i for i, name in enumerate(wd.tasks)}.__getitem__

@@ -24,9 +24,9 @@ from dataclasses import replace
 
 from bmad.compiler import ir
 from bmad.compiler.catalog import LOCAL_MODEL, CatalogEntry
-from bmad.compiler.diagnostics import Diagnostic, warning
+from bmad.compiler.diagnostics import Diagnostic, error, warning
 from bmad.compiler.passes.context import PassContext
-from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft
+from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
 from bmad.compiler.passes.estimate_cost import SoloAssignment, estimate_task
 from bmad.compiler.plan import Candidate, TaskPlan
 
@@ -45,11 +45,34 @@ def workflow_objective(workflow: ir.Workflow, context: PassContext) -> str:
     return context.objective or workflow.optimize or "balanced"
 
 
-def evaluate(td: TaskDraft, entry: CatalogEntry, floor: float | None, context: PassContext) -> Candidate:
-    """What the router expects of `entry` doing `td` alone (cached on the task)."""
+def candidate_signature(td: TaskDraft, floor: float | None) -> tuple:
+    """Everything a candidate's evaluation reads from a task: tasks with one signature (most
+    tasks of a big workflow share a few) get the same candidates, so each is evaluated once."""
+    task, shape = td.task, td.shape
+    gate, reduce = task.quality, task.reduce
+    return (
+        td.needs, floor, shape.input_expected, shape.input_worst, shape.output_expected, shape.output_worst,
+        td.plan.fan_out,
+        None if reduce is None else (reduce.chunk_size, td.reduce_items),
+        None if gate is None else (gate.otherwise, gate.rounds, gate.judge.name if gate.judge else None),
+        task.retry.attempts if task.retry is not None else None,
+    )
+
+
+def evaluate(td: TaskDraft, entry: CatalogEntry, floor: float | None, context: PassContext,
+             cache: dict | None = None, signature: tuple | None = None) -> Candidate:
+    """What the router expects of `entry` doing `td` alone (cached on the task, and in `cache`
+    per (model, task signature))."""
     cached = td.evaluated.get(entry.name)
     if cached is not None:
         return cached
+    key = None
+    if cache is not None:
+        key = (entry.name, signature if signature is not None else candidate_signature(td, floor))
+        cached = cache.get(key)
+        if cached is not None:
+            td.evaluated[entry.name] = cached
+            return cached
     quality = entry.expected_quality(td.needs, context.history)
     covers = entry.covers(td.needs) or (context.history is not None and quality is not None)
     qualified = covers and (floor is None or (quality is not None and quality >= floor))
@@ -71,6 +94,8 @@ def evaluate(td: TaskDraft, entry: CatalogEntry, floor: float | None, context: P
         latency_s=round(est.latency_s, 3), reason=reason,
     )
     td.evaluated[entry.name] = candidate
+    if key is not None:
+        cache[key] = candidate
     return candidate
 
 
@@ -95,7 +120,8 @@ def _balanced_scores(candidates: list[Candidate]) -> dict[str, float]:
         lo, hi = min(values), max(values)
         return [0.0 if hi == lo else (v - lo) / (hi - lo) for v in values]
 
-    if not candidates:
+    candidates = list(candidates)  # an iterator would be spent by the first pass below
+    if not candidates:  # nothing to score (no model at all): no crash, the router reports it
         return {}
     costs = [c.cost_usd_expected for c in candidates]
     known = [c for c in costs if c is not None]
@@ -130,23 +156,49 @@ def _describe(c: Candidate) -> str:
 
 
 class TaskRouter:
-    """Routes the tasks of one workflow; also used by enforce_budget to find cheaper plans."""
+    """Routes the tasks of one workflow; also used by enforce_budget to find cheaper plans.
+
+    Candidate lists and rankings are cached per task signature (`candidate_signature`) in the
+    draft's `routing_cache`, shared by every router of one planning run.
+    """
 
     def __init__(self, draft: Draft, wd: WorkflowDraft, context: PassContext):
         self.draft, self.wd, self.context = draft, wd, context
         declared = {m.name for m in draft.program.models}
         self.pool = [e for e in context.catalog if e.name in declared]
+        self.pool_key = tuple(e.name for e in self.pool)
         self.local = context.catalog.get(LOCAL_MODEL)
+        self.cache = draft.routing_cache
 
     def span(self, td: TaskDraft) -> ir.Span:
         return td.task.name_span if td.task.name_span != ir.NO_SPAN else td.task.span
 
-    def candidates(self, td: TaskDraft, floor: float | None, names: tuple[str, ...] = ()) -> list[Candidate]:
-        pool = self.pool
+    def candidates(self, td: TaskDraft, floor: float | None, names: tuple[str, ...] = (),
+                   signature: tuple | None = None) -> list[Candidate]:
+        """The pool's candidates for `td` in catalog order (only `names`, when given)."""
+        signature = signature if signature is not None else candidate_signature(td, floor)
+        key = ("pool", self.pool_key, signature)
+        listed = self.cache.get(key)
+        if listed is None:
+            listed = [evaluate(td, e, floor, self.context, self.cache, signature) for e in self.pool]
+            self.cache[key] = listed
+        else:
+            evaluated = td.evaluated
+            for c in listed:
+                evaluated.setdefault(c.model, c)
         if names:
             wanted = set(names)
-            pool = [e for e in pool if e.name in wanted]
-        return [evaluate(td, e, floor, self.context) for e in pool]
+            return [c for c in listed if c.model in wanted]
+        return listed
+
+    def _ranked(self, considered: list[Candidate], deciding: str, key: tuple) -> tuple[list[Candidate], list[Candidate]]:
+        """(usable: available and qualified, ranked best first), cached per `key`."""
+        found = self.cache.get(key)
+        if found is None:
+            usable = [c for c in considered if c.available and c.qualified]
+            found = (usable, rank_candidates(usable, deciding))
+            self.cache[key] = found
+        return found
 
     def route(self, td: TaskDraft, objective: str | None = None,
               budget_move: bool = False) -> tuple[TaskPlan, list[Diagnostic]]:
@@ -154,6 +206,7 @@ class TaskRouter:
         task, wd, ctx = td.task, self.wd, self.context
         diags: list[Diagnostic] = []
         floor = quality_floor(task, wd.workflow, ctx)
+        signature = candidate_signature(td, floor)
         objective = objective or workflow_objective(wd.workflow, ctx)
         rule, deciding = f"objective:{objective}", objective
         route = task.route
@@ -163,11 +216,12 @@ class TaskRouter:
             rule = f"route:{route.strategy}"
         if budget_move:
             rule = f"budget:{objective}"
-        all_candidates = self.candidates(td, floor)
-        considered = self.candidates(td, floor, route_names) if route_names else all_candidates
-        usable = [c for c in considered if c.available and c.qualified]
-        ranked = rank_candidates(usable, deciding)
-        plan = replace(td.plan, quality_floor=floor, judge=None, participants=(), cascade=())
+        all_candidates = self.candidates(td, floor, signature=signature)
+        considered = self.candidates(td, floor, route_names, signature) if route_names else all_candidates
+        usable, ranked = self._ranked(considered, deciding,
+                                      ("ranked", self.pool_key, signature, deciding, route_names))
+        participants: tuple[str, ...] = ()
+        cascade: tuple[str, ...] = ()
         chosen: str | None = None
 
         if route is not None and route.strategy == "cascade":
@@ -176,13 +230,13 @@ class TaskRouter:
                            key=_cost_key)
             if order:
                 rule = "route:cascade"
-                plan = replace(plan, cascade=tuple(c.model for c in order))
+                cascade = tuple(c.model for c in order)
                 chosen = order[0].model
         if chosen is None and td.pinned:
             pinned = ctx.catalog.get(task.model.name)
             if pinned is not None and pinned.available:
                 chosen, rule = pinned.name, "pinned"
-                c = evaluate(td, pinned, floor, ctx)
+                c = evaluate(td, pinned, floor, ctx, self.cache, signature)
                 if not c.qualified and c.reason != "qualified":
                     diags.append(warning("BMAD-W202", task.model.span,
                                          f"pinned model `{pinned.name}` for task `{task.name}`: {c.reason}",
@@ -194,26 +248,31 @@ class TaskRouter:
                                      "set the provider's key variable, or plan with --provider sim"))
         consensus = task.consensus
         if chosen is None and consensus is not None and task.call is None:
-            plan, chosen, rule = self._route_consensus(td, plan, consensus, ranked, all_candidates, diags)
+            participants, chosen, rule = self._route_consensus(td, consensus, ranked, rule, diags)
         if chosen is None and ranked:
             chosen = ranked[0].model
         if chosen is None:
             chosen, rule = self._last_resort(td, all_candidates, floor, diags)
-        if not plan.participants and consensus is not None and task.call is None:
-            plan = replace(plan, participants=(chosen,) * max(1, consensus.size or 1))
-        plan = replace(plan, model=plan.participants[0] if plan.participants else chosen, route_rule=rule)
-        plan = self._judge(td, plan, ranked, diags)
-        models = plan.participants or (plan.model,)
+        if not participants and consensus is not None and task.call is None:
+            participants = (chosen,) * max(1, consensus.size or 1)
+        model = participants[0] if participants else chosen
+        judge = self._judge(td, model, ranked, diags)
+        models = participants or (model,)
         qualities = [self._quality(td, m) for m in models]
         known = [q for q in qualities if q is not None]
         expected_quality = round(sum(known) / len(known), 4) if known else None
-        shown = sorted(all_candidates, key=lambda c: (c.model not in models, not c.available,
-                                                      not c.qualified) + _cost_key(c))
-        chosen_c = td.evaluated.get(plan.model)
-        reason = self._reason(rule, plan, chosen_c, len(usable), floor)
-        plan = replace(plan, candidates=tuple(
-            replace(c, reason="chosen") if c.model in models else c for c in shown),
-            expected_quality=expected_quality, route_reason=reason)
+        shown_key = ("shown", self.pool_key, signature, models)
+        shown = self.cache.get(shown_key)
+        if shown is None:
+            ordered = sorted(all_candidates, key=lambda c: (c.model not in models, not c.available,
+                                                            not c.qualified) + _cost_key(c))
+            shown = tuple(replace(c, reason="chosen") if c.model in models else c for c in ordered)
+            self.cache[shown_key] = shown
+        reason = self._reason(rule, model, cascade, td.evaluated.get(model), len(usable), floor)
+        # one TaskPlan per route: the fields that routing decides, the rest kept from the draft
+        plan = revise(td.plan, quality_floor=floor, model=model, participants=participants, judge=judge,
+                       cascade=cascade, route_rule=rule, candidates=shown,
+                       expected_quality=expected_quality, route_reason=reason)
         return plan, diags
 
     def _quality(self, td: TaskDraft, model: str) -> float | None:
@@ -223,27 +282,30 @@ class TaskRouter:
         entry = self.context.catalog.get(model)
         return entry.expected_quality(td.needs, self.context.history) if entry else None
 
-    def _reason(self, rule: str, plan: TaskPlan, chosen: Candidate | None, qualified: int,
-                floor: float | None) -> str:
-        what = _describe(chosen) if chosen else plan.model or "?"
+    def _reason(self, rule: str, model: str | None, cascade: tuple[str, ...], chosen: Candidate | None,
+                qualified: int, floor: float | None) -> str:
+        what = _describe(chosen) if chosen else model or "?"
         floor_text = f", floor {floor:.2f}" if floor is not None else ""
         if rule == "pinned":
             return f"pinned to {what}"
         if rule == "route:cascade":
-            return f"cascade {' -> '.join(plan.cascade)} (cheapest first)"
+            return f"cascade {' -> '.join(cascade)} (cheapest first)"
         if rule.startswith("budget"):
             return f"cheapest qualified, to fit the budget{floor_text}"
         if rule.startswith("consensus"):
             return f"{rule.split(':')[1]} consensus participants{floor_text}"
         if rule == "fallback:local":
-            return f"no qualified model available; embedded {plan.model}"
+            return f"no qualified model available; embedded {model}"
         if rule == "best-effort":
             return f"nothing reaches the floor{floor_text}; best available {what}"
+        if rule == "unroutable":
+            return "no model can run this task"
         label = {"cost": "cheapest", "latency": "fastest", "quality": "best", "balanced": "best balanced"}
         key = rule.split(":")[1]
         return f"{label.get(key, key)} of {qualified} qualified{floor_text}"
 
-    def _route_consensus(self, td, plan, consensus, ranked, all_candidates, diags):
+    def _route_consensus(self, td, consensus, ranked, rule, diags) -> tuple[tuple[str, ...], str | None, str]:
+        """(participants, the first of them or None, the deciding rule)."""
         ctx = self.context
         if consensus.participants:
             names, used = [], set()
@@ -268,41 +330,41 @@ class TaskRouter:
                 names.append(substitute)
                 used.add(substitute)
             if not names:
-                return plan, None, plan.route_rule
-            return replace(plan, participants=tuple(names)), names[0], "consensus:named"
+                return (), None, rule
+            return tuple(names), names[0], "consensus:named"
         count = consensus.size or 1
         names = _spread_providers(ranked, count)
         if not names:
-            return plan, None, plan.route_rule
+            return (), None, rule
         if len(set(names)) < len(names):
             diags.append(warning("BMAD-W220", consensus.span,
                                  f"task `{td.id}` asks for {count} models but only {len(set(names))} "
                                  f"qualified one(s) are available; some answer more than once",
                                  "lower the count, lower the floor, or make more models available"))
-        return replace(plan, participants=tuple(names)), names[0], "consensus:chosen"
+        return tuple(names), names[0], "consensus:chosen"
 
-    def _judge(self, td: TaskDraft, plan: TaskPlan, ranked: list[Candidate], diags) -> TaskPlan:
+    def _judge(self, td: TaskDraft, model: str | None, ranked: list[Candidate], diags) -> str | None:
         task, ctx = td.task, self.context
         named = None
         if task.consensus is not None and task.consensus.method in ("judge", "ensemble", "best_of"):
             named = task.consensus.judge
             if named is None:
                 best = sorted(ranked, key=lambda c: (-(c.expected_quality or 0.0),) + _cost_key(c))
-                return replace(plan, judge=best[0].model if best else plan.model)
+                return best[0].model if best else model
         elif task.quality is not None:
             named = task.quality.judge
         if named is None:
-            return plan
+            return None
         entry = ctx.catalog.get(named.name)
         if entry is not None and not entry.available:
             substitute = sorted(ranked, key=lambda c: (-(c.expected_quality or 0.0),) + _cost_key(c))
-            other = substitute[0].model if substitute else plan.model
+            other = substitute[0].model if substitute else model
             diags.append(warning("BMAD-W203", named.span,
                                  f"judge `{named.name}` of task `{td.id}` is unavailable "
                                  f"({entry.unavailable_reason}); `{other}` judges instead",
                                  "set the provider's key variable, or plan with --provider sim"))
-            return replace(plan, judge=other)
-        return replace(plan, judge=named.name)
+            return other
+        return named.name
 
     def _last_resort(self, td: TaskDraft, all_candidates: list[Candidate], floor, diags) -> tuple[str, str]:
         covering = [c for c in all_candidates if c.available and not c.reason.startswith("lacks")]
@@ -318,8 +380,21 @@ class TaskRouter:
                 return best.model, "best-effort"
         local = self.local
         if local is None:
-            best = sorted(all_candidates, key=lambda c: (-(c.expected_quality or 0.0),) + _cost_key(c))
-            return (best[0].model if best else ""), "best-effort"
+            # no embedded model to fall back on: the best available model, or nothing at all
+            available = [c for c in all_candidates if c.available]
+            best = sorted(available, key=lambda c: (c.reason.startswith("lacks"), -(c.expected_quality or 0.0))
+                          + _cost_key(c))
+            if best:
+                return best[0].model, "best-effort"
+            unavailable = sorted({c.reason.removeprefix("unavailable: ") for c in all_candidates})
+            diags.append(error(
+                "BMAD-E231", self.span(td),
+                f"no model can run task `{td.id}`: "
+                + (f"none is available ({'; '.join(unavailable)})" if unavailable
+                   else "the program declares no models and there is no embedded model to fall back on"),
+                "declare a model (or `use std.models`), set its provider's key variable, "
+                "or plan with --provider sim"))
+            return "", "unroutable"
         self.draft.needs_local = True
         why = "" if local.available else f"; the local model itself is unavailable ({local.unavailable_reason})"
         unavailable = sorted({c.reason.removeprefix("unavailable: ") for c in all_candidates
@@ -332,7 +407,7 @@ class TaskRouter:
             "set the missing key variables, or plan with --provider sim to simulate every model"))
         td.routed_by_fallback = True
         if local.name not in td.evaluated:
-            evaluate(td, local, floor, self.context)
+            evaluate(td, local, floor, self.context, self.cache)
         return local.name, "fallback:local"
 
 
@@ -355,7 +430,7 @@ def route_models(draft: Draft, context: PassContext) -> Draft:
         for name in wd.order:
             td = wd.tasks[name]
             if td.plan.kind == "call":
-                td.plan = replace(td.plan, route_rule="call", quality_floor=quality_floor(td.task, wd.workflow, context),
+                td.plan = revise(td.plan, route_rule="call", quality_floor=quality_floor(td.task, wd.workflow, context),
                                   route_reason=f"runs workflow {td.plan.subworkflow}")
                 continue
             td.plan, diags = router.route(td)

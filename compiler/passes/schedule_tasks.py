@@ -15,10 +15,8 @@ worst case dominates the budget, providers without declared limits.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from bmad.compiler.passes.context import PassContext
-from bmad.compiler.passes.draft import Draft, WorkflowDraft
+from bmad.compiler.passes.draft import Draft, WorkflowDraft, revise
 from bmad.compiler.passes.enforce_budget import PRIORITY_ORDER
 
 DOMINATING_SHARE = 0.5  # a task whose worst case is over half the budget is a risk
@@ -92,11 +90,12 @@ def schedule_workflow(wd: WorkflowDraft, draft: Draft, context: PassContext) -> 
     ranked = sorted(wd.order, key=rank_key(context.scheduling, wd, up, critical))
     rank_of = {name: i for i, name in enumerate(ranked)}
     for name, td in wd.tasks.items():
-        td.plan = replace(td.plan, stage=stage_of.get(name, 0), rank=rank_of.get(name, 0),
+        td.plan = revise(td.plan, stage=stage_of.get(name, 0), rank=rank_of.get(name, 0),
                           on_critical_path=name in critical)
     wd.stages = tuple(stages)
     for td in wd.tasks.values():
-        for model in {td.plan.model, *td.plan.participants, td.plan.judge} - {None}:
+        # sorted: the notes' order must not depend on string hashing (plans are byte-stable)
+        for model in sorted({td.plan.model, *td.plan.participants, td.plan.judge} - {None}):
             entry = context.catalog.get(model)
             if entry is not None:
                 draft.provider_concurrency[entry.provider] = entry.concurrency

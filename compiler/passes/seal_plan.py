@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import fields, is_dataclass
 from functools import cache
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,12 @@ from bmad.compiler.passes.draft import Draft, WorkflowDraft
 from bmad.compiler.plan import Estimate, Plan, TaskPlan, WorkflowPlan
 
 NODE_TYPES = frozenset(ir_codec.NODE_CLASSES.values())
-PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
 # Explanations for people; everything else in a TaskPlan is hashed.
 UNHASHED_TASK_FIELDS = ("candidates", "route_reason")
 TASK_FIELDS = tuple(f.name for f in fields(TaskPlan) if f.name not in UNHASHED_TASK_FIELDS + ("estimate",))
 ESTIMATE_FIELDS = tuple(f.name for f in fields(Estimate))
+_task_values = attrgetter(*TASK_FIELDS)
+_estimate_values = attrgetter(*ESTIMATE_FIELDS)
 
 
 @cache
@@ -35,40 +37,50 @@ def _unspanned_fields(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls) if f.name != "span" and not f.name.endswith("_span"))
 
 
-def normalised_ir(value: Any) -> Any:
-    """Exactly `ir_codec.to_data(value, spans=False)`, with the field lists cached per class
-    (the generic walk dominates sealing a 10k-task plan otherwise)."""
-    cls = type(value)
-    if cls in PLAIN_TYPES:
-        return value
-    if cls in NODE_TYPES:
-        out = {"node": cls.__name__}
-        for name in _unspanned_fields(cls):
-            out[name] = normalised_ir(getattr(value, name))
+@cache
+def _node_encoder(cls: type):
+    """One IR class's shallow span-free dict; json's C encoder walks the values (tuples as lists)."""
+    names, node = _unspanned_fields(cls), cls.__name__
+    if not names:
+        return lambda value: {"node": node}
+    values = attrgetter(*names) if len(names) > 1 else (lambda value: (getattr(value, names[0]),))
+
+    def encode(value: Any) -> dict[str, Any]:
+        out = dict(zip(names, values(value)))
+        out["node"] = node
         return out
-    if cls is tuple or cls is list:
-        return [normalised_ir(v) for v in value]
-    if cls is dict:
-        return {str(k): normalised_ir(v) for k, v in value.items()}
+
+    return encode
+
+
+def _encode_node(value: Any) -> Any:
+    """`json.dumps(default=...)`: IR nodes as `ir_codec.to_data(value, spans=False)` would give them."""
+    cls = type(value)
+    if cls in NODE_TYPES:
+        return _node_encoder(cls)(value)
     if is_dataclass(value) and not isinstance(value, type):
         return ir_codec.to_data(value, spans=False)
-    return value
+    raise TypeError(f"{cls.__name__} is not JSON serialisable")
+
+
+def canonical_json(value: Any) -> str:
+    """Canonical JSON (sorted keys, no spaces) of plain data that may hold IR nodes, spans left out:
+    the same text as dumping `ir_codec.to_data(value, spans=False)`, without building that copy
+    (the copy's walk dominated sealing a 10k-task plan)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_encode_node)
 
 
 def _task_payload(task: TaskPlan) -> dict[str, Any]:
     """A task plan's hashed fields, read straight from the dataclass (no JSON round trip)."""
-    out = {}
-    for name in TASK_FIELDS:
-        value = getattr(task, name)
-        out[name] = list(value) if isinstance(value, tuple) else value
-    out["estimate"] = [getattr(task.estimate, f) for f in ESTIMATE_FIELDS]
+    out = dict(zip(TASK_FIELDS, _task_values(task)))
+    out["estimate"] = _estimate_values(task.estimate)
     return out
 
 
 def _workflow_payload(wp: WorkflowPlan) -> dict[str, Any]:
     return {"workflow": wp.workflow, "tasks": [_task_payload(t) for t in wp.tasks],
-            "totals": [getattr(wp.totals, f) for f in ESTIMATE_FIELDS],
-            "critical_path": list(wp.critical_path), "stages": [list(s) for s in wp.stages]}
+            "totals": _estimate_values(wp.totals),
+            "critical_path": wp.critical_path, "stages": wp.stages}
 
 
 def _used_models(plan: Plan) -> list[str]:
@@ -80,6 +92,7 @@ def _used_models(plan: Plan) -> list[str]:
 
 
 def hash_payload(plan: Plan) -> dict[str, Any]:
+    """What the hash covers, as data for `canonical_json` (tuples and IR nodes left as they are)."""
     payload: dict[str, Any] = {
         "plan_version": plan.plan_version, "ir_version": plan.ir_version, "workflow": plan.workflow,
         "budget": [plan.budget.usd, plan.budget.tokens, plan.budget.time_s],
@@ -88,22 +101,20 @@ def hash_payload(plan: Plan) -> dict[str, Any]:
         "subplans": [_workflow_payload(s) for s in plan.subplans],
         "provider_concurrency": dict(sorted(plan.provider_concurrency.items())),
         "sources": dict(sorted(plan.sources.items())),
-        "program": normalised_ir(plan.program),
+        "program": plan.program,  # IR nodes: encoded span-free by `canonical_json`
     }
     catalog = {}
     for name in _used_models(plan):
         model = plan.program.model(name)
         if model is not None:
             provider = plan.program.provider(model.provider.name)
-            catalog[name] = {"model": ir_codec.to_data(model, spans=False),
-                             "provider": ir_codec.to_data(provider, spans=False)}
+            catalog[name] = {"model": model, "provider": provider}
     payload["catalog"] = catalog
     return payload
 
 
 def compute_plan_hash(plan: Plan) -> str:
-    text = json.dumps(hash_payload(plan), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(hash_payload(plan)).encode("utf-8")).hexdigest()
 
 
 def _workflow_plan(wd: WorkflowDraft) -> WorkflowPlan:
