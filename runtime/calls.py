@@ -56,6 +56,14 @@ def request_hash(path: str, slot: str, model: str, purpose: str, max_tokens: int
     return h.hexdigest()
 
 
+async def _acquire(limiter: anyio.CapacityLimiter) -> None:
+    """Take a slot without a trip through the event loop when one is free (the common case)."""
+    try:
+        limiter.acquire_nowait()
+    except anyio.WouldBlock:
+        await limiter.acquire()
+
+
 class ModelCaller:
     def __init__(self, *, pool: ModelPool, ledger: BudgetLedger, events: EventBus, journal: Any,
                  run_id: str, concurrency: int, breakers: bool,
@@ -136,9 +144,16 @@ class ModelCaller:
                 if provider.rate_limit.paused_until or provider.rate_limit.requests is not None \
                         or provider.rate_limit.tokens is not None:
                     await provider.rate_limit.acquire(worst_in + max_tokens)
-                async with self.limiter, provider.limiter:
-                    with anyio.fail_after(limit):
-                        response = await provider.client.complete(request)
+                await _acquire(self.limiter)
+                try:
+                    await _acquire(provider.limiter)
+                    try:
+                        with anyio.fail_after(limit):
+                            response = await provider.client.complete(request)
+                    finally:
+                        provider.limiter.release()
+                finally:
+                    self.limiter.release()
             except TimeoutError:
                 error = base.Timeout(f"no answer within {limit:.3g}s", provider=provider.name)
             except base.ProviderError as exc:
