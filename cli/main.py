@@ -36,8 +36,6 @@ COMMAND_MODULES = (
     "workflow_cmd",
     "run_cmd",
     "models_cmd",
-    "seed_cmds",
-    "monitor_cmd",
 )
 
 app = typer.Typer(

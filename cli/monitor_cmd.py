@@ -226,8 +226,3 @@ def metrics(
                           fmt(f.mean_cost_usd, "$"), fmt(f.quality, "q"), fmt(f.quality_per_usd, "q$")]
             table.add_row(*cells)
         console.print(table)
-
-
-def register(app: typer.Typer) -> None:
-    """The commands above are on `workflow_app`, which workflow_cmd adds to the app."""
-    del app

@@ -303,8 +303,3 @@ def ensemble(
         raise typer.Exit(1)
     if output is not None and combine_outputs:
         sys.stderr.write(f"wrote the combined outputs to {output}\n")
-
-
-def register(app: typer.Typer) -> None:
-    """The commands above are on `workflow_app`, which workflow_cmd adds to the app."""
-    del app

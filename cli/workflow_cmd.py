@@ -185,4 +185,9 @@ def analyze(
 
 
 def register(app: typer.Typer) -> None:
+    import importlib
+
+    # The seed's other workflow commands live in their own modules and add themselves to workflow_app.
+    for module in ("seed_cmds", "monitor_cmd"):
+        importlib.import_module(f"bmad.cli.{module}")
     app.add_typer(workflow_app, name="workflow")
