@@ -78,8 +78,12 @@ def parse_budget(text: str):
     return ir.Budget(time_s=duration) if isinstance(duration, float) else duration.message
 
 
-def load_history(enabled: bool):
-    """The journal's per-model history, when the runtime provides it and a journal exists."""
+def load_history(enabled: bool, *, simulated: bool = False):
+    """The journal's per-model history, when the runtime provides it and a journal exists.
+
+    `simulated`: for a `--provider sim` plan, the history of simulated runs only; a real plan
+    reads only real calls (a sim run must never steer the routing of real models).
+    """
     if not enabled:
         return None
     try:
@@ -90,7 +94,7 @@ def load_history(enabled: bool):
     if loader is None:
         return None
     try:
-        return loader()
+        return loader(simulated=simulated)
     except Exception:  # noqa: BLE001 - a broken journal must not stop planning; plan without it
         return None
 
@@ -118,7 +122,8 @@ def compile_and_plan(path: str, *, provider: str | None = None, optimize: str | 
     static_errors = [d for d in static if d.is_error]
     if static_errors:
         return None, sort_diagnostics(diagnostics + static_errors), result.sources, program
-    context = make_context(program, provider_mode=provider, history=load_history(history), **overrides)
+    context = make_context(program, provider_mode=provider,
+                           history=load_history(history, simulated=provider == "sim"), **overrides)
     plan, plan_diagnostics = plan_program(program, context)
     return plan, sort_diagnostics(diagnostics + plan_diagnostics), result.sources, program
 

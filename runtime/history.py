@@ -4,10 +4,16 @@ and cost per (model, capability), plus each model's overall figures under `ANY_C
 Quality comes from consensus verdicts (each participant's agreement with the task's decision) where
 a model has them, else from scored tasks (judge, agreement) credited to the model that answered; latency,
 failures and cost from the calls themselves (cached replays are not measurements).
+
+Simulated answers measure the simulator, not the model: a real plan reads only rows of real calls,
+and a `--provider sim` plan only simulated ones (`simulated=True`). A row is simulated when its run
+ran with `--provider sim` (the run's `provider_mode`), or when its model's provider is `kind sim` in
+the plan that run executed.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import defaultdict
 from pathlib import Path
@@ -16,12 +22,56 @@ from bmad.compiler.history import ANY_CAPABILITY, ModelHistory, Observation
 from bmad.runtime.journal import Journal, JournalError, default_journal_path
 
 
-def read_history(journal: Journal, *, min_samples: int = 3) -> ModelHistory:
+class SimulatedRows:
+    """Which journal rows (run, model) came from the simulator rather than a real model."""
+
+    def __init__(self, journal: Journal):
+        self.runs: set[str] = set()  # runs with every model simulated (`--provider sim`)
+        self.models: dict[str, set[str]] = {}  # run -> its models on a `kind sim` provider
+        sim_models_of_plan: dict[str, set[str]] = {}
+        for run_id, options_json, plan_hash in journal.db.execute(
+                "SELECT id, options_json, plan_hash FROM runs"):
+            try:
+                options = json.loads(options_json or "{}")
+            except ValueError:
+                options = {}
+            if isinstance(options, dict) and options.get("provider_mode") == "sim":
+                self.runs.add(run_id)
+                continue
+            if plan_hash not in sim_models_of_plan:
+                sim_models_of_plan[plan_hash] = _sim_provider_models(journal, plan_hash)
+            if sim_models_of_plan[plan_hash]:
+                self.models[run_id] = sim_models_of_plan[plan_hash]
+
+    def __call__(self, run_id: str, model: str | None) -> bool:
+        return run_id in self.runs or model in self.models.get(run_id, ())
+
+
+def _sim_provider_models(journal: Journal, plan_hash: str | None) -> set[str]:
+    """The models a stored plan runs on `kind sim` providers (its program's declarations)."""
+    row = journal.db.execute("SELECT plan_json FROM plans WHERE plan_hash=?", (plan_hash,)).fetchone()
+    text = row[0] if row else None
+    if not text or '"sim"' not in text:  # no sim provider anywhere: skip parsing a big plan
+        return set()
+    try:
+        program = json.loads(text).get("program") or {}
+        sim_providers = {p.get("name") for p in program.get("providers", ()) if p.get("kind") == "sim"}
+        return {m.get("name") for m in program.get("models", ())
+                if (m.get("provider") or {}).get("name") in sim_providers}
+    except (ValueError, AttributeError, TypeError):
+        return set()
+
+
+def read_history(journal: Journal, *, min_samples: int = 3, simulated: bool = False) -> ModelHistory:
+    """The journal's measurements: of real calls, or (`simulated=True`) of simulated ones only."""
+    is_simulated = SimulatedRows(journal)
     calls: dict[tuple[str, str], list[int | float]] = defaultdict(lambda: [0, 0, 0.0, 0.0, 0])
     # [calls, failures, latency sum over ok, cost sum over ok, ok count]
-    for model, capability, status, latency, cost in journal.db.execute(
-            "SELECT model, capability, status, latency_s, cost_usd FROM calls "
+    for run_id, model, capability, status, latency, cost in journal.db.execute(
+            "SELECT run_id, model, capability, status, latency_s, cost_usd FROM calls "
             "WHERE cached=0 AND purpose IN ('answer', 'repair')"):
+        if is_simulated(run_id, model) != simulated:
+            continue
         keys = {(model, ANY_CAPABILITY)} | ({(model, capability)} if capability else set())
         for key in keys:
             agg = calls[key]
@@ -33,15 +83,17 @@ def read_history(journal: Journal, *, min_samples: int = 3) -> ModelHistory:
             else:
                 agg[1] += 1
     quality: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for model, capability, q in journal.db.execute(
-            "SELECT model, capability, quality FROM tasks WHERE quality IS NOT NULL AND model IS NOT NULL "
-            "AND cached=0"):
+    for run_id, model, capability, q in journal.db.execute(
+            "SELECT run_id, model, capability, quality FROM tasks WHERE quality IS NOT NULL "
+            "AND model IS NOT NULL AND cached=0"):
+        if is_simulated(run_id, model) != simulated:
+            continue
         quality[(model, capability or ANY_CAPABILITY)].append(q)
         if capability:
             quality[(model, ANY_CAPABILITY)].append(q)
     # Consensus verdicts (each participant's agreement with the decision) measure every model that
     # answered, not just the one credited with the result: where a model has them, they win.
-    verdicts = _verdicts(journal)
+    verdicts = _verdicts(journal, is_simulated, simulated)
     for key, values in verdicts.items():
         quality[key] = values
     observations: dict[tuple[str, str], Observation] = {}
@@ -58,22 +110,28 @@ def read_history(journal: Journal, *, min_samples: int = 3) -> ModelHistory:
     return ModelHistory(observations=observations, min_samples=min_samples)
 
 
-def _verdicts(journal: Journal) -> dict[tuple[str, str], list[float]]:
+def _verdicts(journal: Journal, is_simulated: SimulatedRows,
+              simulated: bool) -> dict[tuple[str, str], list[float]]:
     out: dict[tuple[str, str], list[float]] = defaultdict(list)
     try:
-        rows = journal.db.execute("SELECT model, capability, agreement FROM verdicts "
+        rows = journal.db.execute("SELECT run_id, model, capability, agreement FROM verdicts "
                                   "WHERE agreement IS NOT NULL").fetchall()
     except sqlite3.OperationalError:  # a journal written before verdicts were recorded
         return out
-    for model, capability, agreement in rows:
+    for run_id, model, capability, agreement in rows:
+        if is_simulated(run_id, model) != simulated:
+            continue
         out[(model, capability or ANY_CAPABILITY)].append(agreement)
         if capability:
             out[(model, ANY_CAPABILITY)].append(agreement)
     return out
 
 
-def load_model_history(path: Path | str | None = None) -> ModelHistory | None:
-    """The history in the default (or given) journal; None when there is no journal or no data."""
+def load_model_history(path: Path | str | None = None, *, simulated: bool = False) -> ModelHistory | None:
+    """The history in the default (or given) journal; None when there is no journal or no data.
+
+    `simulated`: the history of simulated runs, for a `--provider sim` plan (real plans never see it).
+    """
     path = Path(path) if path is not None else default_journal_path()
     if not path.exists():
         return None
@@ -82,7 +140,7 @@ def load_model_history(path: Path | str | None = None) -> ModelHistory | None:
     except JournalError:
         return None
     try:
-        history = read_history(journal)
+        history = read_history(journal, simulated=simulated)
     finally:
         journal.db.close()
     return None if history.empty else history

@@ -111,3 +111,26 @@ def test_workflow_views(spec_dir):
     r = bmad("workflow", "analyze", "--performance", "--bottlenecks", "--provider", "sim", path)
     assert r.returncode == 0, r.stderr
     assert "critical path" in r.stdout and "cost hot spots" in r.stdout
+
+
+def test_a_sim_run_steers_only_sim_plans(spec_dir, tmp_path):
+    """After `bmad run --provider sim` here, a real plan uses no history; a sim plan does."""
+    workflow = tmp_path / "hello.bmad"
+    workflow.write_text((spec_dir / "hello.bmad").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "BMAD_HOME"}
+    env["NO_COLOR"] = "1"
+
+    def run_bmad(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "from bmad.cli.main import run; run()", *args],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+
+    r = run_bmad("run", "--provider", "sim", "hello.bmad")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / ".bmad" / "runs.db").exists()
+    real = run_bmad("plan", "--format", "json", "hello.bmad")
+    assert real.returncode == 0, real.stderr
+    assert json.loads(real.stdout)["history_used"] is False
+    assert "with run history" not in run_bmad("plan", "hello.bmad").stdout
+    sim = run_bmad("plan", "--provider", "sim", "--format", "json", "hello.bmad")
+    assert sim.returncode == 0, sim.stderr
+    assert json.loads(sim.stdout)["history_used"] is True
