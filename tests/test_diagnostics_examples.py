@@ -5,8 +5,9 @@ A section (`### BMAD-XNNN: title`) shows its bad example as a fenced ```bmad or 
 before its **Fix**; this test compiles that block the way `bmad check` does
 (`compile_source`, then `passes.check_plan` when the program compiled cleanly) and plans it as
 `bmad plan` would, both with every provider simulated (`--provider sim`) and on a machine with no
-provider keys set (W200-W203), and asserts that the code is among the diagnostics and plan notes. When the section also shows the diagnostic as bmad prints it (a ```text
-block), its first line must be what bmad prints today.
+provider keys set (W200-W203), and asserts that the code is among the diagnostics and plan notes.
+When the section also shows the diagnostic as bmad prints it (a ```text block), its first line
+must be what bmad prints today, figures aside.
 
 Conventions of the page, for writers of sections:
 
@@ -36,8 +37,8 @@ DOC = REPO_ROOT / "docs" / "diagnostics.md"
 EXAMPLE_KINDS = {
     "runtime": "reported while running a plan (`bmad run`): needs a journal, inputs or providers",
     "editor": "reported by the language server to an editor",
-    "ir": "only in IR built by other tools: the .bmad and YAML front ends report the mistake "
-          "earlier, under the code the section names",
+    "ir": "only from IR or planner calls made by other tools: from a file, `bmad check` and "
+          "`bmad plan` report the mistake earlier (under the code the section names) or never",
     "plan-file": "about a sealed plan file written by `bmad plan -o`",
     "file": "about the file itself (its size, bytes or permissions), not its text",
     "config": "about `bmad.toml`, read by `bmad doctor` and the providers",
