@@ -3,9 +3,12 @@
 Scheduling: the first change after a quiet spell is compiled at once; changes that arrive within
 `delay` of the previous one (a typing burst) wait until the burst pauses, and a newer version always
 supersedes an older one that has not been published (the stale compile is skipped or its result
-dropped). Compiles run one at a time on a worker thread so requests (hover, completion) keep being
-answered. After a document's diagnostics are published, open documents that import it are
-re-checked against its new text.
+dropped). Compiles are incremental (`compiler/incremental.py`, one compiler per document) and run
+one at a time on a worker thread so requests (hover, completion) keep being answered; the
+optimizer's feasibility checks follow once typing pauses, in a helper process (`plan_checks.py`),
+so they never delay the next edit's diagnostics. Full garbage collections wait for idle time too
+(`idle_collection.py`). After a document's diagnostics are published, open documents that
+import it are re-checked against its new text.
 
 The codes, messages and hints are exactly those of `bmad check`: the code goes in
 `Diagnostic.code`, the hint is appended to the message (`help: ...`) and kept in `data`, related
@@ -27,6 +30,8 @@ from lsprotocol import types
 from bmad.compiler.diagnostics import Diagnostic
 from bmad.lsp.convert import LineIndex, is_unknown
 from bmad.lsp.documents import Compilation, Document, DocumentStore, path_to_uri, same_path
+from bmad.lsp.idle_collection import IdleCollector
+from bmad.lsp.plan_checks import PlanChecker
 
 if TYPE_CHECKING:
     from bmad.lsp.server import BmadLanguageServer
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_DELAY_S = 0.15
+PLAN_DELAY_S = 0.5  # quiet time before the plan checks (the second stage) start
 
 _SEVERITY = {
     "error": types.DiagnosticSeverity.Error,
@@ -124,6 +130,8 @@ class DiagnosticsScheduler:
         self._last_change: dict[str, float] = {}
         # One compile at a time: two would only fight over the interpreter lock.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bmad-compile")
+        self.plan_checks = PlanChecker()
+        self.collector = IdleCollector()
 
     def schedule(self, uri: str, *, debounce: bool = True, notify_dependents: bool = True) -> None:
         now = time.monotonic()
@@ -163,24 +171,33 @@ class DiagnosticsScheduler:
             return  # closed, or a newer version is on its way
         self.store.record(doc, version, result)
         self.publish(doc, result)
-        if not result.planned:
-            # Second stage, as `bmad check` does: the optimizer's feasibility checks (an impossible
-            # budget...). They are slower than the compile, so they follow the first publish and
-            # re-publish the same version only when they add something.
-            found = await loop.run_in_executor(self._worker, self._plan_if_current, uri, version, result)
-            doc = self.store.get(uri)
-            if found and doc is not None and doc.version == version:
-                self.store.record(doc, version, result)
-                self.publish(doc, result)
+        self.collector.compiled()
+        path = doc.path
         if notify_dependents:  # only edits propagate; a re-check never triggers another
-            for dependent in self.store.dependents(doc.path):
+            for dependent in self.store.dependents(path):
                 self.schedule(dependent.uri, debounce=False, notify_dependents=False)
-
-    def _plan_if_current(self, uri: str, version: int | None, result: Compilation) -> bool:
+        if result.planned:
+            return
+        if result.program is None or not result.ok:
+            result.planned = True  # nothing to plan
+            return
+        # Second stage, as `bmad check` does: the optimizer's feasibility checks (an impossible
+        # budget...). They take longer than the compile (half a second at 10,000 lines), so they
+        # wait until the typing pauses, run in a helper process (the next edit's compile never
+        # waits for them) and re-publish the same version only when they add something.
+        await asyncio.sleep(PLAN_DELAY_S)  # a newer version cancels this task
         doc = self.store.get(uri)
         if doc is None or doc.version != version:
-            return False  # superseded: the newer version gets its own plan checks
-        return result.add_plan_checks()
+            return
+        overrides = self.store.overrides()
+        overrides[path] = text
+        found = await self.plan_checks.check(path, text, overrides)
+        doc = self.store.get(uri)
+        if found is None or doc is None or doc.version != version:
+            return  # superseded: the newer version gets its own plan checks
+        if result.merge_plan_diagnostics(found):
+            self.store.record(doc, version, result)
+            self.publish(doc, result)
 
     def _compile_if_current(self, uri: str, version: int | None, text: str) -> Compilation | None:
         doc = self.store.get(uri)
@@ -204,3 +221,4 @@ class DiagnosticsScheduler:
 
     def shutdown(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
+        self.plan_checks.shutdown()

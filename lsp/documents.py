@@ -29,7 +29,7 @@ from bmad.lsp.index import DocumentIndex, build_index
 # The language server's own diagnostic code (E450-E499): the compiler failed on this text.
 E_COMPILER_FAILED = "BMAD-E450"
 
-_RESULT_CACHE_SIZE = 32
+_RESULT_CACHE_SIZE = 8
 
 
 def same_path(a: str, b: str) -> bool:
@@ -64,13 +64,22 @@ class Compilation:
         """Run `bmad check`'s second stage (the cheap passes) once; True if it found something."""
         if self.planned:
             return False
-        self.planned = True
         if self.program is None or not self.ok:
+            self.planned = True
             return False
-        from bmad.compiler.diagnostics import sort_diagnostics
         from bmad.lsp.estimates import budget_diagnostics
 
-        extra = [d for d in budget_diagnostics(self.program) if d not in self.diagnostics]
+        return self.merge_plan_diagnostics(budget_diagnostics(self.program))
+
+    def merge_plan_diagnostics(self, found: list[Diagnostic]) -> bool:
+        """Add the second stage's diagnostics (computed here or by the helper process); True if
+        that changed anything."""
+        from bmad.compiler.diagnostics import sort_diagnostics
+
+        if self.planned:
+            return False
+        self.planned = True
+        extra = [d for d in found if d not in self.diagnostics]
         if not extra:
             return False
         self.diagnostics = sort_diagnostics(self.diagnostics + extra)

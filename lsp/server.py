@@ -30,6 +30,7 @@ from bmad.lsp import (
 )
 from bmad.lsp.diagnostics import DEFAULT_DELAY_S, DiagnosticsScheduler
 from bmad.lsp.documents import Document, DocumentStore, uri_to_path
+from bmad.lsp.idle_collection import freeze_startup_heap
 
 log = logging.getLogger(__name__)
 
@@ -282,9 +283,23 @@ def create_server() -> BmadLanguageServer:
     return server
 
 
+def warm_up() -> None:
+    """Build what every compile needs (the parser's tables, the standard catalog, the checks) before
+    the first document arrives, then exempt all of it from garbage collection: it lives as long as
+    the server, and without this each full collection walks it again (`idle_collection.py`)."""
+    from bmad.compiler import checks, incremental  # noqa: F401 - imported to be frozen
+    from bmad.compiler.load import catalog_source
+    from bmad.compiler.parse import build_parser
+
+    build_parser()
+    catalog_source()
+    freeze_startup_heap()
+
+
 def main(tcp: tuple[str, int] | None = None) -> None:
     """Run the server over stdio (the default) or TCP (for debugging with a client that attaches)."""
     logging.basicConfig(level=logging.WARNING, format="bmad-lsp %(levelname)s %(name)s: %(message)s")
+    warm_up()
     server = create_server()
     if tcp is not None:
         server.start_tcp(*tcp)
