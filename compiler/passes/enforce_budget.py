@@ -4,9 +4,14 @@ Per workflow (the entry one against `--budget` or its `budget`, a called one aga
 - worst case <= budget: nothing to do;
 - otherwise move the least important work to its cheapest qualified model until it fits: low
   priority first, tasks off the critical path before those on it, the biggest saving first; pinned
-  tasks, cascades, named consensus participants and subworkflow calls stay as written;
+  tasks, cascades and named consensus participants stay as written;
+- a caller's budget covers the tasks of the workflows it calls (`covered_tasks`): a call is
+  not moved itself, but its callee's tasks are candidates like the caller's own, each saving
+  multiplied by how often the call runs (`for each ... = wf(...)`: its fan-out); a callee moved
+  for its caller's budget moves for every call of it (one subplan per workflow);
 - if even the cheapest qualified plan's *expected* cost exceeds the budget: BMAD-E210 at the
-  budget clause, naming that cost and the tasks that dominate it;
+  budget clause, naming that cost and the tasks that dominate it (a callee's as
+  `workflow.task` via the call task);
 - if the expected cost fits but the worst case still doesn't: BMAD-W210, the runtime stops at the
   cap. Token budgets likewise (BMAD-E211 / BMAD-W214); the critical path against a time budget
   (BMAD-W213). Unknown prices make the dollar budget unverifiable (BMAD-W215).
@@ -14,13 +19,13 @@ Per workflow (the entry one against `--budget` or its `budget`, a called one aga
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass
 
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import Related, error, warning
 from bmad.compiler.passes.chain_fallbacks import chain_for
 from bmad.compiler.passes.context import PassContext
-from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft
+from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
 from bmad.compiler.passes.estimate_cost import estimate_call, estimate_task, rounded, total_workflow
 from bmad.compiler.passes.route_models import TaskRouter
 from bmad.compiler.plan import PlanBudget
@@ -60,20 +65,79 @@ def _money(value: float | None) -> str:
     return f"${value:,.2f}" if value >= 0.01 else f"${value:.6f}".rstrip("0")
 
 
-def _cheaper_plans(wd: WorkflowDraft, draft: Draft, context: PassContext) -> dict[str, object]:
-    router = TaskRouter(draft, wd, context)
+@dataclass(slots=True)
+class CoveredTask:
+    """A task whose cost a workflow's budget covers: its own, or one of a (transitively) called
+    workflow's, run `times` times per run of the budgeted workflow (the product of the `for each`
+    fan-outs of the calls on the way, summed over every call site)."""
+
+    wd: WorkflowDraft  # the workflow that declares the task
+    td: TaskDraft
+    times: float
+    via: str | None  # the budgeted workflow's call task through which it runs first (None: its own)
+    critical: bool  # on its workflow's critical path, through calls that are on theirs
+
+    @property
+    def label(self) -> str:
+        return self.td.id if self.via is None else f"{self.wd.name}.{self.td.id}"
+
+    def expected(self, plan=None) -> float:
+        return ((plan or self.td.plan).estimate.cost_usd_expected or 0.0) * self.times
+
+    def worst(self, plan=None) -> float:
+        return ((plan or self.td.plan).estimate.cost_usd_worst or 0.0) * self.times
+
+
+def covered_tasks(wd: WorkflowDraft, draft: Draft) -> list[CoveredTask]:
+    """The prompt tasks `wd`'s budget pays for: its own, then its callees' (each task once)."""
+    found: dict[tuple[str, str], CoveredTask] = {}
+
+    def visit(workflow: WorkflowDraft, times: float, via: str | None, critical: bool, trail: tuple) -> None:
+        on_path = set(workflow.critical_path)
+        for td in workflow.tasks.values():
+            here_critical = critical and td.id in on_path
+            if td.plan.kind == "call":
+                callee = draft.workflows.get(td.plan.subworkflow or "")
+                if callee is not None and callee.name not in trail:  # cycles are reported by expand
+                    visit(callee, times * (td.plan.fan_out or 1), via or td.id, here_critical,
+                          trail + (callee.name,))
+                continue
+            key = (workflow.name, td.id)
+            if key in found:
+                found[key].times += times
+                found[key].critical = found[key].critical or here_critical
+            else:
+                found[key] = CoveredTask(workflow, td, times, via, here_critical)
+
+    visit(wd, 1.0, None, True, (wd.name,))
+    return list(found.values())
+
+
+def _cheaper_plans(covered: list[CoveredTask], draft: Draft, context: PassContext) -> dict[tuple[str, str], object]:
+    routers: dict[str, TaskRouter] = {}
     cheaper = {}
-    for td in wd.tasks.values():
+    for item in covered:
+        td, wd = item.td, item.wd
         if not movable(td):
             continue
+        router = routers.get(wd.name) or routers.setdefault(wd.name, TaskRouter(draft, wd, context))
         plan, _diags = router.route(td, objective="cost", budget_move=True)
-        plan = replace(plan, estimate=rounded(estimate_task(td, plan, context.catalog, context.history)))
+        plan = revise(plan, estimate=rounded(estimate_task(td, plan, context.catalog, context.history)))
         current = td.plan.estimate
         if plan.estimate.cost_usd_expected is None or current.cost_usd_expected is None:
             continue
         if (plan.model, plan.participants) != (td.plan.model, td.plan.participants):
-            cheaper[td.id] = plan
+            cheaper[(wd.name, td.id)] = plan
     return cheaper
+
+
+def _refresh_calls(draft: Draft) -> None:
+    """After callee tasks moved: every call's estimate from its callee's new totals, callees first."""
+    for wd in draft.workflows.values():
+        calls = [td for td in wd.tasks.values() if td.plan.kind == "call"]
+        for td in calls:
+            td.plan = revise(td.plan, estimate=rounded(estimate_call(td, draft)))
+        total_workflow(wd)
 
 
 def _enforce_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> None:
@@ -87,53 +151,67 @@ def _enforce_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> N
         return
     if totals.cost_usd_worst <= limit:
         return
-    cheaper = _cheaper_plans(wd, draft, context)
+    covered = covered_tasks(wd, draft)
+    cheaper = _cheaper_plans(covered, draft, context)
 
-    def cheapest_expected(td: TaskDraft) -> float:
-        options = [td.plan.estimate.cost_usd_expected or 0.0]
-        if td.id in cheaper:
-            options.append(cheaper[td.id].estimate.cost_usd_expected or 0.0)
+    def key(item: CoveredTask) -> tuple[str, str]:
+        return (item.wd.name, item.td.id)
+
+    def cheapest_expected(item: CoveredTask) -> float:
+        options = [item.expected()]
+        if key(item) in cheaper:
+            options.append(item.expected(cheaper[key(item)]))
         return min(options)
 
-    floor_cost = sum(cheapest_expected(td) for td in wd.tasks.values())
+    floor_cost = sum(cheapest_expected(item) for item in covered)
     if floor_cost > limit:
-        shares = sorted(((cheapest_expected(td), td.id) for td in wd.tasks.values()), reverse=True)
+        shares = sorted(((cheapest_expected(item), item.label, i) for i, item in enumerate(covered)), reverse=True)
         named, running = [], 0.0
-        for cost, name in shares:
+        for cost, _label, i in shares:
             if running >= DOMINANT_SHARE * floor_cost or len(named) == 3:
                 break
-            named.append((name, cost))
+            named.append((covered[i], cost))
             running += cost
-        listed = ", ".join(f"`{n}` ({_money(c)})" for n, c in named)
+        listed = ", ".join(f"`{item.label}`" + (f" via `{item.via}`" if item.via else "") + f" ({_money(c)})"
+                           for item, c in named)
         draft.report(error(
             "BMAD-E210", span,
             f"budget {_money(limit)} per run can't be met: the cheapest qualified plan is expected to "
             f"cost {_money(floor_cost)}, mostly {listed}",
             f"raise the budget to at least {_money(floor_cost)}, or lower the quality floors / "
             f"max_tokens of the tasks named here",
-            [Related(wd.tasks[n].task.name_span if wd.tasks[n].task.name_span != ir.NO_SPAN
-                     else wd.tasks[n].task.span, f"task `{n}` is expected to cost {_money(c)}")
-             for n, c in named]))
+            [Related(item.td.task.name_span if item.td.task.name_span != ir.NO_SPAN else item.td.task.span,
+                     f"task `{item.label}` is expected to cost {_money(c)}"
+                     + (f" per run of `{wd.name}` ({item.times:g} runs via `{item.via}`)" if item.via else ""))
+             for item, c in named]))
         return
-    critical = set(wd.critical_path)
+
+    def saving(item: CoveredTask) -> float:
+        return item.worst() - item.worst(cheaper[key(item)])
+
     order = sorted(
-        (td for td in wd.tasks.values() if td.id in cheaper),
-        key=lambda td: (PRIORITY_ORDER.get(td.task.priority, 1), td.id in critical,
-                        -((td.plan.estimate.cost_usd_worst or 0.0)
-                          - (cheaper[td.id].estimate.cost_usd_worst or 0.0)), td.id))
+        (item for item in covered if key(item) in cheaper),
+        key=lambda item: (PRIORITY_ORDER.get(item.td.task.priority, 1), item.critical, -saving(item),
+                          item.via is not None, item.label))
     worst = totals.cost_usd_worst
     moved = []
-    for td in order:
+    moved_callee = False
+    for item in order:
         if worst <= limit:
             break
-        new = cheaper[td.id]
-        saving = (td.plan.estimate.cost_usd_worst or 0.0) - (new.estimate.cost_usd_worst or 0.0)
-        if saving <= 0:
+        td, new = item.td, cheaper[key(item)]
+        cut = saving(item)
+        if cut <= 0:
             continue
-        moved.append(f"`{td.id}` {td.plan.model} -> {new.model}")
-        td.plan = replace(new, downgraded_from=td.plan.model)
-        td.plan = replace(td.plan, fallbacks=chain_for(td, wd.objective, context))
-        worst -= saving
+        moved.append(f"`{item.label}` {td.plan.model} -> {new.model}")
+        td.plan = revise(new, downgraded_from=td.plan.model)
+        td.plan = revise(td.plan, fallbacks=chain_for(td, item.wd.objective, context))
+        moved_callee = moved_callee or item.via is not None
+        worst -= cut
+    if moved_callee:  # the callees' totals changed, and with them the cost of every call
+        for callee in {item.wd.name: item.wd for item in covered if item.via is not None}.values():
+            total_workflow(callee)
+        _refresh_calls(draft)
     total_workflow(wd)
     if moved:
         draft.report(warning("BMAD-W211", span,
@@ -170,7 +248,7 @@ def enforce_budget(draft: Draft, context: PassContext) -> Draft:
         calls = [td for td in wd.tasks.values() if td.plan.kind == "call"]
         if calls:  # a callee may have moved work to fit its own budget: refresh its call sites
             for td in calls:
-                td.plan = replace(td.plan, estimate=rounded(estimate_call(td, draft)))
+                td.plan = revise(td.plan, estimate=rounded(estimate_call(td, draft)))
             total_workflow(wd)
         wd.budget = workflow_budget(wd.workflow, context, name == draft.entry)
         wd.budget_span = _budget_span(wd.workflow)

@@ -252,3 +252,61 @@ def test_the_fast_canonical_json_equals_the_codec(spec_file):
         {"program": ir_codec.to_data(program, spans=False),
          "tasks": ir_codec.to_data(payload["tasks"], spans=False)},
         sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _budget_draft(usd):
+    from bmad.compiler import ir
+
+    return draft_after("enforce_budget", fixture="enforce_budget_calls",
+                       budget=None if usd is None else ir.Budget(usd=usd))
+
+
+def test_enforce_budget_moves_callee_tasks_for_the_callers_budget():
+    free = _budget_draft(None)
+    callee = tasks(free, "review_one")
+    assert {td.plan.model for td in callee.values()} == {"strong"}  # optimize quality, no budget
+    worst = free.workflows["nightly"].totals.cost_usd_worst
+    own = tasks(free, "nightly")["digest"].plan.estimate.cost_usd_worst
+    assert own < worst / 2  # the four reviews (the callee, 4 times) are most of the cost
+
+    budget = round(own + (worst - own) / 3, 4)  # fits only if callee tasks move
+    draft = _budget_draft(budget)
+    nightly, review_one = draft.workflows["nightly"], draft.workflows["review_one"]
+    assert nightly.totals.cost_usd_worst <= budget
+    moved = {td.id: td.plan for td in review_one.tasks.values() if td.plan.downgraded_from}
+    assert "check" in moved and moved["check"].model == "cheap"  # low priority first
+    assert tasks(draft, "nightly")["digest"].plan.model == "strong"  # pinned stays
+    # the call's estimate follows its callee's new totals, times the fan-out
+    call = tasks(draft, "nightly")["reviews"].plan.estimate
+    assert call.cost_usd_worst == pytest.approx(review_one.totals.cost_usd_worst * 4, abs=1e-5)
+    [note] = [d for d in draft.diagnostics if d.code == "BMAD-W211"]
+    assert "`review_one.check` strong -> cheap" in note.message
+
+
+def test_enforce_budget_names_callee_tasks_when_infeasible():
+    draft = _budget_draft(0.0001)
+    [problem] = [d for d in draft.diagnostics if d.is_error]
+    assert problem.code == "BMAD-E210"
+    # the pinned digest and the callee's review dominate (cheapest: check and verdict on `cheap`)
+    assert "`digest`" in problem.message and "`review_one.check` via `reviews`" in problem.message
+    related = {r.message.split("`")[1]: r for r in problem.related}
+    assert related["review_one.check"].span.file.endswith("enforce_budget_calls.bmad")
+    assert related["review_one.check"].span.line == 7  # the callee's task, where it is declared
+    assert "4 runs via `reviews`" in related["review_one.check"].message
+
+
+def test_check_plan_names_callee_tasks_of_the_contract_pipeline(spec_dir, tmp_path):
+    """shared/spec/pipeline.bmad with a budget too small for its reviews: E210 names code_review's tasks."""
+    from bmad.compiler.compile import compile_file
+    from bmad.compiler.passes import check_plan
+
+    for name in ("code_review.bmad", "models.bmad"):
+        (tmp_path / name).write_text((spec_dir / name).read_text())
+    source = (spec_dir / "pipeline.bmad").read_text()
+    assert "budget $10.00 per run" in source
+    (tmp_path / "pipeline.bmad").write_text(source.replace("budget $10.00 per run", "budget $0.001 per run"))
+    result = compile_file(str(tmp_path / "pipeline.bmad"))
+    assert result.ok, [d.message for d in result.errors]
+    [problem] = [d for d in check_plan(result.program) if d.is_error]
+    assert problem.code == "BMAD-E210"
+    assert "code_review." in problem.message and "via `reviews`" in problem.message
