@@ -98,6 +98,11 @@ def _compile_yaml(data: str | bytes, display: str) -> CompileResult:
         span = ir.Span(display, 1, 1, 1, 1, 0, 0)
         return CompileResult(None, [error("BMAD-E055", span, "the YAML front end is not available",
                                           "compile a .bmad file instead")], sources)
+    from bmad.compiler.limits import yaml_limit_diagnostics
+
+    refused = yaml_limit_diagnostics(text, display)
+    if refused:  # too large or too deep to hand to the YAML composer
+        return _finish(None, refused, sources, False)
     program, diagnostics = frontend.lower_yaml(text, display)
     diagnostics = list(diagnostics)
     if program is not None:
@@ -120,7 +125,11 @@ def _compile_yaml(data: str | bytes, display: str) -> CompileResult:
 def _finish(program: ir.Program | None, diagnostics: list[Diagnostic], sources: dict[str, str],
             complete: bool) -> CompileResult:
     diagnostics = list(diagnostics)
-    if program is not None and complete:
+    from bmad.compiler.limits import limits_config_diagnostics, program_limit_diagnostics
+
+    over_limits = program_limit_diagnostics(program) if program is not None else []
+    diagnostics.extend(over_limits + limits_config_diagnostics())
+    if program is not None and complete and not over_limits:
         from bmad.compiler.checks import run_checks
 
         diagnostics.extend(run_checks(program))

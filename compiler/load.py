@@ -214,6 +214,15 @@ class Loader:
             return ir.replace(imp, resolved=absolute)
         if key in self.loaded:
             return ir.replace(imp, resolved=absolute)
+        from bmad.compiler.limits import CODES, current_limits
+
+        max_depth = current_limits().import_depth
+        if len(stack) >= max_depth:  # each level is a Python frame: refuse before the stack runs out
+            self._fail(imp.span, CODES["import_depth"],
+                       f"imports are chained more than {max_depth} files deep here",
+                       "import the shared files from one place instead of through a long chain "
+                       "(or raise `import_depth` in bmad.toml's [limits])")
+            return imp
         try:
             data = self.read(display)
         except FileNotFoundError:

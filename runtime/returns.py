@@ -12,6 +12,7 @@ from typing import Any
 from jsonschema import validators
 
 from bmad.compiler import ir
+from bmad.compiler.limits import current_limits, json_nesting_exceeds
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
 _SIM_MARK = "[simulated]"
@@ -61,6 +62,19 @@ def extract_json(text: str) -> Any:
     raise ValueError("the answer contains no JSON value")
 
 
+def json_answer_too_big(text: str) -> str | None:
+    """Why an answer is too large or too deep to parse as JSON (model output is data, and data
+    this size would cost memory or exhaust the parser's stack), or None."""
+    limits = current_limits()
+    if len(text) > limits.json_output_chars:
+        return (f"[BMAD-E506] the answer is {len(text):,} characters, more than the "
+                f"{limits.json_output_chars:,} parsed for `returns json`")
+    if json_nesting_exceeds(text, limits.json_output_depth):
+        return (f"[BMAD-E506] the JSON in the answer is nested more than "
+                f"{limits.json_output_depth} deep")
+    return None
+
+
 def normalise_enum(text: str, values: tuple[str, ...]) -> str | None:
     """The enum value an answer means: exact, case-insensitive, or the one value it mentions."""
     cleaned = text.replace(_SIM_MARK, "").strip().strip("\"'`.*:; \n\t")
@@ -93,10 +107,15 @@ def parse(text: str, returns: ir.Returns | None) -> Parsed:
         if value is None:
             return Parsed(text, False, f"the answer is not one of {', '.join(returns.values)}")
         return Parsed(value, True)
+    too_big = json_answer_too_big(text)
+    if too_big is not None:
+        return Parsed(text, False, too_big)
     try:
         value = extract_json(text)
     except ValueError as exc:
         return Parsed(text, False, str(exc))
+    except RecursionError:  # a backstop: json_answer_too_big bounds the nesting first
+        return Parsed(text, False, "[BMAD-E506] the JSON in the answer is nested too deeply")
     errors = schema_errors(value, returns.schema)
     if errors:
         return Parsed(value, False, "; ".join(errors))

@@ -29,8 +29,10 @@ from typing import Any, AsyncIterator, Mapping
 import anyio
 import httpx
 
+from bmad.compiler.limits import CODES as LIMIT_CODES, current_limits
 from bmad.runtime.providers import base, keys
 from bmad.runtime.providers.health import HealthReport
+from bmad.runtime.providers.transport import key_transport_problem
 
 USER_AGENT = "bmad-runtime"
 _ERROR_TEXT_LIMIT = 300
@@ -60,8 +62,10 @@ class HttpProvider:
     def __init__(self, name: str, base_url: str | None = None, key_variables: tuple[str, ...] = (),
                  connect_timeout_s: float = 10.0, read_timeout_s: float = 120.0,
                  prices: Mapping[str, tuple[float, float]] | None = None,
-                 key_required: bool = False, environ: Mapping[str, str] | None = None):
+                 key_required: bool = False, environ: Mapping[str, str] | None = None,
+                 allow_insecure_http: bool = False):
         self.name = name
+        self.allow_insecure_http = allow_insecure_http  # bmad.toml opt-in (transport.py)
         url = (base_url or self.default_base_url).strip()
         # Keep a query string (Azure's ?api-version=...) apart, to append after the path.
         url, _, self._query = url.partition("?")
@@ -77,6 +81,7 @@ class HttpProvider:
         self._client: httpx.AsyncClient | None = None
         self._client_loop: int | None = None
         self.last_rate_limit: base.RateLimitInfo | None = None
+        self.max_response_bytes = current_limits().response_bytes  # [limits] response_bytes
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, "
@@ -137,6 +142,9 @@ class HttpProvider:
         h = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
         key = self.api_key()
         if key:
+            problem = key_transport_problem(self.name, self.base_url, self.allow_insecure_http)
+            if problem is not None:
+                raise base.Unavailable(problem, provider=self.name)
             h.update(self.auth_headers(key))
         h.update(self.extra_headers())
         return h
@@ -237,6 +245,7 @@ class HttpProvider:
                                             timeout=timeout)
         response = await client.send(http_request, stream=True)
         try:
+            cap_response_body(response, self.max_response_bytes, self)
             if response.status_code >= 400:
                 await response.aread()
                 raise self.error_from_response(response)
@@ -302,6 +311,32 @@ class HttpProvider:
         if not self.api_key() and self.key_variables:
             detail += f" (no key: {' / '.join(self.key_variables)} not set)"
         return HealthReport(self.name, self.kind, "ok", detail, models=models, latency_s=latency)
+
+
+class ResponseTooLarge(base.BadRequest):
+    """The body (or stream) grew past `[limits] response_bytes`: cut off, not retried (the same
+    request would only grow as large again); a fallback model may answer."""
+
+
+def cap_response_body(response: httpx.Response, limit: int, provider: "HttpProvider") -> None:
+    """Make every read of this response (whole body, text, SSE or NDJSON lines) stop with
+    `ResponseTooLarge` once its decoded bytes pass `limit`; a declared larger length stops at once."""
+    declared = response.headers.get("content-length", "")
+    message = (f"[{LIMIT_CODES['response_bytes']}] the response is larger than {limit:,} bytes "
+               "(`response_bytes` in bmad.toml's [limits]); cut off")
+    if declared.isdigit() and int(declared) > limit:
+        raise provider.fail(ResponseTooLarge, message, status=response.status_code)
+    read_bytes = response.aiter_bytes
+
+    async def capped(chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in read_bytes(chunk_size):
+            seen += len(chunk)
+            if seen > limit:
+                raise provider.fail(ResponseTooLarge, message, status=response.status_code)
+            yield chunk
+
+    response.aiter_bytes = capped  # type: ignore[method-assign]  # aread/aiter_text/aiter_lines use it
 
 
 class _no_deadline:

@@ -13,9 +13,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 CONVENTIONAL_KEY_VARS: dict[str, tuple[str, ...]] = {
@@ -52,20 +50,20 @@ class KeyConfig:
     key_vars: Mapping[str, str] = field(default_factory=dict)
     base_urls: Mapping[str, str] = field(default_factory=dict)
     path: str | None = None
+    insecure_http: frozenset[str] = frozenset()  # providers with `allow_insecure_http = true`
 
     @staticmethod
     def load(path: str | os.PathLike[str] | None = None) -> "KeyConfig":
         """Read `bmad.toml` (the given path, else `$BMAD_CONFIG`, else ./bmad.toml if present)."""
-        candidate = Path(path) if path else Path(os.environ.get("BMAD_CONFIG", CONFIG_FILE))
-        if not candidate.is_file():
-            if path:
-                raise KeyConfigError(f"{candidate}: no such configuration file")
-            return KeyConfig()
+        from bmad.compiler.settings import SettingsError, read_settings  # the one bmad.toml reader
+
         try:
-            data = tomllib.loads(candidate.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise KeyConfigError(f"{candidate}: {exc}") from None
-        return KeyConfig.from_mapping(data, path=str(candidate))
+            settings = read_settings(path)
+        except SettingsError as exc:
+            raise KeyConfigError(str(exc)) from None
+        if settings.path is None:
+            return KeyConfig()
+        return KeyConfig.from_mapping(settings.data, path=settings.path)
 
     @staticmethod
     def from_mapping(data: Mapping[str, Any], path: str | None = None) -> "KeyConfig":
@@ -74,6 +72,7 @@ class KeyConfig:
             raise KeyConfigError(f"{path or CONFIG_FILE}: [providers] must be a table")
         key_vars: dict[str, str] = {}
         base_urls: dict[str, str] = {}
+        insecure_http: set[str] = set()
         for name, table in providers.items():
             if not isinstance(table, Mapping):
                 raise KeyConfigError(f"{path or CONFIG_FILE}: [providers.{name}] must be a table")
@@ -90,7 +89,14 @@ class KeyConfig:
             url = table.get("base_url")
             if isinstance(url, str):
                 base_urls[name] = url
-        return KeyConfig(key_vars=key_vars, base_urls=base_urls, path=path)
+            insecure = table.get("allow_insecure_http", False)
+            if not isinstance(insecure, bool):
+                raise KeyConfigError(f"{path or CONFIG_FILE}: [providers.{name}] "
+                                     "allow_insecure_http must be true or false")
+            if insecure:
+                insecure_http.add(name)
+        return KeyConfig(key_vars=key_vars, base_urls=base_urls, path=path,
+                         insecure_http=frozenset(insecure_http))
 
 
 def key_variables(provider_name: str, kind: str, declared: str | None,

@@ -102,10 +102,17 @@ def build_provider(provider: ir.Provider, *, mode: str | None = None,
     if base_url is None:
         base_url = config.base_urls.get(provider.name)
     variables = keys.key_variables(provider.name, kind, provider.api_key_env, config)
+    if base_url is not None:
+        from bmad.runtime.providers.transport import base_url_problem
+
+        problem = base_url_problem(base_url)
+        if problem is not None:
+            raise base.Unavailable(f"provider {provider.name!r}: {problem}", provider=provider.name)
     settings = dict(name=provider.name, base_url=base_url, key_variables=variables,
                     connect_timeout_s=options.connect_timeout_s, read_timeout_s=timeout,
                     prices=_prices(own_models),
-                    key_required=provider.api_key_env is not None)
+                    key_required=provider.api_key_env is not None,
+                    allow_insecure_http=provider.name in config.insecure_http)
     if kind == "openai":
         from bmad.runtime.providers.openai import OpenAIProvider
         return OpenAIProvider(**settings)

@@ -1,0 +1,231 @@
+"""The limits bmad enforces on what it reads and receives, with their defaults and `bmad.toml` overrides.
+
+Every limit ends in a diagnostic or a recorded task failure with a stable code, never in a crash
+(RecursionError, MemoryError, a runaway loop). Defaults suit real work; a `[limits]` table in
+`bmad.toml` changes them:
+
+```toml
+[limits]
+source_chars = 16_000_000      # BMAD-E008: characters in one source file (.bmad or .yaml)
+nesting_depth = 64             # BMAD-E007 (.bmad brackets), BMAD-E501 (YAML nesting)
+tasks_per_workflow = 5_000     # BMAD-E500
+import_depth = 32              # BMAD-E502: a chain of imports this long
+for_each_items = 10_000        # BMAD-E503: items one `for each` fans out over (run time)
+prompt_context_ratio = 1.0     # BMAD-E504: estimated prompt tokens / the model's context (run time)
+response_bytes = 8_000_000     # BMAD-E505: bytes of one provider response body or stream
+json_output_chars = 1_000_000  # BMAD-E506: characters of an answer parsed for `returns json`
+json_output_depth = 64         # BMAD-E506: nesting of that JSON
+```
+
+A bad `[limits]` table is reported (BMAD-E509) and the defaults stand. `use_limits(...)` sets
+limits for one block of code (tests, the soak benchmark); otherwise `current_limits()` reads
+`bmad.toml` (cached per file version, see `compiler/settings.py`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, replace
+from typing import Any, Iterator
+
+from bmad.compiler import ir
+from bmad.compiler.diagnostics import Diagnostic, error
+from bmad.compiler.settings import SettingsError, read_settings
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    source_chars: int = 16_000_000
+    nesting_depth: int = 64
+    tasks_per_workflow: int = 5_000
+    import_depth: int = 32
+    for_each_items: int = 10_000
+    prompt_context_ratio: float = 1.0
+    response_bytes: int = 8_000_000
+    json_output_chars: int = 1_000_000
+    json_output_depth: int = 64
+
+
+DEFAULTS = Limits()
+CODES = {
+    "source_chars": "BMAD-E008",
+    "nesting_depth": "BMAD-E007",
+    "tasks_per_workflow": "BMAD-E500",
+    "import_depth": "BMAD-E502",
+    "for_each_items": "BMAD-E503",
+    "prompt_context_ratio": "BMAD-E504",
+    "response_bytes": "BMAD-E505",
+    "json_output_chars": "BMAD-E506",
+    "json_output_depth": "BMAD-E506",
+}
+YAML_NESTING_CODE = "BMAD-E501"
+CONFIG_CODE = "BMAD-E509"
+# The deepest nesting any setting may ask for: deeper than this, Python's own stack (the parser,
+# lowering, json, the YAML composer) would be the limit, and that is a crash, not a diagnostic.
+MAX_NESTING_SETTING = 200
+MAX_SOURCE_CHARS_SETTING = 16_000_000  # the parser's own ceiling (compiler/parse.py)
+
+_override: contextvars.ContextVar[Limits | None] = contextvars.ContextVar("bmad_limits", default=None)
+
+
+class LimitsError(ValueError):
+    """A `[limits]` table that can't be used (unknown name, wrong type, out of range)."""
+
+
+def limits_from_table(table: Any, path: str | None = None) -> Limits:
+    """Limits from a `[limits]` table; raises `LimitsError` naming the bad entry."""
+    where = f"{path or 'bmad.toml'}: [limits]"
+    if not isinstance(table, dict):
+        raise LimitsError(f"{where} must be a table")
+    known = {f.name: f for f in fields(Limits)}
+    values: dict[str, Any] = {}
+    for name, value in table.items():
+        if name not in known:
+            raise LimitsError(f"{where} has no setting `{name}` (known: {', '.join(known)})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise LimitsError(f"{where} {name} must be a number, not {value!r}")
+        if name == "prompt_context_ratio":
+            if not 0 < value <= 10:
+                raise LimitsError(f"{where} {name} must be above 0 and at most 10")
+            values[name] = float(value)
+            continue
+        if not isinstance(value, int) or value < 1:
+            raise LimitsError(f"{where} {name} must be a whole number of at least 1")
+        if name == "source_chars" and value > MAX_SOURCE_CHARS_SETTING:
+            raise LimitsError(f"{where} {name} can be at most {MAX_SOURCE_CHARS_SETTING:,}")
+        if name in ("nesting_depth", "json_output_depth") and value > MAX_NESTING_SETTING:
+            raise LimitsError(f"{where} {name} can be at most {MAX_NESTING_SETTING} "
+                              "(deeper input would exhaust Python's stack)")
+        values[name] = value
+    return replace(DEFAULTS, **values)
+
+
+def configured_limits() -> tuple[Limits, str | None]:
+    """The limits `bmad.toml` sets, and the problem with its `[limits]` table if there is one."""
+    try:
+        settings = read_settings()
+        table = settings.data.get("limits")
+        if table is None:
+            return DEFAULTS, None
+        return limits_from_table(table, settings.path), None
+    except (SettingsError, LimitsError) as exc:
+        return DEFAULTS, str(exc)
+
+
+def current_limits() -> Limits:
+    """The limits in force here: `use_limits(...)` if set, else `bmad.toml`'s, else the defaults."""
+    override = _override.get()
+    if override is not None:
+        return override
+    return configured_limits()[0]
+
+
+@contextmanager
+def use_limits(limits: Limits | None = None, **changes: Any) -> Iterator[Limits]:
+    """Run a block with other limits (`use_limits(tasks_per_workflow=10)`)."""
+    chosen = replace(limits or current_limits(), **changes)
+    token = _override.set(chosen)
+    try:
+        yield chosen
+    finally:
+        _override.reset(token)
+
+
+def limits_config_diagnostics() -> list[Diagnostic]:
+    """A BMAD-E509 error when `bmad.toml`'s `[limits]` (or the file itself) can't be used."""
+    if _override.get() is not None:
+        return []
+    problem = configured_limits()[1]
+    if problem is None:
+        return []
+    from bmad.compiler.settings import config_path
+
+    span = ir.Span(str(config_path()), 1, 1, 1, 1, 0, 0)
+    return [error(CONFIG_CODE, span, f"the limits in bmad.toml can't be used: {problem}",
+                  "fix the `[limits]` table (see docs/diagnostics.md, BMAD-E509); the defaults "
+                  "apply until then")]
+
+
+def program_limit_diagnostics(program: ir.Program, limits: Limits | None = None) -> list[Diagnostic]:
+    """Limits on a whole program: tasks per workflow (BMAD-E500)."""
+    limits = limits or current_limits()
+    found: list[Diagnostic] = []
+    for workflow in program.workflows:
+        if len(workflow.tasks) > limits.tasks_per_workflow:
+            found.append(error(
+                CODES["tasks_per_workflow"], workflow.name_span,
+                f"workflow `{workflow.name}` has {len(workflow.tasks):,} tasks, more than the "
+                f"limit of {limits.tasks_per_workflow:,}",
+                "split it into workflows that call each other, use `for each` over a list, or "
+                "raise `tasks_per_workflow` in bmad.toml's [limits]"))
+    return found
+
+
+def json_nesting_exceeds(text: str, depth: int) -> bool:
+    """Whether JSON-ish text nests `[`/`{` deeper than `depth` (strings skipped), checked before
+    `json.loads`, whose recursion a deep enough text would exhaust."""
+    level = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            level += 1
+            if level > depth:
+                return True
+        elif ch in "]}":
+            level = max(0, level - 1)
+    return False
+
+
+def value_nesting_exceeds(value: Any, depth: int) -> bool:
+    """Whether a Python value (lists and dicts) nests deeper than `depth`, without recursion."""
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (list, tuple, dict)):
+            if level + 1 > depth:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((c, level + 1) for c in children)
+    return False
+
+
+def yaml_limit_diagnostics(text: str, path: str, limits: Limits | None = None) -> list[Diagnostic]:
+    """Size (BMAD-E008) and nesting (BMAD-E501) of a YAML document, checked on PyYAML's event
+    stream (which does not recurse) before the composer (which does) builds any node."""
+    import yaml
+
+    from bmad.compiler.source_map import SourceMap
+
+    limits = limits or current_limits()
+    source_map = SourceMap(path, text)
+    if len(text) > limits.source_chars:
+        return [error(CODES["source_chars"], source_map.span(0, 0),
+                      f"the file is too large to compile ({len(text):,} characters)",
+                      f"keep workflow files under {limits.source_chars:,} characters (or raise "
+                      "`source_chars` in bmad.toml's [limits])")]
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > limits.nesting_depth:
+                    mark = event.start_mark
+                    return [error(YAML_NESTING_CODE, source_map.span(mark.index, mark.index + 1),
+                                  f"the YAML is nested more than {limits.nesting_depth} deep",
+                                  "flatten the document; workflows need only a few levels (the "
+                                  "limit is `nesting_depth` in bmad.toml's [limits])")]
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        return []  # not valid YAML: the front end reports it with its position (BMAD-E080)
+    return []

@@ -1,0 +1,123 @@
+"""The journal file's safety: private permissions, a version stamp, forward migrations, clear refusals.
+
+- The directory bmad creates for a journal is 0700 and the database file 0600 (SQLite gives its
+  `-wal` and `-shm` files the database's mode): prompts and answers are private to the user.
+- `PRAGMA user_version` is the schema version. An older journal (including the unversioned ones
+  written before versioning, version 0) is migrated forward in one transaction when opened; a
+  newer one is refused with a message naming both versions, never half-read.
+- A SQLite file that is not a journal (other tables, no `runs`) is refused untouched, and a file
+  that is not SQLite at all is refused with the path, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Callable
+
+CURRENT_VERSION = 2
+BMAD_TABLES = frozenset({"meta", "runs", "tasks", "calls"})
+
+
+class JournalFileError(Exception):
+    """The file can't be used as a journal; the message says why in plain words."""
+
+
+def create_private_file(path: Path) -> None:
+    """Create the journal's directory (0700) and an empty database file (0600) if missing."""
+    parent = path.parent
+    if not parent.exists():
+        parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+        os.chmod(parent, 0o700)  # the mode above is masked by the umask
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        os.close(fd)
+        os.chmod(path, 0o600)
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _add_missing_columns(db: sqlite3.Connection, schema: str) -> None:
+    """Version 1: columns added to the tables since the first journals (ALTER TABLE ADD COLUMN,
+    defaults as in the schema), read off the current schema built in memory."""
+    model = sqlite3.connect(":memory:")
+    try:
+        for statement in _statements(schema):
+            model.execute(statement)
+        for table in _tables(model) & _tables(db):
+            have = {r[1] for r in db.execute(f'PRAGMA table_info("{table}")')}
+            for _cid, name, kind, _notnull, default, _pk in model.execute(f'PRAGMA table_info("{table}")'):
+                if name not in have:
+                    default_sql = f" DEFAULT {default}" if default is not None else ""
+                    db.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {kind}{default_sql}')
+    finally:
+        model.close()
+
+
+def _index_runs_for_retention(db: sqlite3.Connection, schema: str) -> None:
+    """Version 2: an index for `bmad runs --prune` (oldest first, by status)."""
+    db.execute("CREATE INDEX IF NOT EXISTS runs_by_started ON runs (started_at)")
+
+
+# MIGRATIONS[n] takes a journal from version n-1 to version n.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection, str], None]] = {
+    1: _add_missing_columns,
+    2: _index_runs_for_retention,
+}
+
+
+def prepare_schema(db: sqlite3.Connection, path: Path, schema: str, *, writable: bool) -> int:
+    """Check the file is a journal this bmad can use and bring it to `CURRENT_VERSION`; returns the
+    version found. Raises `JournalFileError` (foreign, newer, or not a database)."""
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = _tables(db)
+    except sqlite3.DatabaseError as exc:
+        raise JournalFileError(f"{path} is not a bmad journal (not a SQLite database: {exc})") from None
+    if version > CURRENT_VERSION:
+        raise JournalFileError(
+            f"{path} was written by a newer bmad (journal schema {version}; this bmad reads up "
+            f"to {CURRENT_VERSION}): upgrade bmad, or use another journal with --journal")
+    if tables and "runs" not in tables:
+        shown = ", ".join(sorted(tables)[:5])
+        raise JournalFileError(f"{path} is a SQLite database but not a bmad journal (it holds "
+                               f"{shown}); it was left untouched")
+    if not tables and not writable:
+        raise JournalFileError(f"{path} holds no bmad journal (the database is empty)")
+    if version == CURRENT_VERSION and not writable:
+        return version
+    if version == CURRENT_VERSION and BMAD_TABLES <= tables and not _missing_tables(db, schema, tables):
+        return version
+    db.execute("BEGIN IMMEDIATE")  # one migrator at a time; others wait (busy timeout), then see it done
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        fresh = not _tables(db)
+        for statement in _statements(schema):
+            db.execute(statement)
+        if not fresh:
+            for target in range(version + 1, CURRENT_VERSION + 1):
+                MIGRATIONS[target](db, schema)
+        else:
+            MIGRATIONS[2](db, schema)
+        db.execute(f"PRAGMA user_version = {CURRENT_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return version
+
+
+def _missing_tables(db: sqlite3.Connection, schema: str, tables: set[str]) -> bool:
+    """Whether the schema declares a table this file lacks (a table added since, in this version)."""
+    import re
+
+    declared = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", schema))
+    return bool(declared - tables)
