@@ -105,6 +105,7 @@ def _cost_key(c: Candidate) -> tuple:
 
 def rank_candidates(candidates: list[Candidate], objective: str) -> list[Candidate]:
     """Best first, by the objective; ties broken by cost, then name (deterministic)."""
+    candidates = list(candidates)  # any iterable; none at all ranks as none (no crash)
     if objective == "cost":
         return sorted(candidates, key=_cost_key)
     if objective == "latency":

@@ -310,3 +310,57 @@ def test_check_plan_names_callee_tasks_of_the_contract_pipeline(spec_dir, tmp_pa
     [problem] = [d for d in check_plan(result.program) if d.is_error]
     assert problem.code == "BMAD-E210"
     assert "code_review." in problem.message and "via `reviews`" in problem.message
+
+
+@pytest.mark.parametrize("objective", [None, "balanced", "cost", "latency", "quality"])
+def test_a_program_without_models_plans_without_crashing(objective):
+    """No model declared at all (not even the standard catalog): every task falls back to the
+    embedded model, with a diagnostic, never a traceback."""
+    from bmad.compiler import ir
+    from bmad.compiler.compile import compile_source
+    from bmad.compiler.passes import check_plan
+
+    source = """workflow w {
+  optimize balanced
+  task a { prompt "Summarise the news" needs writing }
+  task b { prompt "Vote on {{ a }}" consensus vote among 3 models }
+  task c { prompt "Judge {{ b }}" consensus judge among 2 models }
+  output c
+}
+"""
+    program = compile_source(source).program
+    bare = ir.replace(program, models=(), providers=())
+    diagnostics = check_plan(bare)
+    assert not [d for d in diagnostics if d.is_error]
+    assert {d.code for d in diagnostics} >= {"BMAD-W200"}
+    plan, diagnostics = plan_program(bare, make_context(bare, environment={}, objective=objective))
+    assert plan is not None and {t.model for t in plan.tasks} == {"local"}
+
+
+def test_no_model_to_route_to_is_a_diagnostic():
+    """A catalog with nothing in it (no embedded model either): BMAD-E231 per task, no crash."""
+    from bmad.compiler import ir
+    from bmad.compiler.catalog import ModelCatalog
+    from bmad.compiler.compile import compile_source
+    from bmad.compiler.passes import PassContext
+
+    program = compile_source('workflow w {\n  task a { prompt "hi" }\n  output a\n}\n').program
+    bare = ir.replace(program, models=(), providers=())
+    plan, diagnostics = plan_program(bare, PassContext(catalog=ModelCatalog({})))
+    assert plan is None
+    [problem] = [d for d in diagnostics if d.is_error]
+    assert problem.code == "BMAD-E231" and "`a`" in problem.message
+    assert problem.span.line == 2 and problem.hint
+
+
+def test_ranking_no_candidates_gives_none():
+    from bmad.compiler.passes.route_models import rank_candidates
+
+    for objective in ("balanced", "cost", "latency", "quality"):
+        assert rank_candidates([], objective) == []
+        assert rank_candidates(iter([]), objective) == []
+    from bmad.compiler.plan import Candidate
+
+    pair = [Candidate("a", "p", True, True, 0.9, 0.01, 1.0), Candidate("b", "q", True, True, 0.5, 0.001, 2.0)]
+    assert [c.model for c in rank_candidates(iter(pair), "balanced")] == \
+        [c.model for c in rank_candidates(pair, "balanced")] and len(pair) == 2
