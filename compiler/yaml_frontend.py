@@ -35,6 +35,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import Diagnostic, DiagnosticBag, Related
+from bmad.compiler.patterns import seed_pattern_call
 
 # Stable diagnostic codes of this front end (documented in docs/diagnostics.md).
 E_SYNTAX = "BMAD-E080"  # the text is not valid YAML
@@ -508,6 +509,10 @@ class _Lowering:
             fields["retry"] = self.retry(entries["retry_config"].value)
         if "outputs" in entries:
             fields["returns"] = self.outputs(entries["outputs"].value)
+        if task_type:  # a stdlib pattern's name: the task calls it (compiler/patterns.py)
+            fields["call"], notes = seed_pattern_call(name, task_type, inputs, depends,
+                                                      self.span(entries["task_type"].value))
+            self.bag.extend(notes)
         about = f"{human}: {description}" if human and description else (human or description)
         return ir.Task(name=name, span=self.span(node), name_span=self.span(id_node), about=about,
                        prompt=prompt, depends=depends, pattern=task_type, **fields)
