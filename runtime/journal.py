@@ -51,6 +51,14 @@ CREATE TABLE IF NOT EXISTS cache (
 CREATE INDEX IF NOT EXISTS cache_by_task ON cache (workflow, task_id, created_at);
 CREATE TABLE IF NOT EXISTS verdicts (
   run_id TEXT, task_id TEXT, model TEXT, capability TEXT, agreement REAL, created_at REAL);
+CREATE TABLE IF NOT EXISTS batches (
+  id TEXT PRIMARY KEY, workflow TEXT, plan_hash TEXT, status TEXT, source TEXT, inputs_path TEXT,
+  total_rows INTEGER, budget_usd REAL, budget_tokens INTEGER, budget_time_s REAL,
+  spent_usd REAL DEFAULT 0, tokens INTEGER DEFAULT 0, elapsed_s REAL DEFAULT 0, executor TEXT,
+  options_json TEXT, started_at REAL, finished_at REAL, updated_at REAL, pid INTEGER, error TEXT);
+CREATE TABLE IF NOT EXISTS batch_rows (
+  batch_id TEXT, row_index INTEGER, run_id TEXT, inputs_json TEXT,
+  PRIMARY KEY (batch_id, row_index));
 """
 
 FINAL_TASK_STATUSES = ("completed", "skipped")

@@ -88,7 +88,20 @@ def new_run_id() -> str:
 
 
 def default_provider_factory(plan: Plan, request: RunRequest) -> ProviderFactory:
-    from bmad.runtime.providers.registry import ProviderOptions, build_provider
+    from bmad.runtime.providers.registry import build_provider
+
+    mode, options = provider_options(plan, request)
+
+    def factory(decl):  # type: ignore[no-untyped-def]
+        return build_provider(decl, mode=mode, options=options)
+
+    return factory
+
+
+def provider_options(plan: Plan, request: RunRequest):
+    """The provider mode and `ProviderOptions` a run builds its providers with (the Ray executor
+    ships them to its workers)."""
+    from bmad.runtime.providers.registry import ProviderOptions
     from bmad.runtime.providers.sim import SimSettings
 
     sim_kwargs: dict[str, Any] = {}
@@ -101,12 +114,7 @@ def default_provider_factory(plan: Plan, request: RunRequest) -> ProviderFactory
     if request.sim_failure_kinds:
         sim_kwargs["failure_kinds"] = tuple(request.sim_failure_kinds)
     options = ProviderOptions(models=plan.program.models, sim=SimSettings(**sim_kwargs))
-    mode = request.provider_mode
-
-    def factory(decl):  # type: ignore[no-untyped-def]
-        return build_provider(decl, mode=mode, options=options)
-
-    return factory
+    return request.provider_mode, options
 
 
 def execute_plan(plan: Plan, request: RunRequest) -> RunOutcome:
@@ -197,24 +205,7 @@ async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal |
     interp.caller.seed = config.seed
     interp.caller.default_timeout_s = config.default_timeout_s
 
-    # Refuse up front what can't run: unknown models, unpriced ones under a dollar budget.
-    try:
-        used = interp.models_used(plan.workflow)
-        slots = {m: pool.get(m) for m in used}
-    except ModelUnknown as exc:
-        raise RunRefused(str(exc), "BMAD-E305", "re-plan the workflow against its catalog") from None
-    except base.Unavailable as exc:
-        raise RunRefused(f"provider unavailable: {exc.message}", "BMAD-E306",
-                         "set the provider's key variable, or run with --provider sim") from None
-    if budget[0] is not None:
-        unpriced = sorted(m for m, s in slots.items() if not s.priced)
-        if unpriced:
-            tasks = sorted({t for m in unpriced for t in used[m]})
-            raise RunRefused(
-                f"a ${budget[0]:g} budget can't be enforced: no price for {', '.join(unpriced)} "
-                f"(used by {', '.join(tasks)}); unknown prices are never counted as $0",
-                "BMAD-E307", "declare `price input $X output $Y per 1M` for these models, or run "
-                             "without a dollar budget")
+    refuse_unrunnable_models(interp, pool, plan, budget[0])
 
     if journal is not None and not request.resume and not journal.has_plan(plan.plan_hash):
         # Compact JSON (the C encoder); stored once per plan hash, so `--resume` needs no file.
@@ -293,6 +284,28 @@ async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal |
                       journal_path=journal.path if journal is not None else None,
                       cache_decisions=cache.decisions if cache is not None else [],
                       task_statuses={k: r.status for k, r in frame.results.items()} if frame else {})
+
+
+def refuse_unrunnable_models(interp: Interpreter, pool: ModelPool, plan: Plan,
+                             usd_cap: float | None) -> None:
+    """Refuse up front what can't run: unknown models, unpriced ones under a dollar budget."""
+    try:
+        used = interp.models_used(plan.workflow)
+        slots = {m: pool.get(m) for m in used}
+    except ModelUnknown as exc:
+        raise RunRefused(str(exc), "BMAD-E305", "re-plan the workflow against its catalog") from None
+    except base.Unavailable as exc:
+        raise RunRefused(f"provider unavailable: {exc.message}", "BMAD-E306",
+                         "set the provider's key variable, or run with --provider sim") from None
+    if usd_cap is not None:
+        unpriced = sorted(m for m, s in slots.items() if not s.priced)
+        if unpriced:
+            tasks = sorted({t for m in unpriced for t in used[m]})
+            raise RunRefused(
+                f"a ${usd_cap:g} budget can't be enforced: no price for {', '.join(unpriced)} "
+                f"(used by {', '.join(tasks)}); unknown prices are never counted as $0",
+                "BMAD-E307", "declare `price input $X output $Y per 1M` for these models, or run "
+                             "without a dollar budget")
 
 
 def _partial_outputs(frame, interp: Interpreter) -> dict[str, Any] | None:
