@@ -1,0 +1,46 @@
+"""`bmad runs --prune`: apply journal retention (flags, else bmad.toml's `[journal]`) and report it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+EXIT_INVALID = 2
+
+
+def prune_journal(path: Path, older_than_days: float | None, keep: int | None, as_json: bool) -> None:
+    from bmad.runtime.journal import Journal, JournalError
+    from bmad.runtime.retention import Retention, RetentionError, configured_retention, prune_runs
+
+    if older_than_days is not None or keep is not None:
+        retention = Retention(keep_days=older_than_days, keep_runs=keep)
+    else:
+        try:
+            retention = configured_retention()
+        except RetentionError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_INVALID)
+    if retention.empty:
+        typer.echo("error: nothing to prune by", err=True)
+        typer.echo("  = help: pass --older-than DAYS and/or --keep N, or set keep_days / keep_runs "
+                   "under [journal] in bmad.toml", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        journal = Journal(path, readonly=True)
+    except JournalError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        report = prune_runs(journal.db, retention)
+    finally:
+        journal.db.close()
+    if as_json:
+        sys.stdout.write(json.dumps({"removed": report.removed, "kept_running": report.kept_running},
+                                    indent=2) + "\n")
+        return
+    sys.stdout.write(f"removed {len(report.removed)} run(s) from {path}"
+                     + (f"; kept {report.kept_running} still running" if report.kept_running else "")
+                     + "\n")

@@ -1,0 +1,113 @@
+"""Journal retention: delete old runs (by age and/or count) and everything they recorded.
+
+`bmad runs --prune` uses `--older-than DAYS` / `--keep N`, else the `[journal]` table of
+`bmad.toml`:
+
+```toml
+[journal]
+keep_days = 30     # runs that started more than 30 days ago are removed
+keep_runs = 500    # only the 500 newest runs are kept
+```
+
+A run still `running` is never removed, however old (a live process is writing it; a dead one's
+run is `interrupted` and resumable, so it is kept until it is older than the rules too). Removing a
+run removes its tasks, attempts, calls (prompts and answers), events, outputs, verdicts and the
+cross-run cache entries it wrote, and plans no remaining run uses, in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from bmad.compiler.settings import SettingsError, read_settings
+
+RUN_TABLES = ("tasks", "attempts", "calls", "events", "outputs", "verdicts", "cache")
+
+
+class RetentionError(ValueError):
+    """Retention settings that can't be used; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    keep_days: float | None = None
+    keep_runs: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.keep_days is None and self.keep_runs is None
+
+
+@dataclass(slots=True)
+class PruneReport:
+    removed: list[str] = field(default_factory=list)
+    kept_running: int = 0
+
+
+def retention_from_table(table: Mapping[str, Any], path: str | None = None) -> Retention:
+    where = f"{path or 'bmad.toml'}: [journal]"
+    values: dict[str, Any] = {}
+    for name, value in table.items():
+        if name not in ("keep_days", "keep_runs"):
+            raise RetentionError(f"{where} has no setting `{name}` (known: keep_days, keep_runs)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise RetentionError(f"{where} {name} must be a number of at least 0")
+        if name == "keep_runs" and not isinstance(value, int):
+            raise RetentionError(f"{where} keep_runs must be a whole number")
+        values[name] = value
+    return Retention(**values)
+
+
+def configured_retention() -> Retention:
+    """The `[journal]` retention of `bmad.toml` (empty when not set)."""
+    try:
+        settings = read_settings()
+        return retention_from_table(settings.table("journal"), settings.path)
+    except SettingsError as exc:
+        raise RetentionError(str(exc)) from None
+
+
+def prune_runs(db: Any, retention: Retention, *, now: float | None = None) -> PruneReport:
+    """Delete the runs `retention` lets go (never a `running` one); returns what was removed."""
+    report = PruneReport()
+    if retention.empty:
+        return report
+    now = time.time() if now is None else now
+    rows = db.execute("SELECT id, status, started_at FROM runs "
+                      "ORDER BY started_at DESC, id DESC").fetchall()
+    doomed: list[str] = []
+    for position, (run_id, status, started_at) in enumerate(rows):
+        too_many = retention.keep_runs is not None and position >= retention.keep_runs
+        too_old = (retention.keep_days is not None and started_at is not None
+                   and now - started_at > retention.keep_days * 86400)
+        if not (too_many or too_old):
+            continue
+        if status == "running":
+            report.kept_running += 1
+            continue
+        doomed.append(run_id)
+    if not doomed:
+        return report
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed_runs (id TEXT PRIMARY KEY)")
+        db.execute("DELETE FROM doomed_runs")
+        db.executemany("INSERT INTO doomed_runs VALUES (?)", [(r,) for r in doomed])
+        for table in RUN_TABLES:
+            db.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT id FROM doomed_runs)")
+        # a run that started `running` after we looked is spared by the status test here too
+        db.execute("DELETE FROM runs WHERE id IN (SELECT id FROM doomed_runs) AND status != 'running'")
+        users = ["SELECT plan_hash FROM runs WHERE plan_hash IS NOT NULL"]
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name='batches'").fetchone():
+            users.append("SELECT plan_hash FROM batches WHERE plan_hash IS NOT NULL")
+        db.execute(f"DELETE FROM plans WHERE plan_hash NOT IN ({' UNION '.join(users)})")
+        db.execute("DROP TABLE doomed_runs")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    report.removed = doomed
+    return report
