@@ -236,6 +236,10 @@ def register(app: typer.Typer) -> None:
             raise _fail(f"[{exc.code}] {exc.message}", exc.hint)
         except ValueError as exc:  # e.g. an unknown sim failure kind
             raise _fail(str(exc))
+        except JournalError as exc:  # a corrupt, foreign or newer journal file
+            if live is not None:
+                live.close()
+            raise _fail(str(exc), "pass --journal PATH to use another journal file")
         if explain_cache:
             for d in outcome.cache_decisions:
                 sys.stderr.write(f"cache {d['task']}: {d['reason']}\n")
@@ -275,12 +279,23 @@ def register(app: typer.Typer) -> None:
         status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
         as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
         journal: Optional[Path] = typer.Option(None, "--journal", help="The journal file."),
+        prune: bool = typer.Option(False, "--prune", help="Delete old runs (never running ones): "
+                                   "by --older-than/--keep, else bmad.toml's [journal] keep_days/keep_runs."),
+        older_than: Optional[float] = typer.Option(None, "--older-than", metavar="DAYS", min=0.0,
+                                                   help="With --prune: runs started more than DAYS ago."),
+        keep: Optional[int] = typer.Option(None, "--keep", metavar="N", min=0,
+                                           help="With --prune: keep only the N newest runs."),
     ) -> None:
         path = _journal_path(journal)
         if not path.exists():
             sys.stderr.write(f"no runs yet ({path} does not exist)\n")
             if as_json:
                 sys.stdout.write("[]\n")
+            return
+        if prune or older_than is not None or keep is not None:
+            from bmad.cli.runs_prune import prune_journal
+
+            prune_journal(path, older_than, keep, as_json)
             return
         j = _open_journal(journal)
         rows = j.runs(limit=limit, status=status)
