@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
@@ -19,9 +20,11 @@ from lark.exceptions import VisitError
 
 from bmad.compiler import ir, literals, strings
 from bmad.compiler.diagnostics import Diagnostic, Related, error
+from bmad.compiler.gc_pause import collection_paused
 from bmad.compiler.source_map import SourceMap
 
 MAX_EXPRESSION_DEPTH = 32
+_PLAIN_JSON_STRING = re.compile(r'"[^"\\\x00-\x1f]*"')  # no escapes, no control characters
 
 PROVIDER_KINDS = get_args(ir.ProviderKind)
 STRATEGIES = get_args(ir.Strategy)
@@ -748,6 +751,8 @@ class Lowerer(Transformer):
         return self._json_string(children[0])
 
     def _json_string(self, token: Token) -> str:
+        if _PLAIN_JSON_STRING.fullmatch(token):  # the text between the quotes (most keys and values)
+            return str(token)[1:-1]
         try:
             return json.loads(str(token))
         except ValueError:
@@ -798,6 +803,7 @@ def _first_non_constant(expr: ir.Expr) -> ir.Expr | None:
     return None  # a literal (or a piece a syntax error already reported)
 
 
+@collection_paused()
 def lower_tree(tree: Tree, source_map: SourceMap, base_dir: str | None = None
                ) -> tuple[FileUnit | None, list[Diagnostic]]:
     """Lower one parsed file. Returns (None, diagnostics) only when the tree is too deep to walk."""
