@@ -364,3 +364,16 @@ def test_ranking_no_candidates_gives_none():
     pair = [Candidate("a", "p", True, True, 0.9, 0.01, 1.0), Candidate("b", "q", True, True, 0.5, 0.001, 2.0)]
     assert [c.model for c in rank_candidates(iter(pair), "balanced")] == \
         [c.model for c in rank_candidates(pair, "balanced")] and len(pair) == 2
+
+
+def test_revise_is_replace():
+    from dataclasses import replace
+
+    from bmad.compiler.passes.draft import revise
+    from bmad.compiler.plan import Estimate, TaskPlan
+
+    plan = TaskPlan(id="a", model="m", depends=("b",), estimate=Estimate(cost_usd_expected=0.5))
+    assert revise(plan, stage=2, fallbacks=("x",)) == replace(plan, stage=2, fallbacks=("x",))
+    assert not hasattr(TaskPlan, "__post_init__")  # revise builds without __init__: nothing skipped
+    with pytest.raises(TypeError):
+        revise(plan, stgae=2)
