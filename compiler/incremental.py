@@ -126,12 +126,13 @@ def _is_unknown(s: Span) -> bool:
 
 
 def _compile_mover(cls: type):
-    """A function that copies one `cls` node with its spans moved (generated once per class: the
-    generic walk costs a call per field, and a 10,000-line document moves ~15,000 nodes an edit)."""
+    """A function that copies one `cls` node with its spans moved, or returns it as it is when
+    nothing in it moved. Generated once per class: a generic walk costs a call per field, and a
+    10,000-line document moves ~15,000 nodes an edit."""
     if not dataclasses.is_dataclass(cls):
         return None
     fields = dataclasses.fields(cls)
-    lines = ["def move(v, dl, do, rec):"]
+    lines = ["def move(v, dl, do, rec):", "    same = True"]
     for i, f in enumerate(fields):
         x = f"x{i}"
         lines += [
@@ -141,9 +142,15 @@ def _compile_mover(cls: type):
             f"        if {x}.end or {x}.start or {x}.line != 1 or {x}.column != 1 or {x}.end_line != 1:",
             f"            {x} = Span({x}.file, {x}.line + dl, {x}.column, {x}.end_line + dl, {x}.end_column,"
             f" {x}.start + do, {x}.end + do)",
+            "            same = False",
             "    elif t not in ATOMS:",
-            f"        {x} = rec({x})",
+            f"        y = rec({x})",
+            f"        if y is not {x}:",
+            f"            {x} = y",
+            "            same = False",
         ]
+    lines.append("    if same:")
+    lines.append("        return v")
     if all(f.init for f in fields):
         lines.append(f"    return CLS({', '.join(f'x{i}' for i in range(len(fields)))})")
     else:
@@ -161,35 +168,45 @@ _MOVERS: dict[type, Any] = {}
 class _Shift:
     """Moves every span inside lowered values (IR nodes, clauses, diagnostics) by a line and an
     offset delta; spans are only ever moved whole lines down or up, so columns stay. A span that
-    says "not in the source" (1:1, offset 0) stays as it is."""
+    says "not in the source" (1:1, offset 0) stays as it is. Values without spans are shared."""
 
     def __init__(self, lines: int, offset: int):
         self.lines = lines
         self.offset = offset
+        self._move = self._mover(lines, offset)
 
     def __call__(self, value: Any) -> Any:
-        t = type(value)
-        if t in _ATOMS:
-            return value
-        if t is Span:
-            if _is_unknown(value):
+        return self._move(value)
+
+    @staticmethod
+    def _mover(dl: int, do: int):
+        movers = _MOVERS
+
+        def move(value: Any) -> Any:
+            t = type(value)
+            if t in _ATOMS:
                 return value
-            dl, do = self.lines, self.offset
-            return Span(value.file, value.line + dl, value.column, value.end_line + dl, value.end_column,
-                        value.start + do, value.end + do)
-        if t is tuple:
-            return tuple(map(self, value)) if value else value
-        if t is list:
-            return list(map(self, value))
-        if isinstance(value, Token):
-            raise _Uncertain("a lowered value kept a token")  # its position would go stale
-        try:
-            mover = _MOVERS[t]
-        except KeyError:
-            mover = _MOVERS[t] = _compile_mover(t)
-        if mover is None:
-            return value  # a marker such as NOT_BUILT
-        return mover(value, self.lines, self.offset, self)
+            if t is Span:
+                if _is_unknown(value):
+                    return value
+                return Span(value.file, value.line + dl, value.column, value.end_line + dl, value.end_column,
+                            value.start + do, value.end + do)
+            if t is tuple or t is list:
+                moved = [x if type(x) in _ATOMS else move(x) for x in value]
+                if t is tuple and all(a is b for a, b in zip(moved, value)):
+                    return value
+                return tuple(moved) if t is tuple else moved
+            if isinstance(value, Token):
+                raise _Uncertain("a lowered value kept a token")  # its position would go stale
+            try:
+                mover = movers[t]
+            except KeyError:
+                mover = movers[t] = _compile_mover(t)
+            if mover is None:
+                return value  # a marker such as NOT_BUILT
+            return mover(value, dl, do, move)
+
+        return move
 
 
 # ----------------------------------------------------------------------------------------------
