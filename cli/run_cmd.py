@@ -166,7 +166,16 @@ def register(app: typer.Typer) -> None:
                                                          help="sim: probability that a call fails."),
         sim_failure_kinds: Optional[str] = typer.Option(None, "--sim-failure-kinds",
                                                         help="sim: e.g. transient,rate_limited,timeout."),
+        rows: Optional[Path] = typer.Option(None, "--inputs", metavar="ROWS.jsonl|csv",
+                                            help="A batch: run once per row (results: -o results.jsonl)."),
+        executor: str = typer.Option("local", "--executor", help="local, or ray (model calls on a Ray cluster)."),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", metavar="HOST:PORT",
+                                                  help="--executor ray: the cluster (default: RAY_ADDRESS, or a local one)."),
     ) -> None:
+        from bmad.cli.batch_cmd import resumes_batch, run_batch
+
+        if rows is not None or resumes_batch(resume, _journal_path(journal)):
+            run_batch(dict(locals()))  # every option of `bmad run`, applied to each row
         from bmad.runtime.events import JsonLinesSink, LiveDisplay, OpenTelemetrySink
         from bmad.runtime.executors.local import RunRefused, RunRequest, execute_plan, load_run_plan
         from bmad.runtime.interpreter import RunConfig
@@ -229,7 +238,14 @@ def register(app: typer.Typer) -> None:
             sim_failure_kinds=kinds, journal_path=journal_path, resume=resume,
             explain_cache=explain_cache, sinks=sinks, handle_signals=True, source=file)
         try:
-            outcome = execute_plan(plan, request)
+            if executor == "ray":
+                from bmad.runtime.executors.ray import execute_plan_on_ray
+
+                outcome = execute_plan_on_ray(plan, request, address=ray_address)
+            elif executor == "local":
+                outcome = execute_plan(plan, request)
+            else:
+                raise RunRefused(f"unknown --executor `{executor}`", "BMAD-E326", "use local or ray")
         except RunRefused as exc:
             if live is not None:
                 live.close()

@@ -23,12 +23,13 @@ from typing import Any, Callable
 import anyio
 
 from bmad.compiler.plan import Plan
-from bmad.runtime.batch_inputs import Row, RowsRefused, read_rows
+from bmad.runtime.batch_inputs import RowsRefused, read_rows
 from bmad.runtime.cache import TaskCache
 from bmad.runtime.events import EventBus, JournalSink
 from bmad.runtime.executors.local import (EXIT_CODES, RunRefused, RunRequest,
                                           default_provider_factory, new_run_id,
                                           refuse_unrunnable_models)
+from bmad.runtime.executors.ray import current_run_id
 from bmad.runtime.interpreter import Interpreter
 from bmad.runtime.journal import Journal, RecordedCall, _alive, default_journal_path, dumps
 from bmad.runtime.ledger import BudgetLedger
@@ -350,6 +351,7 @@ class _BatchRunner:
     async def _run_row(self, index: int, inputs: dict[str, Any]) -> None:
         journal, plan = self.journal, self.plan
         run_id = row_run_id(self.batch_id, index)
+        current_run_id.set(run_id)  # part of a remote call's identity (executors/ray.py)
         prior = self.prior.get(index)
         resumed: dict[str, dict[str, Any]] = {}
         recorded: dict[str, RecordedCall] = {}
