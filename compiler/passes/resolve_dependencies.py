@@ -63,10 +63,12 @@ def resolve_dependencies(draft: Draft, context: PassContext) -> Draft:
         names = set(wd.tasks)
         graph = nx.DiGraph()
         graph.add_nodes_from(wd.tasks)
+        edges = []
         for td in wd.tasks.values():
             depends = referenced_tasks(td.task, names)
             td.plan = revise(td.plan, depends=tuple(depends))
-            graph.add_edges_from((d, td.id) for d in depends)
+            edges.extend((d, td.id) for d in depends)
+        graph.add_edges_from(edges)  # in bulk: one call instead of one per task
         wd.graph = graph
         position = {name: i for i, name in enumerate(wd.tasks)}.__getitem__
         try:
