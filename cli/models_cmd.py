@@ -31,6 +31,7 @@ MODELS_EPILOG = examples(
     ("bmad models", "the standard catalog"),
     ("bmad models examples/review.bmad", "the models a workflow declares (or the standard ones)"),
     ("bmad models --format json", "the catalog as JSON on stdout"),
+    ("bmad models --prices model_prices_and_context_window.json", "load newer prices (LiteLLM's map)"),
 )
 DOCTOR_EPILOG = examples(
     ("bmad doctor", "check the standard catalog's providers"),
@@ -107,7 +108,15 @@ def register(app: typer.Typer) -> None:
                                         "catalog)."),
         output: OutputFormat = typer.Option(OutputFormat.text, "--format",
                                             help="text (a table) or json."),
+        prices: str = typer.Option(None, "--prices", metavar="FILE",
+                                   help="Load prices and context windows from a LiteLLM "
+                                        "model_prices_and_context_window.json into the user-level "
+                                        "override (plans then use and name it)."),
     ) -> None:
+        if prices is not None:
+            from bmad.cli.prices_option import load_price_file
+
+            load_price_file(prices)
         program = _load_program(file, output)
         rows = models_rows(program)
         if output is OutputFormat.json:

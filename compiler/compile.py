@@ -125,6 +125,10 @@ def _compile_yaml(data: str | bytes, display: str) -> CompileResult:
 def _finish(program: ir.Program | None, diagnostics: list[Diagnostic], sources: dict[str, str],
             complete: bool) -> CompileResult:
     diagnostics = list(diagnostics)
+    if program is not None:
+        from bmad.compiler.prices import apply_price_overrides
+
+        program = apply_price_overrides(program)  # `bmad models --prices FILE`, when loaded
     from bmad.compiler.limits import limits_config_diagnostics, program_limit_diagnostics
 
     over_limits = program_limit_diagnostics(program) if program is not None else []

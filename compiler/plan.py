@@ -139,7 +139,7 @@ class PlanNote:
     severity: str
     message: str
     task: str | None = None
-    kind: str = "warning"  # warning | risk
+    kind: str = "warning"  # warning | risk | info (e.g. which price file priced the plan)
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,8 +93,13 @@ def render_text(plan: Plan, *, width: int = 140) -> str:
         console.print(f"  per call: expected {money(sub.totals.cost_usd_expected)}, worst "
                       f"{money(sub.totals.cost_usd_worst)}, {sub.totals.latency_s:.1f}s; tasks: "
                       + ", ".join(f"{t.id}={_model_text(t)}" for t in sub.tasks))
-    warnings = [n for n in plan.notes if n.kind != "risk"]
+    warnings = [n for n in plan.notes if n.kind not in ("risk", "info")]
     risks = [n for n in plan.notes if n.kind == "risk"]
+    infos = [n for n in plan.notes if n.kind == "info"]
+    if infos:
+        console.print(Text("Notes", style="bold"))
+        for n in infos:
+            console.print(f"  {n.message}")
     if warnings:
         console.print(Text("Warnings", style="bold"))
         for n in warnings:

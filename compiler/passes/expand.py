@@ -22,6 +22,7 @@ from bmad.compiler.diagnostics import error
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft
 from bmad.compiler.plan import TaskPlan
+from bmad.compiler.prices import PRICE_NOTE_CODE, price_note
 
 COLLABORATIVE_DEFAULT = ir.Consensus(method="vote", count=3, implicit=True)
 
@@ -106,6 +107,9 @@ def _workflows_to_plan(draft: Draft, entry: ir.Workflow) -> list[ir.Workflow]:
 
 def expand(draft: Draft, context: PassContext) -> Draft:
     program = draft.program
+    priced_from = price_note(program)  # the user-level price override, when it priced this program
+    if priced_from:
+        draft.note(PRICE_NOTE_CODE, "info", priced_from, kind="info")
     # Patterns and strategy defaults change the program the runtime will execute.
     workflows = tuple(
         apply_strategy_defaults(replace(w, tasks=tuple(apply_pattern(t, program) for t in w.tasks)))
