@@ -134,6 +134,7 @@ class DiagnosticsScheduler:
         self.collector = IdleCollector()
 
     def schedule(self, uri: str, *, debounce: bool = True, notify_dependents: bool = True) -> None:
+        self.plan_checks.start()
         now = time.monotonic()
         burst = debounce and now - self._last_change.get(uri, float("-inf")) < self.delay
         self._last_change[uri] = now

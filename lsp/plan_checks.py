@@ -36,6 +36,14 @@ def _silence_stdout() -> None:
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the helper
 
 
+def warm_up() -> None:
+    """Import and build what the checks need, so the first request is not also the slowest."""
+    from bmad.compiler import incremental, passes  # noqa: F401
+    from bmad.compiler.parse import build_parser
+
+    build_parser()
+
+
 def plan_diagnostics(path: str, text: str, overrides: dict[str, str]) -> list:
     """Compile `text` as `path` and return `check_plan`'s diagnostics (none if it does not compile)."""
     from bmad.compiler.incremental import IncrementalCompiler
@@ -64,10 +72,15 @@ class PlanChecker:
             try:
                 self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                                  initializer=_silence_stdout)
+                self._pool.submit(warm_up)
             except Exception:  # no processes here: fall back to this one
                 log.warning("cannot start the plan-check helper; checking in process", exc_info=True)
                 self._failures = 2
         return self._pool
+
+    def start(self) -> None:
+        """Start the helper now (it warms up on another core while the first document compiles)."""
+        self._executor()
 
     async def check(self, path: str, text: str, overrides: dict[str, str]) -> list | None:
         """The plan diagnostics for this text, or None when a newer request superseded it."""

@@ -287,7 +287,7 @@ def warm_up() -> None:
     """Build what every compile needs (the parser's tables, the standard catalog, the checks) before
     the first document arrives, then exempt all of it from garbage collection: it lives as long as
     the server, and without this each full collection walks it again (`idle_collection.py`)."""
-    from bmad.compiler import checks, incremental  # noqa: F401 - imported to be frozen
+    from bmad.compiler import checks, incremental, passes  # noqa: F401 - imported to be frozen
     from bmad.compiler.load import catalog_source
     from bmad.compiler.parse import build_parser
 
