@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import Diagnostic, error, sort_diagnostics
+from bmad.compiler.gc_pause import collection_paused  # a compile is a burst of long-lived objects
 from bmad.compiler.load import add_catalog, add_pattern_workflows, catalog_source, load_program, stdlib_display_path, CATALOG
 from bmad.compiler.load import FrontEnd
 from bmad.compiler.parse import decode_source
@@ -38,6 +39,7 @@ class CompileResult:
         return [d for d in self.diagnostics if d.is_error]
 
 
+@collection_paused()
 def compile_file(path: str | os.PathLike, *, extra_sources: dict[str, str] | None = None
                  ) -> CompileResult:
     """Compile a .bmad or seed-format .yaml file from disk (`extra_sources` overrides file contents,
@@ -57,6 +59,7 @@ def compile_file(path: str | os.PathLike, *, extra_sources: dict[str, str] | Non
     return _finish(loaded.program, loaded.diagnostics, loaded.sources, loaded.complete)
 
 
+@collection_paused()
 def compile_source(text: str | bytes, path: str = "<input>", *,
                    extra_sources: dict[str, str] | None = None,
                    front_end: FrontEnd | None = None) -> CompileResult:
