@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import anyio
 
 from bmad.compiler import ir
+from bmad.compiler.limits import current_limits
 from bmad.compiler.plan import Plan, TaskPlan, WorkflowPlan
 from bmad.runtime import quality as scorers
 from bmad.runtime import returns as returns_mod
@@ -431,6 +432,11 @@ class Interpreter:
             if not isinstance(items, list):
                 raise TaskFailure(f"`for each {task.for_each.var} in ...` needs a list, got "
                                   f"{type(items).__name__}")
+            fan_out_limit = current_limits().for_each_items
+            if len(items) > fan_out_limit:
+                raise TaskFailure(f"[BMAD-E503] `for each {task.for_each.var}` would fan out over "
+                                  f"{len(items):,} items, more than the limit of {fan_out_limit:,} "
+                                  "(`for_each_items` in bmad.toml's [limits])")
             return await self._fan_out(frame, node, path, items, tally)
         if task.call is not None:
             return await self._call_workflow(frame, node, path, frame.scope, "", tally), None, None

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from bmad.runtime.journal_schema import JournalFileError, create_private_file, prepare_schema
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -99,12 +101,18 @@ class Journal:
     def __init__(self, path: Path | str, *, readonly: bool = False):
         self.path = Path(path)
         if not readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                create_private_file(self.path)  # directory 0700, database 0600
+            except OSError as exc:
+                raise JournalError(f"cannot create the journal {self.path}: {exc.strerror or exc}") from None
         elif not self.path.exists():
             raise JournalError(f"no journal at {self.path}")
+        self.db = None  # type: ignore[assignment]
         try:
             self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0,
                                       check_same_thread=False)
+            # refuse foreign, corrupt or newer files before changing anything; migrate older ones
+            prepare_schema(self.db, self.path, _SCHEMA, writable=not readonly)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across process crashes
             # Checkpoint (and fsync) every ~16 MB of WAL rather than every 4 MB: fewer stalls.
@@ -113,8 +121,12 @@ class Journal:
                 self.db.executescript(_SCHEMA)
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                                 (str(SCHEMA_VERSION),))
-        except sqlite3.DatabaseError as exc:
-            raise JournalError(f"{self.path} is not a bmad journal: {exc}") from exc
+        except (sqlite3.DatabaseError, JournalFileError) as exc:
+            if self.db is not None:
+                self.db.close()
+            message = str(exc) if isinstance(exc, JournalFileError) \
+                else f"{self.path} is not a bmad journal: {exc}"
+            raise JournalError(message) from None
         self._tasks: list[tuple] = []
         self._calls: list[tuple] = []
         self._attempts: list[tuple] = []
@@ -177,7 +189,7 @@ class Journal:
         if not self.pending:
             return
         db = self.db
-        db.execute("BEGIN")
+        db.execute("BEGIN IMMEDIATE")  # take the write lock up front: waits out another process
         try:
             if self._calls:
                 db.executemany(

@@ -26,7 +26,7 @@ from bmad.runtime.interpreter import Interpreter, RunConfig
 from bmad.runtime.journal import Journal, default_journal_path
 from bmad.runtime.ledger import BudgetLedger
 from bmad.runtime.model_pool import ModelPool, ModelUnknown, ProviderFactory
-from bmad.runtime.providers import base
+from bmad.runtime.providers import base, keys
 
 EXIT_CODES = {"completed": 0, "failed": 1, "invalid": 2, "budget_exhausted": 3, "cancelled": 130}
 
@@ -261,7 +261,7 @@ async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal |
         if isinstance(exc, (KeyboardInterrupt, anyio.get_cancelled_exc_class())):
             status, error = "cancelled", "cancelled"
         else:
-            status, error = "failed", f"internal error: {type(exc).__name__}: {exc}"
+            status, error = "failed", keys.redact(f"internal error: {type(exc).__name__}: {exc}")
         _record_finish(journal, run_id, status, ledger, interp, error, None)
         events.emit("run_finished", None, status=status, spent_usd=round(ledger.spent_usd, 6),
                     tokens=ledger.spent_tokens, elapsed_s=round(time.monotonic() - started, 3),
