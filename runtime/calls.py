@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from bmad.compiler.limits import current_limits
 from bmad.runtime.events import EventBus
 from bmad.runtime.journal import RecordedCall
 from bmad.runtime.ledger import BudgetLedger
 from bmad.runtime.model_pool import ModelPool
-from bmad.runtime.providers import base
+from bmad.runtime.providers import base, keys
 from bmad.runtime.retry import is_retryable
 
 if TYPE_CHECKING:
@@ -41,6 +42,19 @@ def worst_input_tokens(messages: tuple[base.Message, ...]) -> int:
     """An upper bound on input tokens: every token of a BPE vocabulary is at least one byte."""
     return sum(len(m.content.encode("utf-8")) for m in messages) \
         + MESSAGE_OVERHEAD_TOKENS * len(messages)
+
+
+def prompt_exceeds_context(context: int | None, messages: tuple[base.Message, ...],
+                           ratio: float = 1.0) -> str | None:
+    """Why a rendered prompt can't fit the model's context (estimated at 4 characters a token, the
+    estimate used wherever usage is not reported), or None when it fits or the context is unknown."""
+    if not context:
+        return None
+    estimated = sum(len(m.content) for m in messages) // 4 + MESSAGE_OVERHEAD_TOKENS * len(messages)
+    if estimated <= context * ratio:
+        return None
+    return (f"[BMAD-E504] the prompt is about {estimated:,} tokens, more than this model's context "
+            f"of {context:,}" + (f" x {ratio:g}" if ratio != 1.0 else "") + "; not sent")
 
 
 def request_hash(path: str, slot: str, model: str, purpose: str, max_tokens: int,
@@ -79,6 +93,7 @@ class ModelCaller:
         self.recorded = recorded or {}
         self.default_timeout_s = default_timeout_s
         self.seed = seed
+        self.context_ratio = current_limits().prompt_context_ratio  # read once per run
 
     def healthy_order(self, chain: tuple[str, ...]) -> tuple[str, ...]:
         """With circuit breakers on, models whose provider's breaker is open go last."""
@@ -120,6 +135,17 @@ class ModelCaller:
                                            recorded.output_tokens, recorded.latency_s,
                                            recorded.cost_usd)
 
+        too_long = prompt_exceeds_context(ms.decl.context, messages, self.context_ratio)
+        if too_long is not None:  # refused before the call: a larger-context fallback may take it
+            self._journal_call(path, slot, model, rhash, "error", None, 0, 0, 0.0, 0.0, too_long,
+                               base.ContextTooLong.kind, False, purpose, node.capability)
+            if self.journal is not None and answering:
+                tally.attempts += 1
+                now = time.time()
+                self.journal.add_attempt(self.run_id, path, tally.attempts, model, "error",
+                                         f"{base.ContextTooLong.kind}: {too_long}", now, now)
+            raise ModelFailed(model, f"{base.ContextTooLong.kind}: {too_long}",
+                              base.ContextTooLong.kind)
         worst_in = worst_input_tokens(messages)
         worst_usd = ms.cost(worst_in, max_tokens)
         provider = ms.provider
@@ -159,7 +185,8 @@ class ModelCaller:
             except base.ProviderError as exc:
                 error = exc
             except Exception as exc:  # a provider bug must not take the run down with a traceback
-                error = base.ProviderError(f"{type(exc).__name__}: {exc}", provider=provider.name)
+                error = base.ProviderError(keys.redact(f"{type(exc).__name__}: {exc}"),
+                                           provider=provider.name)
             except BaseException:
                 # Cancelled mid-call (quorum lost, SIGINT): free the room this call held.
                 self.ledger.release(reservation)
