@@ -126,11 +126,16 @@ def render_text(diagnostic: Diagnostic, sources: dict[str, str], *, color: bool 
     if src is not None:
         gutter = str(s.line)
         pad = " " * len(gutter)
-        width = (s.end_column - s.column) if s.end_line == s.line else len(src) - s.column + 1
-        width = max(1, min(width, max(1, len(src) - s.column + 1)))
+        column, end_column = s.column, s.end_column
+        raw = sources[s.file].splitlines()[s.line - 1]
+        if "\t" in raw:  # the line is shown with its tabs expanded: move the caret with it
+            column = len(raw[:s.column - 1].expandtabs(4)) + 1
+            end_column = len(raw[:max(s.end_column, s.column) - 1].expandtabs(4)) + 1
+        width = (end_column - column) if s.end_line == s.line else len(src) - column + 1
+        width = max(1, min(width, max(1, len(src) - column + 1)))
         out.append(f"{pad} |")
         out.append(f"{gutter} | {src}")
-        out.append(f"{pad} | {' ' * (s.column - 1)}{'^' * width}")
+        out.append(f"{pad} | {' ' * (column - 1)}{'^' * width}")
     for r in d.related:
         out.append(f"  = note: {r.span.file}:{r.span.line}:{r.span.column}: {r.message}")
     if d.hint:

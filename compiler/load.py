@@ -85,9 +85,12 @@ def lower_parsed(parsed: ParseResult, base_dir: str | None) -> FileFrontEnd:
     unit, lowering = None, []
     if parsed.tree is not None:
         unit, found = lower_tree(parsed.tree, parsed.source_map, base_dir)
-        # a syntax error already explains anything lowering finds inside its span
+        # a syntax error already explains anything lowering finds inside its span or on its line
+        # (the parser skipped words there: `retry backoff exponential 1s` is not `retry 1s`)
         covered = [(d.span.start, d.span.end) for d in parsed.diagnostics]
-        lowering = [d for d in found if not any(s <= d.span.start < max(e, s + 1) for s, e in covered)]
+        lines = {d.span.line for d in parsed.diagnostics}
+        lowering = [d for d in found if d.span.line not in lines
+                    and not any(s <= d.span.start < max(e, s + 1) for s, e in covered)]
     return FileFrontEnd(parsed.text, list(parsed.diagnostics), lowering, parsed.complete,
                         parsed.tree is not None, unit)
 

@@ -286,7 +286,11 @@ class Lowerer(Transformer):
         return children[0]  # the token, so that callers keep its span
 
     def model_list(self, meta, children):
-        return tuple(ir.Name(str(t), self.tspan(t)) for t in children if t is not None)
+        names = tuple(ir.Name(str(t), self.tspan(t)) for t in children if t is not None)
+        if not names:  # `route cascade []`, `among []`: an empty list would silently mean "not written"
+            self.error("BMAD-E024", self.span(meta), "this list of models is empty",
+                       "name the models, e.g. `[gpt-4o-mini, claude-sonnet]`, or leave the list out where it is optional")
+        return names
 
     def model_decl(self, meta, children):
         name = children[0]

@@ -215,8 +215,7 @@ def parse_text(data: str | bytes, path: str = "<input>") -> ParseResult:
     def on_error(e: UnexpectedInput) -> bool:
         if len(diagnostics) >= MAX_ERRORS:
             return False
-        state = getattr(e, "state", None)
-        state = getattr(state, "position", state)  # Lark hands the live parser state: keep its number
+        state = syntax_errors.error_state(e, text)  # the parser state's number, where the mistake is
         # the same parser state failing again is the same mistake continuing: report it once
         if state is None or state != last_error_state[0]:
             diag = syntax_errors.describe(e, text, source_map)
