@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "workflow_cmd",
     "run_cmd",
     "models_cmd",
+    "new_cmd",
 )
 
 app = typer.Typer(
