@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -28,6 +29,16 @@ from pygls.lsp.client import LanguageClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lsp_workload import generate  # noqa: E402
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc), or None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def p95(values: list[float]) -> float:
@@ -46,6 +57,7 @@ class Bench:
         self.client = LanguageClient("bmad-bench", "1")
         self.published: dict[tuple[str, int | None], float] = {}
         self.waiters: dict[tuple[str, int | None], asyncio.Future] = {}
+        self.cpu_per_edit_s: float | None = None
 
         @self.client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
         def on_publish(params: types.PublishDiagnosticsParams) -> None:
@@ -89,6 +101,8 @@ class Bench:
         column = lines[target].index('"') + 1
         times = []
         version = 1
+        pid = self.client._server.pid if getattr(self.client, "_server", None) else None
+        cpu_before = process_cpu_s(pid) if pid else None
         for n in range(count):
             version += 1
             at = types.Position(line=target, character=column + n)
@@ -100,6 +114,8 @@ class Bench:
                 content_changes=[change]))
             times.append(await self.published_at(uri, version) - sent)
             await asyncio.sleep(pause)
+        cpu_after = process_cpu_s(pid) if pid else None
+        self.cpu_per_edit_s = (cpu_after - cpu_before) / count if None not in (cpu_before, cpu_after) else None
         return times
 
     async def completions(self, uri: str, text: str, count: int) -> list[float]:
@@ -146,6 +162,8 @@ async def main() -> None:
                 uri = await bench.open(root / f"bench{size}.bmad", text)
                 edits = args.edits if size <= 1000 else max(6, args.edits // 3)
                 print(describe(f"didChange -> publishDiagnostics, {size} lines", await bench.edits(uri, text, edits, args.pause)))
+                if bench.cpu_per_edit_s is not None:  # the work itself, whatever else the machine runs
+                    print(f"  server CPU per edit (plan-check helper not included): {bench.cpu_per_edit_s * 1000:.0f} ms")
                 if size <= 1000:
                     print(describe(f"completion in {{{{ }}}}, {size} lines", await bench.completions(uri, text, args.requests)))
                     print(describe(f"hover on a task, {size} lines", await bench.hovers(uri, text, args.requests)))

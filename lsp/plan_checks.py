@@ -28,8 +28,13 @@ log = logging.getLogger(__name__)
 _compilers: dict[str, Any] = {}  # in the helper: one incremental compiler per document path
 
 
-def _silence_stdout() -> None:
-    """The helper inherits the server's stdout, which is the LSP channel: nothing may reach it."""
+def _prepare_helper() -> None:
+    """The helper inherits the server's stdout, which is the LSP channel: nothing may reach it. Its
+    work is background work, so it yields the CPU to the server (which answers the keystrokes)."""
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):  # not on this platform: same priority, still another process
+        pass
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.close(devnull)
@@ -71,7 +76,7 @@ class PlanChecker:
         if self._pool is None and self._failures < 2:
             try:
                 self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_silence_stdout)
+                                                 initializer=_prepare_helper)
                 self._pool.submit(warm_up)
             except Exception:  # no processes here: fall back to this one
                 log.warning("cannot start the plan-check helper; checking in process", exc_info=True)
