@@ -214,6 +214,8 @@ def print_final_table(outcome, stream) -> None:
                       (f": {escape(r.error[:200])}" if r.error else ""))
     if len(failed) > 5:
         console.print(f"  ... and {len(failed) - 5} more (see `bmad runs`)")
+    for note in outcome.notes:
+        console.print(escape(note))
     if outcome.error:
         console.print(escape(outcome.error))
     if outcome.status != "completed":

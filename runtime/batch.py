@@ -96,6 +96,7 @@ class BatchOutcome:
     error: str | None = None
     journal_path: Path | None = None
     executor: str = "local"
+    notes: list[str] = field(default_factory=list)  # e.g. where the Ray actors ran
 
     @property
     def exit_code(self) -> int:
@@ -140,7 +141,10 @@ async def execute_batch_async(plan: Plan, request: BatchRequest) -> BatchOutcome
                                          actors=request.ray_actors)
             runner.factory = ray_calls.provider_factory
         try:
-            return await runner.run()
+            outcome = await runner.run()
+            if ray_calls is not None:
+                outcome.notes.append(ray_calls.describe())
+            return outcome
         finally:
             if ray_calls is not None:
                 ray_calls.close()

@@ -147,15 +147,39 @@ class RayCalls:
         self._next = itertools.cycle(range(len(actors)))
         self.submitted = 0
         self.system_retries = 0
+        self.placement_at_start = self.placement()
+
+    def placement(self) -> dict[str, int]:
+        """How many call actors each node holds (node ids shortened); `?` when Ray won't say."""
+        try:
+            nodes = self._ray.get([a.node.remote() for a in self.actors], timeout=60)
+        except Exception:
+            return {"?": len(self.actors)}
+        counts: dict[str, int] = {}
+        for node in nodes:
+            counts[node[:8]] = counts.get(node[:8], 0) + 1
+        return counts
+
+    def describe(self) -> str:
+        """A line for the final report: where the actors ran, before and after the work."""
+        start, end = self.placement_at_start, self.placement()
+        return (f"ray: {len(self.actors)} call actors on {len(start)} node(s) at the start, "
+                f"{len(end)} at the end; {self.submitted} calls sent, "
+                f"{self.system_retries} given up by Ray and retried by bmad")
 
     @classmethod
     def connect(cls, plan: Plan, request: RunRequest, *, address: str | None = None,
                 actors: int | None = None) -> "RayCalls":
         ray = import_ray()
+        address = address or os.environ.get("RAY_ADDRESS") or None
         if not ray.is_initialized():
+            unreachable = _unreachable(address)
+            if unreachable is not None:  # ray.init would wait minutes for a GCS that isn't there
+                raise RunRefused(f"can't connect to the Ray cluster at {address}: {unreachable}",
+                                 "BMAD-E325", "start one with `ray start --head`, or pass "
+                                              "--ray-address HOST:6379 (or set RAY_ADDRESS)")
             try:
-                ray.init(address=address or os.environ.get("RAY_ADDRESS") or None,
-                         logging_level="ERROR", log_to_driver=False)
+                ray.init(address=address, logging_level="ERROR", log_to_driver=False)
             except Exception as exc:  # ConnectionError, RuntimeError, ...: Ray says why
                 raise RunRefused(f"can't connect to the Ray cluster at {address or 'auto'}: "
                                  f"{type(exc).__name__}: {exc}", "BMAD-E325",
@@ -163,13 +187,18 @@ class RayCalls:
                                  "HOST:6379 (or set RAY_ADDRESS)") from None
         mode, options = provider_options(plan, request)
         declarations = {p.name: p for p in plan.program.providers}
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
         count = actors or max(1, ACTORS_PER_NODE * len(nodes))
         # Restart a lost actor anywhere, and re-send the calls it had in flight.
         remote = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1,
                             max_concurrency=ACTOR_MAX_CONCURRENCY)(CallServer)
-        pool = [remote.options(scheduling_strategy="SPREAD").remote(declarations, mode, options)
-                for _ in range(count)]
+        # Round-robin over the nodes (SPREAD alone may pack zero-CPU actors on one node); soft,
+        # so that an actor whose node dies restarts on another.
+        pool = [remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                    nodes[i % len(nodes)], soft=True) if nodes else "SPREAD")
+                .remote(declarations, mode, options) for i in range(count)]
         return cls(ray, pool)
 
     def provider_factory(self, decl: ir.Provider) -> RayProvider:
@@ -204,6 +233,22 @@ class RayCalls:
                 pass
         self.actors = []
         ray.shutdown()
+
+
+def _unreachable(address: str | None) -> str | None:
+    """Why HOST:PORT takes no TCP connection (None: it does, or the address is not HOST:PORT)."""
+    import socket
+
+    if not address or address == "auto" or "://" in address or ":" not in address:
+        return None
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
 
 
 def execute_plan_on_ray(plan: Plan, request: RunRequest, *, address: str | None = None,

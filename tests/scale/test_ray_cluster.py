@@ -1,0 +1,129 @@
+"""The Ray executor on a real two-node cluster (loopback only, in a network namespace): a 500-row
+batch on the sim provider keeps going when the second node is killed mid-run, every row completes
+exactly once, no call is recorded twice, and the batch spends no more than its budget."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from loopback_cluster import LoopbackCluster, can_make_namespaces
+
+pytestmark = pytest.mark.slow
+
+ROWS = 500
+BUDGET_USD = 3.0
+
+WORKFLOW = """
+provider lab {
+  kind sim
+  limits { concurrent 32 }
+}
+model steady {
+  provider lab
+  price input $1 output $2 per 1M
+  latency 200ms
+}
+workflow review {
+  input topic: text
+  task draft {
+    model steady
+    prompt "Write a short paragraph about {{ topic }}."
+  }
+  task check {
+    model steady
+    prompt "Check this paragraph: {{ draft }}"
+  }
+  output check
+}
+"""
+
+
+def _completed_rows(journal: Path) -> int:
+    if not journal.exists():
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5)
+        try:
+            return db.execute("SELECT COUNT(*) FROM runs WHERE status='completed'").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.fixture
+def cluster():
+    why = can_make_namespaces()
+    if why is not None:
+        pytest.skip(why)
+    c = LoopbackCluster()
+    try:
+        c.start(nodes=2)
+        yield c
+    finally:
+        c.stop()
+
+
+def test_a_node_killed_mid_batch_loses_and_repeats_nothing(cluster, tmp_path):
+    (tmp_path / "review.bmad").write_text(WORKFLOW, encoding="utf-8")
+    with (tmp_path / "rows.jsonl").open("w", encoding="utf-8") as f:
+        for i in range(ROWS):
+            f.write(json.dumps({"topic": f"subject number {i}"}) + "\n")
+    journal = tmp_path / "runs.db"
+    driver = cluster.popen(
+        [sys.executable, "-m", "bmad", "run", "review.bmad", "--inputs", "rows.jsonl",
+         "--provider", "sim", "--executor", "ray", "--ray-address", cluster.address,
+         "--journal", str(journal), "--budget", f"${BUDGET_USD}", "--concurrency", "16",
+         "-o", "results.jsonl"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    # Kill the second node once the batch is well under way (but far from done).
+    deadline = time.monotonic() + 240
+    while _completed_rows(journal) < 60:
+        assert driver.poll() is None, driver.communicate()[1].decode()[-3000:]
+        assert time.monotonic() < deadline, "the batch made no progress"
+        time.sleep(0.2)
+    cluster.kill_node(1)
+    done_at_kill = _completed_rows(journal)
+
+    out, err = driver.communicate(timeout=600)
+    assert driver.returncode == 0, err.decode()[-3000:]
+    assert done_at_kill < ROWS  # the node died mid-run
+    # The call actors were spread over both nodes, and the lost ones restarted on the head.
+    assert "call actors on 2 node(s) at the start, 1 at the end" in err.decode()
+
+    db = sqlite3.connect(journal)
+    (batch_id, status, spent, budget), = db.execute(
+        "SELECT id, status, spent_usd, budget_usd FROM batches").fetchall()
+    assert status == "completed"
+    # Every row completed, exactly once: one run per row, each with both tasks done once.
+    runs = db.execute("SELECT r.id, r.status FROM batch_rows b JOIN runs r ON r.id = b.run_id "
+                      "WHERE b.batch_id=?", (batch_id,)).fetchall()
+    assert len(runs) == ROWS and {s for _, s in runs} == {"completed"}
+    assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == ROWS
+    tasks = db.execute("SELECT run_id, task_id, status FROM tasks").fetchall()
+    assert len(tasks) == 2 * ROWS and {s for *_, s in tasks} == {"completed"}
+    # No call recorded twice: one answer per (run, request), one per task here.
+    twice = db.execute("SELECT run_id, request_hash, COUNT(*) FROM calls WHERE status='ok' "
+                       "GROUP BY run_id, request_hash HAVING COUNT(*) > 1").fetchall()
+    assert twice == []
+    assert db.execute("SELECT COUNT(*) FROM calls WHERE status='ok'").fetchone()[0] == 2 * ROWS
+    # The budget held, and the batch's spend is exactly what its calls cost.
+    paid = db.execute("SELECT SUM(cost_usd) FROM calls WHERE cached=0").fetchone()[0]
+    assert budget == BUDGET_USD
+    assert spent <= budget
+    assert spent == pytest.approx(paid, rel=1e-9)
+    db.close()
+
+    results = [json.loads(line) for line in
+               (tmp_path / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["row"] for r in results] == list(range(ROWS))
+    assert all(r["status"] == "completed" and r["outputs"]["check"] for r in results)
+    assert results[7]["inputs"] == {"topic": "subject number 7"}
