@@ -25,14 +25,30 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls, vars(ir))
 
 
+_SCALARS = frozenset({str, int, float, bool})
+
+
+@cache
+def _node_fields(cls: type) -> tuple[tuple[str, bool], ...] | None:
+    """(field name, is a span) per field of a dataclass node type; None for anything else."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    return tuple((f.name, f.name == "span" or f.name.endswith("_span"))
+                 for f in dataclasses.fields(cls))
+
+
 def to_data(value: Any, *, spans: bool = True) -> Any:
     """An IR node (or tuple of nodes) as plain JSON data."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    node_fields = _node_fields(type(value))  # per type, once: stores of large plans call this a lot
+    if node_fields is not None:
         out: dict[str, Any] = {"node": type(value).__name__}
-        for f in dataclasses.fields(value):
-            if not spans and (f.name == "span" or f.name.endswith("_span")):
+        for name, is_span in node_fields:
+            if is_span and not spans:
                 continue
-            out[f.name] = to_data(getattr(value, f.name), spans=spans)
+            field_value = getattr(value, name)
+            # Most fields are None or scalars: no recursive call for them.
+            out[name] = field_value if field_value is None or type(field_value) in _SCALARS \
+                else to_data(field_value, spans=spans)
         return out
     if isinstance(value, (tuple, list)):
         return [to_data(v, spans=spans) for v in value]

@@ -14,10 +14,11 @@ import anyio
 from bmad.compiler.limits import current_limits
 from bmad.runtime.events import EventBus
 from bmad.runtime.journal import RecordedCall
-from bmad.runtime.ledger import BudgetLedger
+from bmad.runtime.ledger import BudgetLedger, Reservation
 from bmad.runtime.model_pool import ModelPool
 from bmad.runtime.providers import base, keys
 from bmad.runtime.retry import is_retryable
+from bmad.runtime.slots import Slots
 
 if TYPE_CHECKING:
     from bmad.runtime.interpreter import Node, Tally
@@ -70,14 +71,6 @@ def request_hash(path: str, slot: str, model: str, purpose: str, max_tokens: int
     return h.hexdigest()
 
 
-async def _acquire(limiter: anyio.CapacityLimiter) -> None:
-    """Take a slot without a trip through the event loop when one is free (the common case)."""
-    try:
-        limiter.acquire_nowait()
-    except anyio.WouldBlock:
-        await limiter.acquire()
-
-
 class ModelCaller:
     def __init__(self, *, pool: ModelPool, ledger: BudgetLedger, events: EventBus, journal: Any,
                  run_id: str, concurrency: int, breakers: bool,
@@ -88,7 +81,7 @@ class ModelCaller:
         self.events = events
         self.journal = journal
         self.run_id = run_id
-        self.limiter = anyio.CapacityLimiter(max(1, concurrency))
+        self.limiter = Slots(concurrency)
         self.breakers = breakers
         self.recorded = recorded or {}
         self.default_timeout_s = default_timeout_s
@@ -108,24 +101,25 @@ class ModelCaller:
                    slot: str, tally: "Tally", *, purpose: str = "answer",
                    schema: dict | None = None, metadata: dict | None = None) -> base.CompletionResponse:
         ms = self.pool.get(model)
-        task = node.task
-        answering = purpose in ("answer", "repair")
-        if answering:
+        answering = purpose == "answer" or purpose == "repair"
+        if answering:  # the request's shape was worked out once per task (see `Node`)
             max_tokens = node.max_tokens
-            returns = task.returns
-            if returns is not None and returns.kind == "json":
-                schema = returns.schema if isinstance(returns.schema, dict) else {}
-            enum_values = returns.values if returns is not None and returns.kind == "enum" else ()
+            if node.answer_schema is not None:
+                schema = node.answer_schema
+            enum_values = node.enum_values
             shape = node.schema_key
-            temperature = task.temperature
+            temperature = node.temperature
         else:
             max_tokens = JUDGE_MAX_TOKENS if purpose == "judge" else REVIEW_MAX_TOKENS
             enum_values = ()
             shape = purpose
-            temperature = 0.0 if purpose == "judge" else task.temperature
-        rhash = request_hash(path, slot, model, purpose, max_tokens, temperature, shape, messages)
+            temperature = 0.0 if purpose == "judge" else node.temperature
+        # The hash is what a resume matches recorded calls by: only worth computing when a
+        # journal keeps it or a resume offers recorded calls.
+        rhash = request_hash(path, slot, model, purpose, max_tokens, temperature, shape, messages) \
+            if self.journal is not None or self.recorded else ""
 
-        recorded = self.recorded.get(rhash)
+        recorded = self.recorded.get(rhash) if self.recorded else None
         if recorded is not None:  # resume: this exact call already ran and was paid for
             tally.add(recorded.cost_usd, recorded.input_tokens + recorded.output_tokens)
             self._journal_call(path, slot, model, rhash, "ok", recorded.text, recorded.input_tokens,
@@ -156,10 +150,14 @@ class ModelCaller:
             meta.update(metadata)
         rng: random.Random | None = None
         error: base.ProviderError | None = None
+        ledger = self.ledger
+        limiter = self.limiter
         for attempt in range(1, policy.attempts + 1):
-            reservation = await self.ledger.reserve(worst_usd, worst_in + max_tokens)
-            remaining = self.ledger.remaining_time_s()
-            limit = timeout if remaining is None else max(0.001, min(timeout, remaining))
+            reservation = ledger.try_reserve(worst_usd, worst_in + max_tokens)
+            if type(reservation) is not Reservation:  # no room now: wait for calls in flight
+                reservation = await ledger.reserve(worst_usd, worst_in + max_tokens)
+            limit = timeout if ledger.time_cap is None else \
+                max(0.001, min(timeout, ledger.remaining_time_s()))  # type: ignore[type-var]
             meta["attempt"] = f"{slot}#{attempt}"
             request = base.CompletionRequest(
                 model_id=ms.model_id, messages=messages, max_tokens=max_tokens,
@@ -170,16 +168,21 @@ class ModelCaller:
                 if provider.rate_limit.paused_until or provider.rate_limit.requests is not None \
                         or provider.rate_limit.tokens is not None:
                     await provider.rate_limit.acquire(worst_in + max_tokens)
-                await _acquire(self.limiter)
+                if not limiter.try_take():
+                    await limiter.take()
                 try:
-                    await _acquire(provider.limiter)
+                    if not provider.limiter.try_take():
+                        await provider.limiter.take()
                     try:
-                        with anyio.fail_after(limit):
+                        if provider.instant:  # never suspends, so no scope could ever fire
                             response = await provider.client.complete(request)
+                        else:
+                            with anyio.fail_after(limit):
+                                response = await provider.client.complete(request)
                     finally:
-                        provider.limiter.release()
+                        provider.limiter.give()
                 finally:
-                    self.limiter.release()
+                    limiter.give()
             except TimeoutError:
                 error = base.Timeout(f"no answer within {limit:.3g}s", provider=provider.name)
             except base.ProviderError as exc:
@@ -251,7 +254,7 @@ class ModelCaller:
                                   cost_usd=cost, latency_s=latency, error=error,
                                   error_kind=error_kind, cached=cached, purpose=purpose,
                                   capability=capability)
-        if self.events.active:
+        if "call_finished" in self.events.wanted:
             self.events.emit("call_finished", path, model=model, slot=slot, purpose=purpose,
                              status=status, input_tokens=input_tokens, output_tokens=output_tokens,
                              cost_usd=cost, latency_s=round(latency, 6), cached=cached, error=error)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import anyio
 
-from bmad.runtime.quality import agreement, canonical, parse_score, similarity
+from bmad.runtime.quality import agreement, canonical, parse_score, similarity_matrix
 from bmad.runtime.returns import extract_json
 
 
@@ -117,10 +117,7 @@ def decide_medoid(candidates: Sequence[Candidate]) -> ConsensusOutcome:
     if len(candidates) == 1:
         c = candidates[0]
         return ConsensusOutcome(c.value, c.text, c.model, 1.0, 1.0, list(candidates))
-    sims = [[1.0] * len(candidates) for _ in candidates]
-    for i in range(len(candidates)):
-        for j in range(i + 1, len(candidates)):
-            sims[i][j] = sims[j][i] = similarity(candidates[i].value, candidates[j].value)
+    sims = similarity_matrix([c.value for c in candidates])
     scores = [(sum(row) - 1.0) / (len(row) - 1) for row in sims]
     best = max(range(len(candidates)), key=lambda i: (scores[i], -i))
     c = candidates[best]
@@ -277,8 +274,9 @@ def verdicts(candidates: Sequence[Candidate], decided: Any, *, exact: bool) -> l
     if exact:
         target = canonical(decided)
         return [(c.model, 1.0 if canonical(c.value) == target else 0.0) for c in candidates]
+    sims = similarity_matrix([c.value for c in candidates])
     out = []
     for i, c in enumerate(candidates):
-        others = [similarity(c.value, o.value) for j, o in enumerate(candidates) if j != i]
+        others = [sims[i][j] for j in range(len(candidates)) if j != i]
         out.append((c.model, round(sum(others) / len(others), 4) if others else 1.0))
     return out

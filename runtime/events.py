@@ -38,6 +38,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
 # Events the journal keeps in its `events` table (the rest live in the tasks and calls tables).
 JOURNALED = frozenset({"run_started", "task_retried", "task_escalated", "task_rerouted",
                        "task_skipped", "budget_alert", "cache_decision", "run_finished"})
+ALL_KINDS = frozenset(EVENT_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,9 @@ class EventBus:
     def __init__(self, run_id: str = "") -> None:
         self.run_id = run_id
         self.sinks: list[Sink] = []
+        # The kinds some sink wants: the hot path asks `KIND in bus.wanted` before building an
+        # event (a sink with a `kinds` attribute takes only those, e.g. the journal's).
+        self.wanted: frozenset[str] = frozenset()
 
     @property
     def active(self) -> bool:
@@ -73,13 +77,15 @@ class EventBus:
 
     def add(self, sink: Sink) -> None:
         self.sinks.append(sink)
+        self.wanted = self.wanted | getattr(sink, "kinds", ALL_KINDS)
 
     def emit(self, kind: str, task: str | None = None, /, **data: Any) -> None:
-        if not self.sinks:
+        if kind not in self.wanted:
             return
         event = Event(kind, self.run_id, time.time(), task, data)
         for sink in self.sinks:
-            sink.handle(event)
+            if kind in getattr(sink, "kinds", ALL_KINDS):
+                sink.handle(event)
 
     def close(self) -> None:
         for sink in self.sinks:
@@ -117,6 +123,8 @@ class CallbackSink:
 
 class JournalSink:
     """Writes the significant events into the journal's buffered `events` table."""
+
+    kinds = JOURNALED
 
     def __init__(self, journal: Any):
         self.journal = journal

@@ -10,6 +10,7 @@ the scheduler commits them before any dependent starts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import time
@@ -112,6 +113,10 @@ class Node:
     capability: str | None
     key: tuple = ()
     expected_cost: float = 0.0
+    # What every answer request of this task carries (the JSON schema or enum values asked for).
+    answer_schema: dict | None = None
+    enum_values: tuple[str, ...] = ()
+    temperature: float | None = None
 
 
 @dataclass(slots=True)
@@ -132,6 +137,7 @@ class Frame:
     results: dict[str, TaskResult] = field(default_factory=dict)
     scheduler: Scheduler | None = None
     failure: str | None = None
+    running: set[str] = field(default_factory=set)  # started, not finished
 
 
 class Interpreter:
@@ -208,8 +214,9 @@ class Interpreter:
             chain = (participants[0],)
         judge = tp.judge or (consensus.judge.name if consensus and consensus.judge else None) \
             or (task.quality.judge.name if task.quality and task.quality.judge else None)
-        instruction = returns_mod.format_instruction(task.returns)
-        schema_key = returns_mod.schema_fingerprint(task.returns)
+        returns = task.returns
+        instruction = returns_mod.format_instruction(returns)
+        schema_key = returns_mod.schema_fingerprint(returns)
         prio = PRIORITY_WEIGHT.get(task.priority, 1)
         key = (tp.rank, -prio, index)
         return Node(
@@ -222,6 +229,11 @@ class Interpreter:
             timeout_s=task.timeout_s, instruction=instruction, schema_key=schema_key,
             capability=task.needs[0].name if task.needs else None, key=key,
             expected_cost=tp.estimate.cost_usd_expected or 0.0,
+            answer_schema=(returns.schema if isinstance(returns.schema, dict) else {})
+            if returns is not None and returns.kind == "json" else None,
+            enum_values=tuple(returns.values) if returns is not None and returns.kind == "enum"
+            else (),
+            temperature=task.temperature,
         )
 
     def models_used(self, workflow_name: str, seen: set[str] | None = None) -> dict[str, list[str]]:
@@ -262,10 +274,8 @@ class Interpreter:
         workers = 1 if self.strategy == "sequential" else self.config.concurrency
         commit = self._commit if self.journal is not None else None
 
-        async def run_node(node: Node) -> None:
-            await self._run_node(frame, node)
-
-        scheduler = Scheduler(nodes, [n.deps for n in nodes], [n.key for n in nodes], run_node,
+        scheduler = Scheduler(nodes, [n.deps for n in nodes], [n.key for n in nodes],
+                              functools.partial(self._run_node, frame),
                               workers=workers, commit=commit, done=done)
         frame.scheduler = scheduler
         if self.budget_stop is not None or self.cancelled:
@@ -275,7 +285,29 @@ class Interpreter:
             await scheduler.run_all()
         finally:
             self._schedulers.remove(scheduler)
+            if len(frame.results) < len(nodes):
+                self._record_unfinished(frame)
         return frame
+
+    def _record_unfinished(self, frame: Frame) -> None:
+        """A workflow that stopped early (budget exhausted, a failure under `on_error fail`, a
+        cancellation) still accounts for every task: those in flight when it stopped are
+        `cancelled`, those that never started `not_started`. A resume runs both."""
+        if self.cancelled:
+            why = "the run was cancelled"
+        elif self.budget_stop is not None:
+            why = f"the run stopped: {self.budget_stop}"
+        else:
+            why = f"the run stopped: {frame.failure}" if frame.failure else "the run stopped"
+        now = time.time()
+        for node in frame.compiled.nodes:
+            if node.id in frame.results:
+                continue
+            status = "cancelled" if node.id in frame.running else "not_started"
+            frame.results[node.id] = TaskResult(status, error=why)
+            if self.journal is not None:
+                self.journal.add_task(self.run_id, frame.prefix + node.id, status, error=why,
+                                      finished_at=now, capability=node.capability)
 
     def _commit(self, finished: list[int]) -> None:
         journal = self.journal
@@ -299,6 +331,7 @@ class Interpreter:
     async def _run_node(self, frame: Frame, node: Node) -> None:
         path = frame.prefix + node.id
         started = time.time()
+        frame.running.add(node.id)
         self._remaining_expected -= node.expected_cost
         if self.budget_stop is not None or self.cancelled:
             return self._finish(frame, node, path, TaskResult("budget_exhausted" if self.budget_stop
@@ -315,7 +348,7 @@ class Interpreter:
         except TemplateError as exc:
             return self._fail(frame, node, path, f"`when`: {exc.message}", started, Tally())
         events = self.events
-        if events.active:
+        if "task_started" in events.wanted:
             events.emit("task_started", path, model=node.chain[0] if node.chain else None)
         tally = Tally()
         try:
@@ -407,16 +440,17 @@ class Interpreter:
                 cache_key: str | None = None) -> None:
         frame.results[node.id] = result
         frame.scope[node.id] = result.output
+        frame.running.discard(node.id)
         if result.status in ("completed", "skipped", "failed"):
             self.done_tasks += 1
-        if self.journal is not None and result.status not in ("cancelled",):
+        if self.journal is not None:
             self.journal.add_task(self.run_id, path, result.status, model=result.model,
                                   attempts=result.attempts, cost_usd=result.cost_usd,
                                   tokens=result.tokens, quality=result.quality,
                                   output=result.output, error=result.error, started_at=started,
                                   finished_at=time.time(), cache_key=cache_key,
                                   cached=result.cached, capability=node.capability)
-        if self.events.active:
+        if "task_finished" in self.events.wanted:
             self.events.emit("task_finished", path, status=result.status, model=result.model,
                              attempts=result.attempts, cost_usd=result.cost_usd,
                              quality=result.quality, error=result.error, cached=result.cached)

@@ -74,8 +74,12 @@ def default_journal_path(cwd: Path | None = None) -> Path:
     return (cwd or Path.cwd()) / ".bmad" / "runs.db"
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    # One encoder for every row (json.dumps with options builds a new one per call).
+    return _ENCODER.encode(value)
 
 
 def loads(text: str | None) -> Any:

@@ -132,7 +132,8 @@ class BudgetLedger:
         else:
             self.spent_usd += usd
         self.spent_tokens += tokens
-        self._check_alerts()
+        if self.usd_cap or self.tokens_cap:
+            self._check_alerts()
         if self._settled_event is not None:
             self._settled_event.set()
             self._settled_event = None

@@ -7,12 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-import anyio
-
 from bmad.compiler import ir
 from bmad.runtime.providers import base
 from bmad.runtime.rate_limits import ProviderRateLimit
 from bmad.runtime.retry import CircuitBreaker
+from bmad.runtime.slots import Slots
 
 DEFAULT_PROVIDER_CONCURRENCY = 8
 
@@ -27,10 +26,14 @@ class ProviderSlot:
 
     name: str
     client: base.Provider
-    limiter: anyio.CapacityLimiter
+    limiter: Slots
     rate_limit: ProviderRateLimit
     breaker: CircuitBreaker
     timeout_s: float | None
+    # The client answers without ever suspending (the sim at latency scale 0): a timeout scope
+    # around its call could never fire, so the caller skips it (the sim still applies
+    # `timeout_s` to its simulated latency itself).
+    instant: bool = False
 
 
 @dataclass(slots=True)
@@ -115,11 +118,12 @@ class ModelPool:
         limits = decl.limits
         concurrent = self.provider_concurrency.get(name) or (limits.concurrent if limits else None) \
             or DEFAULT_PROVIDER_CONCURRENCY
-        slot = ProviderSlot(name=name, client=self.factory(decl),
-                            limiter=anyio.CapacityLimiter(concurrent),
+        client = self.factory(decl)
+        slot = ProviderSlot(name=name, client=client, limiter=Slots(concurrent),
                             rate_limit=ProviderRateLimit(limits),
                             breaker=CircuitBreaker(self.breaker_threshold, self.breaker_cooldown_s),
-                            timeout_s=decl.timeout_s)
+                            timeout_s=decl.timeout_s,
+                            instant=bool(getattr(client, "answers_instantly", False)))
         self.providers[name] = slot
         return slot
 

@@ -1,5 +1,6 @@
 """Quality scorers: a judge with a rubric (its score parsed robustly), JSON Schema validity, a regex
-match, and agreement between candidates (character n-gram similarity, or exact for enums/JSON).
+match, and agreement between candidates (sentence embeddings when a model is installed offline,
+else character n-gram similarity; exact for enums/JSON).
 """
 
 from __future__ import annotations
@@ -134,6 +135,33 @@ def similarity(a: Any, b: Any, n: int = 3) -> float:
     dot = sum(c * gb.get(g, 0) for g, c in ga.items())
     norm = (sum(c * c for c in ga.values()) * sum(c * c for c in gb.values())) ** 0.5
     return dot / norm if norm else 0.0
+
+
+def similarity_matrix(values: Sequence[Any]) -> list[list[float]]:
+    """Pairwise similarity of answers, 0..1, 1 on the diagonal: cosine of sentence embeddings
+    when an embedding model is installed offline (`runtime/embeddings.py`), else `similarity`
+    (character n-grams). Answers holding fenced code are always compared by their code's n-grams:
+    a sentence model reads prose, not programs."""
+    n = len(values)
+    sims = [[1.0] * n for _ in range(n)]
+    if n < 2:
+        return sims
+    embed = None
+    if not any(isinstance(v, str) and fenced_code(v) is not None for v in values):
+        from bmad.runtime.embeddings import embedder  # noqa: PLC0415 (loads a model lazily)
+
+        embed = embedder()
+    if embed is not None:
+        vectors = embed([v if isinstance(v, str) else canonical(v) for v in values])
+        for i in range(n):
+            for j in range(i + 1, n):
+                cosine = sum(a * b for a, b in zip(vectors[i], vectors[j]))
+                sims[i][j] = sims[j][i] = min(1.0, max(0.0, cosine))
+        return sims
+    for i in range(n):
+        for j in range(i + 1, n):
+            sims[i][j] = sims[j][i] = similarity(values[i], values[j])
+    return sims
 
 
 def agreement(values: Sequence[Any]) -> float:

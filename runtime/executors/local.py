@@ -21,6 +21,7 @@ import anyio
 from bmad.compiler.plan import Plan
 from bmad.runtime.cache import TaskCache
 from bmad.runtime.events import EventBus, JournalSink, Sink
+from bmad.runtime.heap_freeze import freeze_new, long_lived_frozen
 from bmad.runtime.inputs import InputError, bind_inputs
 from bmad.runtime.interpreter import Interpreter, RunConfig
 from bmad.runtime.journal import Journal, default_journal_path
@@ -133,7 +134,8 @@ async def execute_plan_async(plan: Plan, request: RunRequest) -> RunOutcome:
         journal = Journal(path)
         journal.fail_stale_runs()
     try:
-        return await _execute(plan, request, workflow, journal)
+        with long_lived_frozen():  # the plan's IR lives as long as the run: keep GC off it
+            return await _execute(plan, request, workflow, journal)
     finally:
         if journal is not None:
             journal.close()
@@ -212,6 +214,7 @@ async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal |
         journal.store_plan(plan.plan_hash, json.dumps(plan.to_json(), separators=(",", ":"),
                                                       ensure_ascii=False))
     compiled = interp.compile(plan.workflow)
+    freeze_new()
     if journal is not None:
         if request.resume:
             journal.reopen_run(run_id, budget)

@@ -43,6 +43,8 @@ _DEFAULT_LATENCY = (0.3, 0.005)
 _WORDS = ("the", "model", "answer", "is", "based", "on", "the", "given", "input", "and", "context",
           "with", "care", "clear", "steps", "result", "plan", "review", "summary", "detail")
 _FILLER = " ".join(_WORDS * 40)
+_N_WORDS = len(_WORDS)
+_WORD_SHIFTS = tuple(8 * i for i in range(8))
 FAILURE_KINDS = ("transient", "rate_limited", "timeout", "bad_request", "auth", "context_too_long",
                  "content_filtered", "unavailable")
 
@@ -111,6 +113,12 @@ class SimProvider:
     def __repr__(self) -> str:
         return f"SimProvider(name={self.name!r}, seed={self.settings.seed})"
 
+    @property
+    def answers_instantly(self) -> bool:
+        """At latency scale 0 no call ever suspends (the runtime then skips its timeout scope;
+        `request.timeout_s` is still applied to the simulated latency here)."""
+        return self.settings.latency_scale == 0
+
     def profile(self, model: str) -> ModelProfile:
         hit = self._profiles.get(model)
         return hit if hit is not None else ModelProfile(name=model)
@@ -129,7 +137,8 @@ class SimProvider:
         model = request.model_name or request.model_id
         profile = self._profiles.get(model) or self._profiles.get(request.model_id) \
             or ModelProfile(name=model)
-        prompt = request.prompt_text
+        messages = request.messages
+        prompt = messages[0].content if len(messages) == 1 else request.prompt_text
         attempt = request.metadata.get("attempt")
         if attempt is None:
             repeat_key = hash((request.task_id, model, prompt))
@@ -241,28 +250,35 @@ class _Draws:
         self._key = key.encode("utf-8", "surrogatepass")
         self._block = 0
         self._values: tuple[int, ...] = ()
+        self._next = 8  # values are drawn 8 at a time from one 64-byte digest
+
+    def _refill(self) -> None:
+        digest = hashlib.blake2b(self._key, digest_size=64,
+                                 salt=self._block.to_bytes(16, "little")).digest()
+        self._values = _UNPACK_8Q(digest)
+        self._block += 1
         self._next = 0
 
     def _u64(self) -> int:
-        if self._next >= len(self._values):
-            digest = hashlib.blake2b(self._key, digest_size=64,
-                                     salt=self._block.to_bytes(16, "little")).digest()
-            self._values = struct.unpack("<8Q", digest)
-            self._block += 1
-            self._next = 0
+        if self._next >= 8:
+            self._refill()
         value = self._values[self._next]
         self._next += 1
         return value
 
     def random(self) -> float:
-        return (self._u64() >> 11) * (1.0 / 9007199254740992.0)
+        if self._next >= 8:
+            self._refill()
+        value = self._values[self._next]
+        self._next += 1
+        return (value >> 11) * _TWO_POW_MINUS_53
 
     def uniform(self, a: float, b: float) -> float:
         return a + (b - a) * self.random()
 
     def gauss(self, mu: float, sigma: float) -> float:
         u1 = 1.0 - self.random()  # (0, 1]
-        return mu + sigma * math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * self.random())
+        return mu + sigma * math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * self.random())
 
     def randrange(self, n: int) -> int:
         return self._u64() % n
@@ -273,6 +289,11 @@ class _Draws:
     def rng(self) -> random.Random:
         """A full `random.Random` seeded from this stream, for heavier draws (JSON values)."""
         return random.Random(self._u64())
+
+
+_UNPACK_8Q = struct.Struct("<8Q").unpack
+_TWO_POW_MINUS_53 = 1.0 / 9007199254740992.0
+_TWO_PI = 2.0 * math.pi
 
 
 def _clip(x: float) -> float:
@@ -304,7 +325,7 @@ def _answer(request: base.CompletionRequest, task_key: str, quality: float,
     if request.json_schema is not None:
         return json.dumps(sample_json(request.json_schema, source.rng()), sort_keys=True)
     bits = source._u64()
-    words = " ".join(_WORDS[(bits >> (8 * i)) % len(_WORDS)] for i in range(8))
+    words = " ".join([_WORDS[(bits >> shift) % _N_WORDS] for shift in _WORD_SHIFTS])
     label = request.task_id or "the request"
     return f"{SIM_MARK} Answer for {label}: {words}."
 
