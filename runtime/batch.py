@@ -182,6 +182,9 @@ class _BatchRunner:
             if batch["status"] == "completed":
                 raise RunRefused(f"batch `{batch['id']}` already completed; nothing to resume",
                                  "BMAD-E323", "start a new batch instead")
+            if batch["status"] == "running" and batch["pid"] and _alive(batch["pid"]):
+                raise RunRefused(f"batch `{batch['id']}` is running (process {batch['pid']})",
+                                 "BMAD-E323", "wait for it, or stop that process first")
             if batch["plan_hash"] != self.plan.plan_hash:
                 raise RunRefused(f"batch `{batch['id']}` was made from plan "
                                  f"{batch['plan_hash'][:12]}, not {self.plan.plan_hash[:12]}",
