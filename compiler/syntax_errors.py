@@ -404,6 +404,9 @@ def _misspelt_keyword(e: UnexpectedToken, expected: set[str], text: str, span: S
     words = {word for word, name in keyword_terminals().items() if name in expected}
     if not words & clause_keywords(kind):
         return None  # not where a clause starts
+    previous = _previous_extent(e)
+    if "COMMA" in expected and previous is not None and not _on_a_later_line(e, text, previous):
+        return None  # `depends draft review`: a list missing its comma, not a misspelt clause
     match = _keyword_suggestion(str(token), words)
     if match is None:
         return None
@@ -674,6 +677,42 @@ def _can_pop_to(e: UnexpectedToken, token_type: str) -> bool:
     return any(token_type in states[state] for state in stack)
 
 
+def _at_clause_start(e: UnexpectedToken, text: str) -> bool:
+    """Is the unexpected token a word where a clause of its block may start (a misspelt keyword)?"""
+    token = e.token
+    if token.type not in ("NAME", "MODEL_ID") or token.start_pos is None:
+        return False
+    blocks = open_blocks(text, token.start_pos)
+    kind = _block_kind(blocks[-1] if blocks else None)
+    if kind is None:
+        return False
+    expected = set(e.accepts or e.expected or ())
+    return any(keyword_terminals()[word] in expected for word in clause_keywords(kind))
+
+
+def _skip_rest_of_clause(e: UnexpectedToken, text: str) -> None:
+    """Move the lexer to the end of the token's line, past any block opened on it, but never past
+    a `}` that closes the enclosing block."""
+    state = e.interactive_parser.lexer_thread.state
+    position = state.line_ctr.char_pos
+    if position != e.token.end_pos:
+        return
+    depth = 0
+    end = position
+    for m in _SCAN.finditer(text, position):
+        if depth == 0 and "\n" in text[end:m.start()]:
+            break
+        if m.lastgroup == "open":
+            depth += 1
+        elif m.lastgroup == "close":
+            if depth == 0:
+                break
+            depth -= 1
+        end = m.end()
+    if end > position:
+        state.line_ctr.feed(text[position:end])
+
+
 def _skip_block(e: UnexpectedToken, text: str) -> bool:
     """Move the lexer past the block the unexpected `{` opens, up to and including its `}`: its
     clauses can't be parsed where they are, and its `}` must not close the enclosing block."""
@@ -739,6 +778,9 @@ def recover(e: UnexpectedInput, text: str, skipped_openers: list[int]) -> bool:
             return True  # inside a block we dropped: skip to its `}`
         if _wrong_level(e, text) is not None:
             return True  # drop the misplaced clause word by word; the block stays open
+        if _at_clause_start(e, text) and _starts_line(text, e.token.start_pos):
+            _skip_rest_of_clause(e, text)  # `stratgy parallel`: `parallel` must not start a block
+            return True
         if _opener_before(e):
             ip.feed_token(Token.new_borrow_pos("LBRACE", "{", e.token))
             ip.feed_token(e.token)
@@ -986,7 +1028,7 @@ def _describe_token(e: UnexpectedToken, text: str, source_map: SourceMap) -> Dia
             message = known.after.replace("{previous}", previous_text).replace("`{{`", "`{`")
             example = _CLAUSE_EXAMPLES.get(previous_text)
             hint = known.hint
-            if example and known.code in ("BMAD-E038", "BMAD-E009"):
+            if example and known.code in ("BMAD-E038", "BMAD-E009", "BMAD-E036"):
                 hint = f"write e.g. `{example}`" + ('; `"""..."""` holds several lines' if known.code == "BMAD-E038" else "")
             return error(known.code, source_map.span(previous[0], previous[1]), message, hint)
         found = "the end of the file" if at_end else f"`{_token_text(token)}`"
@@ -994,7 +1036,7 @@ def _describe_token(e: UnexpectedToken, text: str, source_map: SourceMap) -> Dia
                    .replace("`{{`", "`{`"))
         hint = known.hint
         example = _CLAUSE_EXAMPLES.get(previous_text)
-        if example and known.code in ("BMAD-E038", "BMAD-E009"):  # show the clause the user is writing
+        if example and known.code in ("BMAD-E038", "BMAD-E009", "BMAD-E036"):  # show the clause the user is writing
             hint = f"write e.g. `{example}`" + ('; `"""..."""` holds several lines' if known.code == "BMAD-E038" else "")
         if token.type == "NAME" and "`" + "{token}" + "` is not" in known.message:
             hint = _did_you_mean(str(token), expected) or hint

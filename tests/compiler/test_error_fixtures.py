@@ -36,7 +36,7 @@ def test_fixture_gives_one_error_with_snapshots(path, monkeypatch, snapshot, sna
     errors = [d for d in result.diagnostics if d.is_error]
     assert len(errors) == 1, render_all_text(result.diagnostics, result.sources)
     assert len(result.diagnostics) == 1, "one problem per fixture, without side warnings"
-    assert re.fullmatch(r"BMAD-E1\d\d", errors[0].code)
+    assert re.fullmatch(r"BMAD-E[01]\d\d", errors[0].code)  # syntax (E0xx) or semantic checks (E1xx)
     assert errors[0].span.file.endswith(path.name) and errors[0].hint
     assert render_all_text(result.diagnostics, result.sources) == snapshot
     assert json.loads(render_json(result.diagnostics)) == snapshot_json
