@@ -60,7 +60,9 @@ def _load_program(file: str | None, output: OutputFormat):
 
 
 def _money(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:,.2f}"
+    from bmad.compiler.money import format_usd
+
+    return format_usd(value)
 
 
 def _tokens(value: int | None) -> str:

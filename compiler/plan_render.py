@@ -17,15 +17,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bmad.compiler.money import format_usd
 from bmad.compiler.plan import Plan, TaskPlan
 
 
 def money(value: float | None) -> str:
-    if value is None:
-        return "?"
-    if value == 0:
-        return "$0"
-    return f"${value:,.2f}" if value >= 1 else f"${value:.4f}"
+    return format_usd(value, unknown="?")
 
 
 def _quality(t: TaskPlan) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import Related, error, warning
+from bmad.compiler.money import format_usd
 from bmad.compiler.passes.chain_fallbacks import chain_for
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
@@ -58,11 +59,6 @@ def movable(td: TaskDraft) -> bool:
         return False
     return not (task.consensus is not None and task.consensus.participants)
 
-
-def _money(value: float | None) -> str:
-    if value is None:
-        return "unknown"
-    return f"${value:,.2f}" if value >= 0.01 else f"${value:.6f}".rstrip("0")
 
 
 @dataclass(slots=True)
@@ -146,7 +142,7 @@ def _enforce_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> N
     span = _budget_span(wd.workflow)
     if totals.cost_usd_worst is None:
         draft.report(warning("BMAD-W215", span,
-                             f"the budget {_money(limit)} can't be checked: some models have no price",
+                             f"the budget {format_usd(limit)} can't be checked: some models have no price",
                              "declare prices for every model the plan uses"))
         return
     if totals.cost_usd_worst <= limit:
@@ -172,16 +168,16 @@ def _enforce_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> N
                 break
             named.append((covered[i], cost))
             running += cost
-        listed = ", ".join(f"`{item.label}`" + (f" via `{item.via}`" if item.via else "") + f" ({_money(c)})"
+        listed = ", ".join(f"`{item.label}`" + (f" via `{item.via}`" if item.via else "") + f" ({format_usd(c)})"
                            for item, c in named)
         draft.report(error(
             "BMAD-E210", span,
-            f"budget {_money(limit)} per run can't be met: the cheapest qualified plan is expected to "
-            f"cost {_money(floor_cost)}, mostly {listed}",
-            f"raise the budget to at least {_money(floor_cost)}, or lower the quality floors / "
+            f"budget {format_usd(limit)} per run can't be met: the cheapest qualified plan is expected to "
+            f"cost {format_usd(floor_cost)}, mostly {listed}",
+            f"raise the budget to at least {format_usd(floor_cost)}, or lower the quality floors / "
             f"max_tokens of the tasks named here",
             [Related(item.td.task.name_span if item.td.task.name_span != ir.NO_SPAN else item.td.task.span,
-                     f"task `{item.label}` is expected to cost {_money(c)}"
+                     f"task `{item.label}` is expected to cost {format_usd(c)}"
                      + (f" per run of `{wd.name}` ({item.times:g} runs via `{item.via}`)" if item.via else ""))
              for item, c in named]))
         return
@@ -215,14 +211,14 @@ def _enforce_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> N
     total_workflow(wd)
     if moved:
         draft.report(warning("BMAD-W211", span,
-                             f"to fit the budget {_money(limit)}, moved {len(moved)} task(s) to cheaper "
+                             f"to fit the budget {format_usd(limit)}, moved {len(moved)} task(s) to cheaper "
                              f"qualified models: {'; '.join(moved[:5])}" + (" ..." if len(moved) > 5 else ""),
                              "raise the budget or pin the models you want to keep"))
     if wd.totals.cost_usd_worst is not None and wd.totals.cost_usd_worst > limit:
         draft.report(warning(
             "BMAD-W210", span,
-            f"the worst case {_money(wd.totals.cost_usd_worst)} exceeds the budget {_money(limit)} "
-            f"(expected {_money(wd.totals.cost_usd_expected)}): the run stops at the cap if it gets there",
+            f"the worst case {format_usd(wd.totals.cost_usd_worst)} exceeds the budget {format_usd(limit)} "
+            f"(expected {format_usd(wd.totals.cost_usd_expected)}): the run stops at the cap if it gets there",
             "raise the budget, lower max_tokens, retries or refine rounds"))
 
 

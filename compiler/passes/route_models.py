@@ -25,6 +25,7 @@ from dataclasses import replace
 from bmad.compiler import ir
 from bmad.compiler.catalog import LOCAL_MODEL, CatalogEntry
 from bmad.compiler.diagnostics import Diagnostic, error, warning
+from bmad.compiler.money import format_usd
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
 from bmad.compiler.passes.estimate_cost import SoloAssignment, estimate_task
@@ -36,6 +37,8 @@ ROUTE_OBJECTIVES = {"cheapest": "cost", "fastest": "latency", "best": "quality"}
 
 def quality_floor(task: ir.Task, workflow: ir.Workflow, context: PassContext) -> float | None:
     floor = task.quality.threshold if task.quality is not None else workflow.quality
+    if task.quality is not None and task.quality.learned:  # a target agreement, not a floor:
+        floor = workflow.quality  # learn_bars sets the learned bar once models are routed
     if context.min_quality is not None:
         floor = max(floor or 0.0, context.min_quality)
     return floor
@@ -151,7 +154,7 @@ def _spread_providers(ranked: list[Candidate], count: int) -> list[str]:
 
 
 def _describe(c: Candidate) -> str:
-    cost = "cost ?" if c.cost_usd_expected is None else f"${c.cost_usd_expected:.4f}"
+    cost = "cost ?" if c.cost_usd_expected is None else format_usd(c.cost_usd_expected)
     quality = "q ?" if c.expected_quality is None else f"q {c.expected_quality:.2f}"
     return f"{c.model} ({quality}, {cost}, {c.latency_s:.1f}s)"
 

@@ -15,6 +15,7 @@ worst case dominates the budget, providers without declared limits.
 
 from __future__ import annotations
 
+from bmad.compiler.money import format_usd
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, WorkflowDraft, revise
 from bmad.compiler.passes.enforce_budget import PRIORITY_ORDER
@@ -74,7 +75,7 @@ def _risks(wd: WorkflowDraft, draft: Draft, context: PassContext) -> None:
         worst = plan.estimate.cost_usd_worst
         if wd.budget.usd and worst is not None and worst > DOMINATING_SHARE * wd.budget.usd:
             draft.note("BMAD-W232", "warning",
-                       f"`{td.id}` alone may cost ${worst:.4f}, over half the budget ${wd.budget.usd:.2f}",
+                       f"`{td.id}` alone may cost {format_usd(worst)}, over half the budget {format_usd(wd.budget.usd)}",
                        td.id, kind="risk")
 
 
