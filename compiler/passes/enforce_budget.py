@@ -60,7 +60,6 @@ def movable(td: TaskDraft) -> bool:
     return not (task.consensus is not None and task.consensus.participants)
 
 
-
 @dataclass(slots=True)
 class CoveredTask:
     """A task whose cost a workflow's budget covers: its own, or one of a (transitively) called
