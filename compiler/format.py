@@ -631,6 +631,9 @@ class _Formatter:
 
     def r_quality_clause(self, n: Tree) -> Doc:
         threshold, judged, rubric, otherwise = n.children
+        if isinstance(threshold, Tree):  # `auto [P]`
+            target = threshold.children[0]
+            threshold = "auto" if target is None else f"auto {target}"
         doc: list[Doc] = ["quality >= ", str(threshold)]
         if judged is not None:
             doc += [" ", self.node(judged)]

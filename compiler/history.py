@@ -31,6 +31,9 @@ class ModelHistory:
 
     observations: dict[tuple[str, str], Observation] = field(default_factory=dict)
     min_samples: int = 3  # fewer samples than this are noise: fall back to the catalog
+    # capability -> (agreement before escalating, 1/0 the decision matched the escalation's answer)
+    # for each consensus that escalated: what `quality >= auto` learns its bar from
+    calibration: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
 
     def observation(self, model: str, capability: str) -> Observation | None:
         obs = self.observations.get((model, capability))
@@ -56,9 +59,25 @@ class ModelHistory:
                   if (o := self.observation(model, c)) and o.failure_rate is not None]
         return max(values) if values else None
 
+    def learned_bar(self, capability: str, target: float, min_samples: int = 20) -> float | None:
+        """The lowest agreement at which past decisions (at or above it) matched the escalation's
+        answer at least `target` of the time, over at least `min_samples` of them; None when no
+        bar qualifies (or too little is known): every decision should escalate."""
+        records = sorted(self.calibration.get(capability, ()), key=lambda r: -r[0])
+        best: float | None = None
+        matched = 0.0
+        for i, (agreement, match) in enumerate(records):
+            matched += match
+            n = i + 1
+            if n < len(records) and records[i + 1][0] == agreement:
+                continue  # a bar takes every decision at its agreement
+            if n >= min_samples and matched / n >= target:
+                best = agreement
+        return best
+
     def models(self) -> set[str]:
         return {m for (m, _c) in self.observations}
 
     @property
     def empty(self) -> bool:
-        return not self.observations
+        return not self.observations and not self.calibration

@@ -265,6 +265,10 @@ class Quality:
     otherwise: TypingLiteral["refine", "escalate", "retry", "fail", "accept"] | None = None
     rounds: int | None = None  # refine max N / retry N
     span: Span = NO_SPAN
+    # `quality >= auto [P]`: the bar is learned from history (the planner picks the lowest
+    # agreement at which past decisions matched the escalation's answer with probability >= P,
+    # then `threshold` holds P); without history every decision escalates.
+    learned: bool = False
 
 
 ConsensusMethod = TypingLiteral[

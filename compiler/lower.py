@@ -24,6 +24,7 @@ from bmad.compiler.gc_pause import collection_paused
 from bmad.compiler.source_map import SourceMap
 
 MAX_EXPRESSION_DEPTH = 32
+LEARNED_BAR_TARGET = 0.9  # `quality >= auto`: decisions should match the escalation 90% of the time
 _PLAIN_JSON_STRING = re.compile(r'"[^"\\\x00-\x1f]*"')  # no escapes, no control characters
 
 PROVIDER_KINDS = get_args(ir.ProviderKind)
@@ -596,12 +597,21 @@ class Lowerer(Transformer):
 
     def quality_clause(self, meta, children):
         threshold_token, judge, rubric, otherwise = children
-        threshold = self.fraction(threshold_token, "a quality threshold")
+        learned = isinstance(threshold_token, tuple) and threshold_token[0] == "learned"
+        if learned:
+            threshold = self.fraction(threshold_token[1], "a target agreement") \
+                if threshold_token[1] is not None else LEARNED_BAR_TARGET
+        else:
+            threshold = self.fraction(threshold_token, "a quality threshold")
         if threshold is None:
             return self.clause(meta, "quality", None)
         action, rounds = otherwise if otherwise is not None else (None, None)
-        quality = ir.Quality(float(threshold), judge, rubric, action, rounds, self.span(meta))
+        quality = ir.Quality(float(threshold), judge, rubric, action, rounds, self.span(meta),
+                             learned=learned)
         return self.clause(meta, "quality", quality)
+
+    def learned_bar(self, meta, children):
+        return ("learned", children[0])
 
     def judged_by(self, meta, children):
         return ir.Name(str(children[0]), self.tspan(children[0]))

@@ -107,7 +107,24 @@ def read_history(journal: Journal, *, min_samples: int = 3, simulated: bool = Fa
             cost_usd=cost_sum / ok if ok else None,
             samples=max(int(n), len(qs)),
         )
-    return ModelHistory(observations=observations, min_samples=min_samples)
+    return ModelHistory(observations=observations, min_samples=min_samples,
+                        calibration=_calibration(journal, is_simulated, simulated))
+
+
+def _calibration(journal: Journal, is_simulated: SimulatedRows,
+                 simulated: bool) -> dict[str, tuple[tuple[float, float], ...]]:
+    """Escalated consensus decisions per capability: (agreement before, matched the escalation)."""
+    out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    try:
+        rows = journal.db.execute("SELECT run_id, capability, agreement, matched FROM calibration "
+                                  "WHERE agreement IS NOT NULL AND matched IS NOT NULL").fetchall()
+    except sqlite3.OperationalError:  # a journal written before calibration was recorded
+        return {}
+    for run_id, capability, agreement, matched in rows:
+        if is_simulated(run_id, None) != simulated:
+            continue
+        out[capability or ANY_CAPABILITY].append((agreement, matched))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def _verdicts(journal: Journal, is_simulated: SimulatedRows,

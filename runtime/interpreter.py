@@ -26,8 +26,8 @@ from bmad.runtime import quality as scorers
 from bmad.runtime import returns as returns_mod
 from bmad.runtime.cache import TaskCache
 from bmad.runtime.calls import ModelCaller, ModelFailed
-from bmad.runtime.consensus import (Candidate, QuorumNotMet, decide_escalated, run_consensus,
-                                     verdicts)
+from bmad.runtime.consensus import (Candidate, ConsensusOutcome, QuorumNotMet, decide_escalated,
+                                     decide_medoid, decide_vote, run_consensus, verdicts)
 from bmad.runtime.events import EventBus
 from bmad.runtime.expressions import evaluate, truthy
 from bmad.runtime.ledger import BudgetExhausted, BudgetLedger, UnpricedModel
@@ -738,18 +738,22 @@ class Interpreter:
                 raise
             # The participants disagree (or too few answered): stronger models settle it.
             return await self._escalate_consensus(node, path, messages, slot, tally, escalation,
-                                                  exc.candidates, exact, weights, str(exc))
+                                                  exc.candidates, exact, weights, str(exc),
+                                                  before=_short_decision(exc.candidates, exact,
+                                                                         weights, node.method))
         quality = outcome.quality
         if gate is not None and gate.judge is not None:
             cand = Candidate(outcome.model, outcome.value, outcome.text, "consensus")
             score, _ = await self._score(node, path, messages, cand, f"{slot}gate/", tally)
             if score is not None:
                 quality = score
-        if (gate is not None and quality < gate.threshold and gate.otherwise == "escalate"
-                and escalation):
+        bar = _gate_bar(node)
+        if gate is not None and quality < bar and gate.otherwise == "escalate" and escalation:
+            reason = (f"agreement {quality:.2f} below {bar:.2f}" if bar <= 1.0
+                      else "no learned bar yet (learning: every decision escalates)")
             return await self._escalate_consensus(
                 node, path, messages, slot, tally, escalation, outcome.candidates, exact, weights,
-                f"agreement {quality:.2f} below {gate.threshold:.2f}")
+                reason, before=outcome)
         if gate is not None and quality < gate.threshold and gate.otherwise == "fail":
             raise TaskFailure(f"consensus quality {quality:.2f} is below {gate.threshold:.2f}")
         self._record_verdicts(path, node, outcome.candidates, outcome.value, exact)
@@ -772,7 +776,8 @@ class Interpreter:
     async def _escalate_consensus(self, node: Node, path: str, messages: tuple[Message, ...],
                                   slot: str, tally: Tally, escalation: tuple[str, ...],
                                   candidates: list[Candidate], exact: bool,
-                                  weights: dict[str, float], reason: str
+                                  weights: dict[str, float], reason: str,
+                                  before: ConsensusOutcome | None = None
                                   ) -> tuple[Any, str | None, float | None]:
         """Ask the escalation models one at a time; each answer joins the vote. Stop once the
         decision meets the quorum (and the `quality >= X else escalate` bar, when written); when
@@ -780,6 +785,7 @@ class Interpreter:
         consensus = node.task.consensus
         gate = node.task.quality
         bar = gate.threshold if gate is not None and gate.otherwise == "escalate" else None
+        learned = gate is not None and gate.learned
         quorum = (consensus.quorum if consensus else None) or 1
         pool = list(candidates)
         last: Candidate | None = None
@@ -795,7 +801,11 @@ class Interpreter:
                 reason = f"{model} failed: {exc.reason}"
                 continue
             pool.append(cand)
+            if last is None and before is not None:
+                self._record_calibration(path, node, before, cand, exact)
             last = cand
+            if learned:  # the bar said the panel is not to be trusted here: the answer stands
+                break
             try:
                 decided = decide_escalated(pool, exact=exact, quorum=quorum,
                                            weights=weights if node.method == "weighted" else None)
@@ -812,12 +822,43 @@ class Interpreter:
         share = sum(v for _m, v in verdicts(pool, last.value, exact=exact)) / len(pool)
         return last.value, last.model, share
 
+    def _record_calibration(self, path: str, node: Node, before: ConsensusOutcome,
+                            settled: Candidate, exact: bool) -> None:
+        if self.journal is None:
+            return
+        matched = (1.0 if scorers.canonical(before.value) == scorers.canonical(settled.value)
+                   else 0.0) if exact else scorers.similarity(before.value, settled.value)
+        self.journal.add_calibration(self.run_id, path, node.capability, before.agreement,
+                                     matched)
+
     def _record_verdicts(self, path: str, node: Node, candidates: Sequence[Candidate],
                          decided: Any, exact: bool) -> None:
         if self.journal is None or len(candidates) < 2:
             return
         for model, agreed in verdicts(candidates, decided, exact=exact):
             self.journal.add_verdict(self.run_id, path, model, node.capability, agreed)
+
+
+def _gate_bar(node: Node) -> float:
+    """The agreement a consensus must reach before `else escalate`: the written threshold, or for
+    `quality >= auto` the bar the planner learned (quality_floor); none learned yet: above any
+    agreement, so every decision escalates and the journal learns from it."""
+    gate = node.task.quality
+    if gate is None:
+        return 0.0
+    if not gate.learned:
+        return gate.threshold
+    return node.plan.quality_floor if node.plan.quality_floor is not None else float("inf")
+
+
+def _short_decision(candidates: Sequence[Candidate], exact: bool, weights: dict[str, float],
+                    method: str | None) -> ConsensusOutcome | None:
+    """What the participants that answered would have decided without a quorum (for calibration)."""
+    if not candidates:
+        return None
+    if not exact:
+        return decide_medoid(candidates)
+    return decide_vote(candidates, weights if method == "weighted" else None, 1)
 
 
 def first_error(group: BaseExceptionGroup) -> BaseException:

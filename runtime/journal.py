@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS cache (
 CREATE INDEX IF NOT EXISTS cache_by_task ON cache (workflow, task_id, created_at);
 CREATE TABLE IF NOT EXISTS verdicts (
   run_id TEXT, task_id TEXT, model TEXT, capability TEXT, agreement REAL, created_at REAL);
+CREATE TABLE IF NOT EXISTS calibration (
+  run_id TEXT, task_id TEXT, capability TEXT, agreement REAL, matched REAL, created_at REAL);
 CREATE TABLE IF NOT EXISTS batches (
   id TEXT PRIMARY KEY, workflow TEXT, plan_hash TEXT, status TEXT, source TEXT, inputs_path TEXT,
   total_rows INTEGER, budget_usd REAL, budget_tokens INTEGER, budget_time_s REAL,
@@ -137,6 +139,7 @@ class Journal:
         self._events: list[tuple] = []
         self._cache: list[tuple] = []
         self._verdicts: list[tuple] = []
+        self._calibration: list[tuple] = []
         self._run_update: tuple | None = None
 
     def close(self) -> None:
@@ -176,6 +179,13 @@ class Journal:
         """How far one model's answer agreed with what a consensus task finally decided (0..1)."""
         self._verdicts.append((run_id, task_id, model, capability, agreement, time.time()))
 
+    def add_calibration(self, run_id: str, task_id: str, capability: str | None,
+                        agreement: float, matched: bool) -> None:
+        """A consensus that escalated: its agreement before escalating, and whether its decision
+        then was the escalation model's answer (what `quality >= auto` learns its bar from)."""
+        self._calibration.append((run_id, task_id, capability, agreement, 1.0 if matched else 0.0,
+                                  time.time()))
+
     def add_event(self, run_id: str, kind: str, task_id: str | None, data: dict[str, Any]) -> None:
         self._events.append((run_id, time.time(), kind, task_id, dumps(data)))
 
@@ -186,7 +196,7 @@ class Journal:
     @property
     def pending(self) -> bool:
         return bool(self._tasks or self._calls or self._attempts or self._events or self._cache
-                    or self._verdicts or self._run_update)
+                    or self._verdicts or self._calibration or self._run_update)
 
     def flush(self) -> None:
         """Commit everything buffered in one transaction."""
@@ -213,6 +223,8 @@ class Journal:
                 db.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?,?,?,?)", self._cache)
             if self._verdicts:
                 db.executemany("INSERT INTO verdicts VALUES (?,?,?,?,?,?)", self._verdicts)
+            if self._calibration:
+                db.executemany("INSERT INTO calibration VALUES (?,?,?,?,?,?)", self._calibration)
             if self._run_update:
                 db.execute("UPDATE runs SET spent_usd=?, tokens=?, unknown_cost_calls=?, "
                            "elapsed_s=?, done_tasks=?, updated_at=? WHERE id=?", self._run_update)
@@ -226,6 +238,7 @@ class Journal:
         self._events.clear()
         self._cache.clear()
         self._verdicts.clear()
+        self._calibration.clear()
         self._run_update = None
 
     # -- plans --------------------------------------------------------------------------------

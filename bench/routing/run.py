@@ -25,8 +25,11 @@ from bmad.bench.routing.harness import HERE, BenchError, history_from, run_workf
 from bmad.bench.routing.report import Report
 from bmad.bench.routing.split import Item, read_split
 
-ROUTED = ("best_single", "vote2_escalate", "vote3_escalate")
+ROUTED = ("best_single", "vote2_escalate", "vote3_escalate", "learned_escalate")
 MAIN = "vote2_escalate"
+# Workflows whose bars are learned: their learning run (on the training sample, with the explored
+# history) escalates every decision and journals whether the cheap decision matched the escalation.
+CALIBRATED = ("learned_escalate",)
 
 
 def stratified_folds(items: list[Item], k: int, seed: int) -> list[list[Item]]:
@@ -66,6 +69,9 @@ def learn(train: list[Item], data: Path, journal: Path, size: int, seed: int):
     """Explore on a sample of `train`; the journal's history (None if it measured nothing)."""
     explored = sample(train, size, seed)
     run_workflow(HERE / "explore.bmad", explored, data, journal)
+    routed_by = history_from(journal)
+    for name in CALIBRATED:
+        run_workflow(HERE / f"{name}.bmad", explored, data, journal, history=routed_by)
     return history_from(journal), len(explored)
 
 

@@ -19,6 +19,7 @@ from bmad.compiler.passes.draft import Draft
 from bmad.compiler.passes.enforce_budget import enforce_budget
 from bmad.compiler.passes.estimate_cost import estimate_cost
 from bmad.compiler.passes.expand import expand
+from bmad.compiler.passes.learn_bars import learn_bars
 from bmad.compiler.passes.measure_prompts import measure_prompts
 from bmad.compiler.passes.resolve_dependencies import resolve_dependencies
 from bmad.compiler.passes.route_models import route_models
@@ -33,6 +34,7 @@ PASSES: tuple[Pass, ...] = (
     resolve_dependencies,
     measure_prompts,
     route_models,
+    learn_bars,
     chain_fallbacks,
     estimate_cost,
     enforce_budget,

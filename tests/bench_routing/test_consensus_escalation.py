@@ -169,3 +169,70 @@ def test_code_answers_are_compared_by_their_code():
     b = "Sure! This doubles the number you pass in.\n```\ndef f(x):\n    return x * 2\n```"
     assert similarity(a, b) > 0.9
     assert similarity("no code here at all", "```\ndef f(x):\n    return x\n```") < 0.5
+
+
+# `quality >= auto [P] else escalate`: a bar learned from history per capability.
+
+LEARNED = VOTE_ESCALATE.replace(
+    "consensus vote among [cheap-a, cheap-b] quorum 2",
+    "consensus vote among [cheap-a, cheap-b, cheap-c]\n    quality >= auto else escalate")
+
+
+def test_auto_bar_compiles_with_a_default_or_written_target_and_rejects_a_bad_one(tmp_path):
+    from bmad.compiler.format import format_source
+
+    plan = plan_text(tmp_path, LEARNED)
+    gate = plan.program.workflow("w").tasks[0].quality
+    assert gate.learned and gate.threshold == 0.9 and gate.otherwise == "escalate"
+    plan = plan_text(tmp_path, LEARNED.replace("auto", "auto 0.97"))
+    assert plan.program.workflow("w").tasks[0].quality.threshold == 0.97
+    bad = compile_source(MODELS.format(data="x.jsonl") + LEARNED.replace("auto", "auto 3"), "w.bmad")
+    assert not bad.ok and any(d.span is not None and d.span.line > 1 for d in bad.errors)
+    formatted, _ = format_source(MODELS.format(data="x.jsonl") + LEARNED.replace("auto", "auto 0.97"))
+    assert "quality >= auto 0.97 else escalate" in formatted
+
+
+def test_without_history_every_decision_escalates_and_is_calibrated(tmp_path):
+    plan = plan_text(tmp_path, LEARNED)
+    assert plan.entry.tasks[0].quality_floor is None
+    outcome, journal = run(plan, tmp_path, questions("q1", "q2"))
+    assert outcome.outputs["answer"] == ["A", "B"]  # the escalation model's answers
+    j = Journal(journal, readonly=True)
+    strong = j.db.execute("SELECT COUNT(*) FROM calls WHERE model='strong'").fetchone()[0]
+    assert strong == 2
+    rows = sorted(j.db.execute("SELECT capability, agreement, matched FROM calibration"))
+    # q1: A,A,B -> A (2/3), strong A: matched; q2: A,B,B -> B (2/3), strong B: matched
+    assert rows == [("trivia", 2 / 3, 1.0), ("trivia", 2 / 3, 1.0)]
+    assert read_history(j).calibration == {"trivia": ((2 / 3, 1.0), (2 / 3, 1.0))}
+
+
+def test_learned_bar_is_the_lowest_agreement_that_reaches_the_target():
+    from bmad.compiler.history import ModelHistory
+
+    records = tuple([(1.0, 1.0)] * 30 + [(0.67, 1.0)] * 18 + [(0.67, 0.0)] * 2
+                    + [(0.5, 1.0)] * 5 + [(0.5, 0.0)] * 15)
+    history = ModelHistory(calibration={"trivia": records})
+    assert history.learned_bar("trivia", 0.9) == 0.67  # 48 of 50 at >= 0.67
+    assert history.learned_bar("trivia", 0.99) == 1.0
+    assert history.learned_bar("trivia", 0.5, min_samples=100) is None  # too little known
+    assert history.learned_bar("other", 0.9) is None
+
+
+def test_a_learned_bar_lets_agreement_through_and_escalates_below_it(tmp_path):
+    from bmad.compiler.history import ModelHistory
+
+    history = ModelHistory(calibration={"trivia": tuple([(1.0, 1.0)] * 25 + [(2 / 3, 0.0)] * 25)})
+    plan = plan_text(tmp_path, LEARNED, history=history)
+    assert plan.entry.tasks[0].quality_floor == 1.0
+    assert "learned bar 1.00" in plan.entry.tasks[0].route_reason
+    unanimous = ("Question q5: pick a letter.",)
+    data = tmp_path / "recorded.jsonl"
+    with data.open("a") as fh:
+        for model in ("cheap-a", "cheap-b", "cheap-c", "strong"):
+            fh.write(json.dumps({"prompt_id": "q5", "prompt": unanimous[0], "model": model,
+                                 "response": "C", "cost_usd": 0.001}) + "\n")
+    outcome, journal = run(plan, tmp_path, [*unanimous, *questions("q1")])
+    assert outcome.outputs["answer"] == ["C", "A"]
+    j = Journal(journal, readonly=True)
+    strong = [s for (s,) in j.db.execute("SELECT slot FROM calls WHERE model='strong'")]
+    assert [s.split("/")[0] for s in strong] == ["i1"]  # only the 2-of-3 question escalated
