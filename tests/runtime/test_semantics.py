@@ -157,7 +157,7 @@ def test_on_error_fail_skip_continue(tmp_path):
         results[mode] = (outcome, tasks_by_id(exported(sub, outcome.run_id)))
     outcome, tasks = results["fail"]
     assert outcome.status == "failed" and outcome.exit_code == 1 and "bad" in outcome.error
-    assert "next" not in tasks
+    assert tasks["next"]["status"] == "not_started"  # recorded, never run
     outcome, tasks = results["skip"]
     assert outcome.status == "completed"
     assert tasks["bad"]["status"] == "skipped" and tasks["next"]["status"] == "skipped"
