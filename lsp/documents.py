@@ -219,9 +219,7 @@ class DocumentStore:
         doc.compilation = result
         doc.compiled_version = version
         if result.program is not None and result.ok:
-            if doc.last_good is not result.program:
-                doc.plan_cache.clear()
-            doc.last_good = result.program
+            doc.last_good = result.program  # its plan follows (`estimates.plan_for`)
 
     def invalidate(self, path: str) -> None:
         """A file changed on disk: forget compilations that read it."""
