@@ -17,7 +17,7 @@ def tasks(draft, workflow):
 
 def test_passes_are_ordered_and_named_after_their_modules():
     names = [p.__name__ for p in PASSES]
-    assert names == ["expand", "resolve_dependencies", "measure_prompts", "route_models", "chain_fallbacks",
+    assert names == ["expand", "resolve_dependencies", "measure_prompts", "route_models", "learn_bars", "chain_fallbacks",
                      "estimate_cost", "enforce_budget", "schedule_tasks", "seal_plan"]
     assert all(p.__module__.endswith("." + p.__name__) for p in PASSES)
     assert all(doc for _name, doc in describe_passes())
