@@ -164,7 +164,7 @@ def test_every_grammar_rule_has_a_layout():
     from bmad.compiler.format import EXPRESSION_RULES as expression_rules
 
     structural = {"start", "for_each", "when_clause", "task_block", "argument", "limit_entry",
-                  "skill_entry", "rubric", "enum_value", "quality_else"}
+                  "skill_entry", "rubric", "enum_value", "quality_else", "learned_bar"}
     missing = {n for n in names - expression_rules - structural if not hasattr(_Formatter, "r_" + n)}
     assert not missing
 
