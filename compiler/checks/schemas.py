@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from jsonschema import exceptions, validators
 
 from bmad.compiler.checks.scope import ProgramIndex
@@ -11,6 +13,25 @@ from bmad.compiler.diagnostics import Diagnostic, error
 def schema_problem(schema: object) -> str | None:
     if not isinstance(schema, (dict, bool)):
         return f"a JSON Schema is an object (or true/false), not {type(schema).__name__}"
+    # Metaschema validation costs ~0.3 ms and big workflows repeat the same few schemas: cache the
+    # verdict by the schema's JSON. Keys keep their written order: which of several problems
+    # jsonschema reports can depend on it, and an equal text always gets the same verdict.
+    try:
+        key = json.dumps(schema)
+    except (TypeError, ValueError):  # not plain JSON after all: validate without the cache
+        return _validate(schema)
+    if key not in _verdicts:
+        if len(_verdicts) >= _MAX_VERDICTS:
+            _verdicts.clear()
+        _verdicts[key] = _validate(schema)
+    return _verdicts[key]
+
+
+_MAX_VERDICTS = 4096
+_verdicts: dict[str, str | None] = {}
+
+
+def _validate(schema: object) -> str | None:
     try:
         validators.validator_for(schema, default=validators.Draft202012Validator).check_schema(schema)
     except exceptions.SchemaError as problem:
