@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import threading
 from dataclasses import dataclass
 from functools import cache
 
@@ -239,31 +240,59 @@ class OpenBlock:
     start: int
 
 
+class _BlockScan:
+    """The scan behind `open_blocks`, kept between calls: the parser meets its errors in file
+    order, so each call only reads on from where the last one stopped (a file with thousands of
+    errors is scanned once, not once per error)."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.matches = _SCAN.finditer(text)
+        self.pending = None
+        self.offset = 0
+        self.stack: list[OpenBlock] = []
+        self.words: list[tuple[str, int]] = []  # words since the last brace
+
+    def advance(self, upto: int) -> list[OpenBlock]:
+        stack, words = self.stack, self.words
+        while True:
+            m = self.pending if self.pending is not None else next(self.matches, None)
+            if m is None or m.end() > upto:
+                self.pending = m
+                break
+            self.pending = None
+            kind = m.lastgroup
+            if kind == "word":
+                words.append((m.group(), m.start()))
+            elif kind == "open":
+                block = OpenBlock("block", None, m.start())
+                for i in range(len(words) - 1, -1, -1):
+                    word, start = words[i]
+                    if word in _HEADERS and not (word == "model" and stack and stack[-1].kind == "task"):
+                        name = words[i + 1][0] if i + 1 < len(words) and word not in ("parallel", "limits", "skills", "json") else None
+                        block = OpenBlock(word, name, start)
+                        break
+                if stack and stack[-1].kind == "json":
+                    block = OpenBlock("json", None, m.start())
+                stack.append(block)
+                words.clear()
+            elif kind == "close":
+                if stack:
+                    stack.pop()
+                words.clear()
+        self.offset = upto
+        return list(stack)
+
+
+_scans = threading.local()
+
+
 def open_blocks(text: str, upto: int) -> list[OpenBlock]:
     """The blocks opened with `{` and not yet closed before offset `upto`, outermost first."""
-    stack: list[OpenBlock] = []
-    words: list[tuple[str, int]] = []  # words since the last brace
-    for m in _SCAN.finditer(text, 0, upto):
-        kind = m.lastgroup
-        if kind == "word":
-            words.append((m.group(), m.start()))
-        elif kind == "open":
-            block = OpenBlock("block", None, m.start())
-            for i in range(len(words) - 1, -1, -1):
-                word, start = words[i]
-                if word in _HEADERS and not (word == "model" and stack and stack[-1].kind == "task"):
-                    name = words[i + 1][0] if i + 1 < len(words) and word not in ("parallel", "limits", "skills", "json") else None
-                    block = OpenBlock(word, name, start)
-                    break
-            if stack and stack[-1].kind == "json":
-                block = OpenBlock("json", None, m.start())
-            stack.append(block)
-            words = []
-        elif kind == "close":
-            if stack:
-                stack.pop()
-            words = []
-    return stack
+    scan = getattr(_scans, "scan", None)
+    if scan is None or scan.text is not text or upto < scan.offset:
+        scan = _scans.scan = _BlockScan(text)
+    return scan.advance(upto)
 
 
 def _open_braces(text: str, upto: int) -> list[int]:
@@ -450,7 +479,7 @@ def _wrong_level(e: UnexpectedToken, text: str) -> tuple[str, OpenBlock, str] | 
         if blocks and kind is not None and word not in clause_keywords(kind):
             block = blocks[-1]
             inside = (not _starts_line(text, token.start_pos)
-                      or text.count("\n", block.start, token.start_pos) == 0
+                      or text.find("\n", block.start, token.start_pos) == -1
                       or _indent_of_line(text, token.start_pos) > _indent_of_line(text, block.start))
             if inside:
                 home = None
@@ -568,10 +597,15 @@ def _error_at_keyword(e: UnexpectedToken, keyword: Token) -> UnexpectedToken | N
     e._bmad_error_at_keyword = None  # type: ignore[attr-defined]
 
     ip = e.interactive_parser
-    state = ip.parser_state.copy(deepcopy_values=False)
+    keyword_type = keyword_terminals()[str(keyword)]
+    before = ip.parser_state.state_stack[-2]
+    states = ip.parser_state.parse_conf.parse_table.states
+    # refused outright: no tree callback runs, so the values may be shared; otherwise (reductions
+    # first) work on a deep copy, since callbacks may extend a child's list in place
+    state = ip.parser_state.copy(deepcopy_values=keyword_type in states[before])
     state.state_stack.pop()
     state.value_stack.pop()
-    as_keyword = Token.new_borrow_pos(keyword_terminals()[str(keyword)], str(keyword), keyword)
+    as_keyword = Token.new_borrow_pos(keyword_type, str(keyword), keyword)
     try:
         state.feed_token(as_keyword)
     except UnexpectedToken as at_keyword:
@@ -624,12 +658,13 @@ def _closers_before(e: UnexpectedToken, limit: int = 8) -> int | None:
         return cached
     result = None
     try:
-        ip = e.interactive_parser.copy()
+        parser_state = e.interactive_parser.parser_state
+        stack = list(parser_state.state_stack)
         for count in range(1, limit + 1):
-            if "RBRACE" not in ip.accepts():
+            stack = _shift(parser_state, stack, "RBRACE")
+            if stack is None:
                 break
-            ip.feed_token(Token.new_borrow_pos("RBRACE", "}", e.token))
-            if e.token.type in ip.accepts():
+            if _shift(parser_state, stack, e.token.type) is not None:
                 result = count
                 break
     except Exception:
@@ -644,13 +679,38 @@ def _opener_before(e: UnexpectedToken) -> bool:
     if token.type == "$END" or keyword_terminals().get(str(token)) != token.type:
         return False
     try:
-        ip = e.interactive_parser.copy(deepcopy_values=False)
-        if "LBRACE" not in ip.parser_state.parse_conf.parse_table.states[ip.parser_state.position]:
-            return False
-        ip.feed_token(Token.new_borrow_pos("LBRACE", "{", token))
-        return token.type in ip.accepts()
+        parser_state = e.interactive_parser.parser_state
+        stack = _shift(parser_state, list(parser_state.state_stack), "LBRACE")
+        return stack is not None and _shift(parser_state, stack, token.type) is not None
     except Exception:
         return False
+
+
+def _shift(parser_state, stack: list, token_type: str) -> list | None:
+    """The LALR state stack after taking a token of this type (None if the parser would refuse it),
+    computed on state numbers alone: no tree is built (Lark's tree callbacks may extend a child's
+    list in place, so trial parses on shared values would corrupt the real tree), and no copy of
+    the parse is made (Lark's `accepts()` deep-copies it for every terminal: too slow to ask on
+    every error)."""
+    from lark.parsers.lalr_analysis import Shift
+
+    conf = parser_state.parse_conf
+    states = conf.parse_table.states
+    stack = list(stack)
+    while True:
+        action = states[stack[-1]].get(token_type)
+        if action is None:
+            return None
+        kind, arg = action
+        if kind is Shift:
+            stack.append(arg)
+            return stack
+        size = len(arg.expansion)
+        if size:
+            del stack[-size:]
+        stack.append(states[stack[-1]][arg.origin.name][1])
+        if token_type == "$END" and stack[-1] == conf.end_state:
+            return stack
 
 
 def _skip_characters(e: UnexpectedCharacters, text: str) -> None:
@@ -686,7 +746,8 @@ def _at_clause_start(e: UnexpectedToken, text: str) -> bool:
     kind = _block_kind(blocks[-1] if blocks else None)
     if kind is None:
         return False
-    expected = set(e.accepts or e.expected or ())
+    parser_state = e.interactive_parser.parser_state  # the state's own actions: no trial parses
+    expected = parser_state.parse_conf.parse_table.states[parser_state.position]
     return any(keyword_terminals()[word] in expected for word in clause_keywords(kind))
 
 
@@ -777,7 +838,9 @@ def recover(e: UnexpectedInput, text: str, skipped_openers: list[int]) -> bool:
         if skipped_openers[0] > 0 and e.token.type not in ("LBRACE", "RBRACE"):
             return True  # inside a block we dropped: skip to its `}`
         if _wrong_level(e, text) is not None:
-            return True  # drop the misplaced clause word by word; the block stays open
+            if _starts_line(text, e.token.start_pos):
+                _skip_rest_of_clause(e, text)
+            return True  # drop the misplaced clause; the block stays open
         if _at_clause_start(e, text) and _starts_line(text, e.token.start_pos):
             _skip_rest_of_clause(e, text)  # `stratgy parallel`: `parallel` must not start a block
             return True
