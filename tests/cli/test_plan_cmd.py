@@ -91,8 +91,10 @@ def test_plan_usage_errors(spec_dir, tmp_path):
 def test_plan_lists_passes():
     r = bmad("plan", "--passes")
     assert r.returncode == 0
-    assert r.stdout.splitlines()[0].startswith("1. expand")
-    assert "9. seal_plan" in r.stdout
+    names = [line.split(":")[0] for line in r.stdout.splitlines()]
+    assert names == ["1. expand", "2. resolve_dependencies", "3. measure_prompts", "4. route_models", "5. learn_bars",
+                     "6. chain_fallbacks", "7. estimate_cost", "8. enforce_budget", "9. schedule_tasks",
+                     "10. seal_plan"]
 
 
 def test_plan_of_a_declarations_file_lists_the_catalog(spec_dir):
