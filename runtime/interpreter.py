@@ -117,6 +117,10 @@ class Node:
     answer_schema: dict | None = None
     enum_values: tuple[str, ...] = ()
     temperature: float | None = None
+    # A prompt to one model with no clause beyond fallbacks and retries (no consensus, quality
+    # gate, cascade floor, `returns` shape, `for each`, `reduce` or call): it runs on a lean path
+    # and joins the general one only if its first model fails.
+    plain: bool = False
 
 
 @dataclass(slots=True)
@@ -219,6 +223,12 @@ class Interpreter:
         schema_key = returns_mod.schema_fingerprint(returns)
         prio = PRIORITY_WEIGHT.get(task.priority, 1)
         key = (tp.rank, -prio, index)
+        plain = (task.prompt is not None and bool(chain) and task.for_each is None
+                 and task.call is None and task.reduce is None and task.quality is None
+                 and not (participants and method) and instruction is None
+                 and (returns is None or returns.kind == "text")
+                 and not (task.route is not None and task.route.strategy == "cascade"
+                          and tp.cascade))
         return Node(
             id=task.name, index=index, task=task, plan=tp, deps=(), dep_ids=dep_ids,
             prompt=CompiledTemplate(task.prompt) if task.prompt else None,
@@ -233,7 +243,7 @@ class Interpreter:
             if returns is not None and returns.kind == "json" else None,
             enum_values=tuple(returns.values) if returns is not None and returns.kind == "enum"
             else (),
-            temperature=task.temperature,
+            temperature=task.temperature, plain=plain,
         )
 
     def models_used(self, workflow_name: str, seen: set[str] | None = None) -> dict[str, list[str]]:
@@ -360,7 +370,10 @@ class Interpreter:
                                         hit["quality"], cached=True)
                     return self._finish(frame, node, path, result, started, cache_key)
             node = self._adapt(node, path)
-            value, model, quality = await self._execute(frame, node, path, tally)
+            if node.plain:
+                value, model, quality = await self._plain(node, path, frame.scope, tally)
+            else:
+                value, model, quality = await self._execute(frame, node, path, tally)
             result = TaskResult("completed", value, model, tally.attempts, tally.cost_usd,
                                 tally.tokens, quality)
             if cache_key is not None and self.cache is not None:
@@ -618,13 +631,30 @@ class Interpreter:
                                      f"{parsed.error}")
         return Candidate(model, parsed.value, response.text, slot)
 
-    async def _single(self, node: Node, path: str, messages: tuple[Message, ...], slot: str,
-                      tally: Tally) -> tuple[Any, str | None, float | None]:
-        gate = node.task.quality
+    async def _plain(self, node: Node, path: str, scope: dict[str, Any],
+                     tally: Tally) -> tuple[Any, str | None, float | None]:
+        """A plain prompt (see `Node.plain`): the first model's answer is the task's result, as
+        `_single` would give it; a failure hands over to `_single` for the fallbacks."""
+        messages = self._messages(node, scope)
         chain = self.caller.healthy_order(node.chain)
+        try:
+            response = await self.caller.call(node, path, chain[0], messages, "m0/", tally)
+        except ModelFailed as exc:
+            return await self._single(node, path, messages, "", tally, chain=chain, failed=exc)
+        return response.text, chain[0], None
+
+    async def _single(self, node: Node, path: str, messages: tuple[Message, ...], slot: str,
+                      tally: Tally, *, chain: tuple[str, ...] | None = None,
+                      failed: ModelFailed | None = None) -> tuple[Any, str | None, float | None]:
+        """The chain in order until a model answers (and passes the gate). `failed`: the first
+        model already failed with this on the lean path (`_plain`), so it is not asked again."""
+        gate = node.task.quality
+        chain = chain if chain is not None else self.caller.healthy_order(node.chain)
         last_error: Exception | None = None
         for step, model in enumerate(chain):
             try:
+                if failed is not None and step == 0:
+                    raise failed
                 cand = await self._answer(node, path, model, messages, f"{slot}m{step}/", tally)
             except ModelFailed as exc:
                 last_error = exc
