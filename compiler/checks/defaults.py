@@ -19,6 +19,21 @@ def literal_type(expr: ir.Expr):
     return ANY  # defaults that are expressions are not something the lowering produces
 
 
+def misfit_item(expr: ir.Expr, declared):
+    """The first item of a list default (at any depth) that doesn't fit the declared item type,
+    with its type; None when every item fits. `literal_type` types a list by its first item."""
+    if not isinstance(expr, ir.ListExpr) or declared.kind != "list" or declared.item is None:
+        return None
+    for item in expr.items:
+        given = literal_type(item)
+        if not assignable(given, declared.item):
+            return item, given
+        deeper = misfit_item(item, declared.item)
+        if deeper is not None:
+            return deeper
+    return None
+
+
 def check_defaults(index: ProgramIndex) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for workflow in index.program.workflows:
@@ -32,5 +47,15 @@ def check_defaults(index: ProgramIndex) -> list[Diagnostic]:
                     "BMAD-E149", inp.default.span if inp.default.span != ir.NO_SPAN else inp.span,
                     f"input `{inp.name}` is {inp.type}, but its default `{show(inp.default)}` is {given.describe()}",
                     f"give a default of type {inp.type}, or change the type",
+                ))
+                continue
+            misfit = misfit_item(inp.default, declared)
+            if misfit is not None:
+                item, item_type = misfit
+                out.append(error(
+                    "BMAD-E149", item.span if item.span != ir.NO_SPAN else inp.span,
+                    f"input `{inp.name}` is {inp.type}, but its default `{show(inp.default)}` holds "
+                    f"`{show(item)}`, which is {item_type.describe()}",
+                    f"make every item of the default fit {inp.type}, or change the type",
                 ))
     return out

@@ -7,6 +7,8 @@ what is certainly wrong: comparing text with a number (BMAD-E140), ordering non-
 
 from __future__ import annotations
 
+import json
+
 from bmad.compiler import ir
 from bmad.compiler.checks.resolve import resolve_ref
 from bmad.compiler.checks.scope import ProgramIndex, WorkflowScope
@@ -30,6 +32,8 @@ def show(expr: ir.Expr) -> str:
             return "true" if expr.value else "false"
         if expr.value is None:
             return "null"
+        if isinstance(expr.value, (dict, list)):  # a JSON object literal: show it as written
+            return json.dumps(expr.value)
         return str(expr.value)
     if isinstance(expr, ir.ListExpr):
         return "[" + ", ".join(show(i) for i in expr.items) + "]"
