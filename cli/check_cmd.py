@@ -51,8 +51,13 @@ def plan_checks(program: Any) -> list[Diagnostic]:
         from bmad.compiler import passes
     except ImportError:
         return []
+    from bmad.compiler.gc_pause import collection_paused
+
     check_plan = getattr(passes, "check_plan", None)
-    return list(check_plan(program)) if callable(check_plan) else []
+    if not callable(check_plan):
+        return []
+    with collection_paused():  # planning allocates much and frees little, like the compile
+        return list(check_plan(program))
 
 
 def _unique(items: list[Diagnostic]) -> list[Diagnostic]:

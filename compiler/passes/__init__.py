@@ -8,11 +8,11 @@ model treated as available and return the passes' diagnostics (e.g. an infeasibl
 
 from __future__ import annotations
 
-import gc
 from typing import Callable
 
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import Diagnostic, sort_diagnostics
+from bmad.compiler.gc_pause import collection_paused
 from bmad.compiler.passes.chain_fallbacks import chain_fallbacks
 from bmad.compiler.passes.context import PassContext, make_context
 from bmad.compiler.passes.draft import Draft
@@ -59,17 +59,12 @@ def run_passes(program: ir.Program, context: PassContext, *, until: str | None =
     draft = Draft(program=program, entry=program.entry or (program.workflows[-1].name if program.workflows else ""))
     # The passes allocate much and free little: pausing the cycle collector keeps planning linear
     # on big programs (each collection would walk the whole IR and every task plan again).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collection_paused():
         for p in PASSES:
             draft = p(draft, context)
             draft.passes.append(p.__name__)
             if draft.failed or p.__name__ == until:
                 break
-    finally:
-        if collecting:
-            gc.enable()
     return draft
 
 
@@ -80,17 +75,25 @@ def plan_program(program: ir.Program, context: PassContext | None = None) -> tup
     return (None if draft.failed else draft.plan), sort_diagnostics(draft.diagnostics)
 
 
+# The last pass whose diagnostics `check_plan` needs: the ones after it (schedule_tasks, seal_plan)
+# only add plan notes and the seal, never a diagnostic (tests/compiler/test_check_plan_feasibility.py
+# compares both paths on every contract file, example and fixture).
+FEASIBILITY_UNTIL = "enforce_budget"
+
+
 def check_plan(program: ir.Program) -> list[Diagnostic]:
     """Static feasibility for `bmad check`: every model treated as available (simulated).
 
-    A file of declarations only (no workflow, like a models file) has nothing to plan: no problems.
+    Runs the passes up to `enforce_budget` (the budget's verdict) without scheduling or sealing a
+    plan: the same diagnostics as `plan_program`, for less work. A file of declarations only (no
+    workflow, like a models file) has nothing to plan: no problems.
     """
     if not program.workflows:
         return []
     context = make_context(program, environment={}, provider_mode="sim")
-    _plan, diagnostics = plan_program(program, context)
-    return diagnostics
+    draft = run_passes(program, context, until=FEASIBILITY_UNTIL)
+    return sort_diagnostics(draft.diagnostics)
 
 
-__all__ = ["PASSES", "PassContext", "Draft", "make_context", "plan_program", "check_plan", "run_passes",
+__all__ = ["PASSES", "FEASIBILITY_UNTIL", "PassContext", "Draft", "make_context", "plan_program", "check_plan", "run_passes",
            "describe_passes", "verify_plan", "compute_plan_hash"]
