@@ -33,6 +33,7 @@ class Collaboration:
     models: tuple[str, ...]  # canonical model names, in the order given
     source: str  # the generated program
     inputs: tuple[str, ...]  # the pattern's input names
+    required: tuple[str, ...]  # those without a default: a run must be given them
 
 
 def stdlib_patterns() -> list[str]:
@@ -109,4 +110,5 @@ def collaboration_source(task: str, llms: list[str], catalog: Path | None = None
     lines += [f"  {text}" for text in input_text]
     lines += ["", f"  task result = {name}({arguments})", "", "  output result", "}", ""]
     return Collaboration(name, tuple(m.name for m in chosen), "\n".join(lines),
-                         tuple(i.name for i in workflow.inputs))
+                         tuple(i.name for i in workflow.inputs),
+                         tuple(i.name for i in workflow.inputs if i.default is None))

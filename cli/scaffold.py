@@ -91,8 +91,13 @@ def list_templates() -> list[Template]:
     return found
 
 
+def normal_template_name(name: str) -> str:
+    """`code-review`, `code_review`, `Code Review` and `std.code_review` name one template."""
+    return re.sub(r"[^a-z0-9]+", "-", name.strip().lower().removeprefix("std.")).strip("-")
+
+
 def find_template(name: str) -> Template:
-    wanted = name.strip().lower().replace("_", "-")
+    wanted = normal_template_name(name)
     templates = {t.name: t for t in list_templates()}
     if wanted in templates:
         return templates[wanted]
@@ -103,7 +108,8 @@ def find_template(name: str) -> Template:
     raise ScaffoldError(f"there is no template `{name}`; {hint}`bmad new --list` shows them all")
 
 
-def _value_text(template: Template, name: str, value: str) -> str:
+def value_text(template: Template, name: str, value: str) -> str:
+    """bmad source for a value given to one of the template's inputs (ScaffoldError if it can't be)."""
     declared = next((i for i in template.inputs if i.name == name), None)
     if declared is None:
         known = ", ".join(i.name for i in template.inputs)
@@ -123,15 +129,24 @@ def _read_template_file(name: str) -> str:
     return resources.files("bmad.stdlib").joinpath("templates", name).read_text(encoding="utf-8")
 
 
+def default_workflow_name(template: Template) -> str:
+    return f"my_{template.pattern}"
+
+
+def check_workflow_name(template: Template, name: str) -> str:
+    """The name, if it can name the scaffold's workflow (ScaffoldError says why not)."""
+    if not _IDENTIFIER.fullmatch(name) or name == template.pattern:
+        raise ScaffoldError(f"`{name}` can't name the workflow: use letters, digits and `_`, "
+                            f"and not the pattern's own name `{template.pattern}`")
+    return name
+
+
 def render_files(template: Template, *, name: str | None = None,
                  values: Mapping[str, str] | None = None, budget: str = DEFAULT_BUDGET) -> dict[str, str]:
     """The scaffold's files (name -> text), without writing anything."""
-    workflow_name = name or f"my_{template.pattern}"
-    if not _IDENTIFIER.fullmatch(workflow_name) or workflow_name == template.pattern:
-        raise ScaffoldError(f"`{workflow_name}` can't name the workflow: use letters, digits and `_`, "
-                            f"and not the pattern's own name `{template.pattern}`")
+    workflow_name = check_workflow_name(template, name or default_workflow_name(template))
     values = dict(values or {})
-    defaults = {k: _value_text(template, k, v) for k, v in values.items()}
+    defaults = {k: value_text(template, k, v) for k, v in values.items()}
     lines, arguments, table, run_inputs = [], [], [], []
     for i in template.inputs:
         default = defaults.get(i.name, i.default)
@@ -181,5 +196,6 @@ def scaffold(template_name_: str, directory: str | Path, *, name: str | None = N
     return written
 
 
-__all__ = ["ScaffoldError", "Template", "TemplateInput", "find_template", "list_templates",
-           "render_files", "scaffold", "template_name"]
+__all__ = ["ScaffoldError", "Template", "TemplateInput", "check_workflow_name", "default_workflow_name",
+           "find_template", "list_templates", "normal_template_name", "render_files", "scaffold",
+           "template_name", "value_text"]

@@ -2,7 +2,7 @@
 consensus, ensemble and export.
 
 None of them is a second implementation: `execute` runs `bmad run`, `export` runs `bmad export`,
-`create` runs `bmad new`'s scaffolding, `collaborate` generates a small program that calls a stdlib
+`create` is `bmad new` (cli/new_cmd.py's `new_project`), `collaborate` generates a small program that calls a stdlib
 pattern with the chosen models (cli/collaboration.py) and runs it with `bmad run`, and `consensus`
 and `ensemble` decide over stored results with the runtime's own deciders (runtime/stored_results.py).
 Options these commands don't declare are handed to the command underneath (`--provider sim`,
@@ -28,10 +28,10 @@ def forward(ctx: typer.Context, command: str, args: list[str]) -> None:
     """Run another `bmad` command with these arguments, exactly as if it had been typed."""
     root = ctx.find_root()
     target = root.command.get_command(root, command)  # type: ignore[attr-defined]
-    if target is None:
-        raise fail_usage(f"`bmad {command}` is not available in this installation",
-                         "reinstall bmad (`pip install -e .`)")
-    with target.make_context(f"{root.info_name or 'bmad'} {command}", list(args), parent=root) as sub:
+    if target is None:  # only when this sub-app is mounted without the main `bmad` app around it
+        raise fail_usage(f"`{ctx.command_path}` runs `bmad {command}`, which this command line does not have",
+                         f"run it as `bmad {ctx.info_name} ...` from the full `bmad` command")
+    with target.make_context(command, list(args), parent=root) as sub:
         target.invoke(sub)
 
 
@@ -94,24 +94,30 @@ def export(
     write_export(ids[0], fmt, output, journal)
 
 
-@workflow_app.command("create", context_settings=FORWARDING, epilog=examples(
+@workflow_app.command("create", epilog=examples(
     ('bmad workflow create --template "code-review" --customize', "scaffold a project, asking for its parameters"),
-    ("bmad workflow create --template code-review --name pr_review my-review",
+    ("bmad workflow create --template code-review --set strictness=strict --name pr_review my-review",
      "the same without questions (flags answer them); the project goes in ./my-review"),
     ("bmad workflow create --list", "the templates (the stdlib's patterns)"),
 ))
 def create(
-    ctx: typer.Context,
-    template: Optional[str] = typer.Option(None, "--template", "-t", help="A stdlib pattern, e.g. code-review."),
-    customize: bool = typer.Option(False, "--customize", help="Ask for the template's parameters interactively."),
+    directory: Optional[Path] = typer.Argument(None, metavar="[DIR]", help="Where to write it (default: ./TEMPLATE)."),
+    template: Optional[str] = typer.Option(None, "--template", "-t",
+                                           help="A stdlib pattern: code-review, code_review or std.code_review."),
+    customize: bool = typer.Option(False, "--customize",
+                                   help="Ask for the inputs' defaults, the name, the budget and the folder."),
     list_templates: bool = typer.Option(False, "--list", help="List the templates and exit."),
+    name: Optional[str] = typer.Option(None, "--name", help="The workflow's name (default: my_PATTERN)."),
+    values: list[str] = typer.Option([], "--set", metavar="INPUT=VALUE",
+                                     help="A default for one of the pattern's inputs (repeatable)."),
+    budget: Optional[str] = typer.Option(None, "--budget", metavar="USD", help="The per-run budget in dollars."),
+    force: bool = typer.Option(False, "--force", help="Write into a folder that already has files."),
 ) -> None:
     """Scaffold a project from a stdlib template: the same as `bmad new --template NAME [DIR]`."""
-    args = (["--list"] if list_templates else []) + (["--template", template] if template else []) \
-        + (["--customize"] if customize else []) + list(ctx.args)
-    if not list_templates and template is None:
-        raise fail_usage("missing --template", "e.g. --template code-review (list them with --list)")
-    forward(ctx, "new", args)
+    from bmad.cli.new_cmd import new_project
+
+    new_project(template, directory, list_=list_templates, name=name, values=values, budget=budget,
+                force=force, customize=customize, command="bmad workflow create")
 
 
 @workflow_app.command("collaborate", context_settings=FORWARDING, epilog=examples(
@@ -156,8 +162,43 @@ def collaborate(
     except OSError as exc:
         raise fail_usage(f"can't write the generated workflow in {workdir}: {exc.strerror or exc}",
                          "pass --workdir DIR")
+    _check_inputs(collab, list(ctx.args))
     sys.stderr.write(f"collaborate: std.{collab.pattern} with {', '.join(collab.models)} ({path})\n")
     forward(ctx, "run", [str(path), "--strategy", "collaborative", *ctx.args])
+
+
+def _given_inputs(args: list[str]) -> tuple[list[str], bool]:
+    """The input names that `bmad run` options among `args` give, and whether a file of inputs is given."""
+    names, from_file = [], False
+    for i, arg in enumerate(args):
+        value = None
+        if arg in ("--input", "-i") and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--input="):
+            value = arg.removeprefix("--input=")
+        elif arg.startswith("-i") and len(arg) > 2:
+            value = arg[2:]
+        elif arg.split("=", 1)[0] in ("--input-file", "--inputs"):
+            from_file = True
+        if value is not None:
+            names.append(value.partition("=")[0].strip())
+    return names, from_file
+
+
+def _check_inputs(collab, args: list[str]) -> None:
+    """Before anything runs: every `--input` names one of the pattern's inputs, and the required ones are given."""
+    from bmad.compiler.checks.suggest import closest
+
+    names, from_file = _given_inputs(args)
+    for name in names:
+        if name not in collab.inputs:
+            guess = closest(name, list(collab.inputs))
+            raise fail_usage(f"std.{collab.pattern} has no input `{name}`" + (f"; did you mean `{guess}`?" if guess else ""),
+                             f"its inputs: {', '.join(collab.inputs)}")
+    missing = [name for name in collab.required if name not in names]
+    if missing and not from_file:
+        raise fail_usage(f"std.{collab.pattern} needs {', '.join(f'`{m}`' for m in missing)}",
+                         " ".join(f"--input {m}=VALUE" for m in missing) + " (or @FILE to read a file)")
 
 
 @workflow_app.command("consensus", epilog=examples(

@@ -173,21 +173,115 @@ def test_collaborate_as_written(tmp_path):
                cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "result" in json.loads(run.stdout)
-    run_id = json.loads(bmad("runs", "--json", cwd=tmp_path, check=True).stdout)[0]["id"]
-    export = json.loads(bmad("export", run_id, cwd=tmp_path, check=True).stdout)
-    answered = {c["model"] for c in export["calls"]}
-    assert answered <= {"claude-sonnet", "gpt-4o", "gemini-flash"} and len(answered) >= 2
     bad = bmad("workflow", "collaborate", "--task", "architecture-desing", "--llms", "claude", cwd=tmp_path)
     assert bad.returncode == 2 and "did you mean `architecture_design`" in bad.stderr
-    bad = bmad("workflow", "collaborate", "--task", "code-review", "--llms", "claude,gpt5", cwd=tmp_path)
-    assert bad.returncode == 2 and "no model `gpt5`" in bad.stderr
+
+
+def _answered_by(root: Path) -> set[str]:
+    run_id = json.loads(bmad("runs", "--json", cwd=root, check=True).stdout)[0]["id"]
+    export = json.loads(bmad("export", run_id, cwd=root, check=True).stdout)
+    return {c["model"] for c in export["calls"]}
+
+
+def test_collaborate_code_review_with_the_seed_models(tmp_path):
+    (tmp_path / "change.patch").write_text("- return a - b\n+ return a + b\n", encoding="utf-8")
+    run = bmad("workflow", "collaborate", "--task", "code-review", "--llms", "claude,gpt4,gemini",
+               "--provider", "sim", "--sim-latency-scale", "0", "--input", "diff=@change.patch",
+               "-i", "strictness=strict", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "std.code_review with claude-sonnet, gpt-4o, gemini-flash" in run.stderr
+    assert "result" in json.loads(run.stdout)
+    answered = _answered_by(tmp_path)
+    assert answered <= {"claude-sonnet", "gpt-4o", "gemini-flash"} and len(answered) >= 2
+    generated = (tmp_path / ".bmad" / "generated" / "collaborate_code_review.bmad").read_text(encoding="utf-8")
+    assert "task result = code_review(diff: diff" in generated
+
+
+@pytest.mark.parametrize("args, message, hint", [
+    (("--llms", "claude,gpt5"), "no model `gpt5`", "known names and aliases: claude"),
+    (("--llms", "claude,gpt4"), "std.code_review needs `diff`", "--input diff=VALUE"),
+    (("--llms", "claude", "--input", "dif=x"), "has no input `dif`; did you mean `diff`?", "its inputs: diff, context"),
+    (("--llms", ""), "--llms names no model", "claude,gpt4,gemini"),
+])
+def test_collaborate_refusals_are_clear(tmp_path, args, message, hint):
+    bad = bmad("workflow", "collaborate", "--task", "code-review", *args, "--provider", "sim", cwd=tmp_path)
+    assert bad.returncode == 2, bad.stderr
+    assert message in bad.stderr and hint in bad.stderr
     no_traceback(bad)
+    assert not (tmp_path / ".bmad" / "runs.db").exists()  # refused before anything ran
 
 
 def test_create_as_written_needs_a_template(tmp_path):
     proc = bmad("workflow", "create", "--customize", cwd=tmp_path)
     assert proc.returncode == 2 and "missing --template" in proc.stderr
     no_traceback(proc)
+
+
+def _create(*args: str, cwd: Path, answers: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("BMAD_HOME", None)
+    return subprocess.run(["bmad", "workflow", "create", *args], cwd=cwd, input=answers,
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_create_customize_as_written_asks_and_the_scaffold_checks(tmp_path):
+    answers = "\n".join([
+        "",  # diff: left required
+        "A payments service",  # context
+        "",  # focus: the pattern's default
+        "pedantic",  # strictness
+        "code_review",  # the pattern's own name: refused, asked again
+        "pr_review",  # workflow name
+        "lots",  # not an amount: asked again
+        "$2.5",  # budget
+        "",  # folder: ./code-review
+    ]) + "\n"
+    proc = _create("--template", "code-review", "--customize", cwd=tmp_path, answers=answers)
+    assert proc.returncode == 0, proc.stderr
+    no_traceback(proc)
+    assert "diff (text, required)" in proc.stdout and "Workflow name [my_code_review]" in proc.stdout
+    assert "can't name the workflow" in proc.stderr and "expected an amount" in proc.stderr
+    project = tmp_path / "code-review"
+    workflow = (project / "workflow.bmad").read_text(encoding="utf-8")
+    assert "workflow pr_review {" in workflow and "budget $2.50 per run" in workflow
+    assert "  input diff: text\n" in workflow
+    assert 'input context: text = "A payments service"' in workflow
+    assert 'input focus: text = "correctness, security, error handling, performance, readability"' in workflow
+    assert 'input strictness: text = "pedantic"' in workflow
+    checked = bmad("check", "workflow.bmad", cwd=project)
+    assert checked.returncode == 0 and "no problems" in checked.stderr, checked.stdout + checked.stderr
+
+
+def test_create_flags_answer_the_same_questions_without_asking(tmp_path):
+    proc = _create("--template", "std.code_review", "--set", "context=A payments service", "--set",
+                   "strictness=pedantic", "--name", "pr_review", "--budget", "2.5", "review", cwd=tmp_path,
+                   answers="")
+    assert proc.returncode == 0, proc.stderr
+    assert "?" not in proc.stdout and "Workflow name" not in proc.stdout
+    workflow = (tmp_path / "review" / "workflow.bmad").read_text(encoding="utf-8")
+    assert "workflow pr_review {" in workflow and "budget $2.50 per run" in workflow
+    assert 'input strictness: text = "pedantic"' in workflow
+    checked = bmad("check", "workflow.bmad", cwd=tmp_path / "review")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # --customize with every flag given asks only for what is left: the focus and the context
+    partly = _create("-t", "code_review", "--customize", "--set", "diff=x", "--set", "strictness=strict",
+                     "--name", "pr", "--budget", "1", "partly", cwd=tmp_path, answers="\n\n")
+    assert partly.returncode == 0, partly.stderr
+    assert "context (text" in partly.stdout and "focus (text" in partly.stdout
+    assert "diff (text" not in partly.stdout and "Workflow name" not in partly.stdout
+    assert "Folder" not in partly.stdout
+
+
+def test_create_refusals_are_plain_errors(tmp_path):
+    closed = _create("--template", "code-review", "--customize", cwd=tmp_path, answers="")
+    assert closed.returncode == 2 and "ran out of answers" in closed.stderr and "--set INPUT=VALUE" in closed.stderr
+    no_traceback(closed)
+    typo = _create("--template", "code-reveiw", cwd=tmp_path)
+    assert typo.returncode == 2 and "did you mean `code-review`" in typo.stderr
+    listed = _create("--list", cwd=tmp_path)
+    assert listed.returncode == 0 and "code-review" in listed.stdout and "knowledge-synthesis" in listed.stdout
+    assert "not available in this installation" not in closed.stderr + typo.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 class _Hook(BaseHTTPRequestHandler):
