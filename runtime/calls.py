@@ -145,9 +145,12 @@ class ModelCaller:
         provider = ms.provider
         policy = node.retry
         timeout = node.timeout_s or provider.timeout_s or self.default_timeout_s
-        meta = {"capability": node.capability, "purpose": purpose}
+        capability = node.capability
         if metadata:
+            meta = {"capability": capability, "purpose": purpose}
             meta.update(metadata)
+        else:
+            meta = None
         rng: random.Random | None = None
         error: base.ProviderError | None = None
         ledger = self.ledger
@@ -158,11 +161,16 @@ class ModelCaller:
                 reservation = await ledger.reserve(worst_usd, worst_in + max_tokens)
             limit = timeout if ledger.time_cap is None else \
                 max(0.001, min(timeout, ledger.remaining_time_s()))  # type: ignore[type-var]
-            meta["attempt"] = f"{slot}#{attempt}"
+            if meta is None:  # the common case: one dict per try, in the same key order
+                request_meta = {"capability": capability, "purpose": purpose,
+                                "attempt": f"{slot}#{attempt}"}
+            else:
+                meta["attempt"] = f"{slot}#{attempt}"
+                request_meta = dict(meta)
             request = base.CompletionRequest(
                 model_id=ms.model_id, messages=messages, max_tokens=max_tokens,
                 temperature=temperature, json_schema=schema, enum_values=enum_values,
-                timeout_s=limit, task_id=node.id, model_name=model, metadata=dict(meta))
+                timeout_s=limit, task_id=node.id, model_name=model, metadata=request_meta)
             started = time.time()
             try:
                 if provider.rate_limit.paused_until or provider.rate_limit.requests is not None \

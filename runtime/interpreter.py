@@ -42,6 +42,7 @@ DEFAULT_MAX_TOKENS = 1024
 DEFAULT_REFINE_ROUNDS = 2
 DEFAULT_QUALITY_RETRIES = 1
 LATENCY_REROUTE_FACTOR = 3.0
+_NO_RETRY = RetryPolicy.from_ir(None)  # frozen: one shared by every task without `retry`
 
 
 class TaskFailure(Exception):
@@ -234,7 +235,7 @@ class Interpreter:
             prompt=CompiledTemplate(task.prompt) if task.prompt else None,
             system=CompiledTemplate(task.system) if task.system else None,
             chain=tuple(chain), participants=participants, method=method, judge=judge,
-            retry=RetryPolicy.from_ir(task.retry),
+            retry=RetryPolicy.from_ir(task.retry) if task.retry is not None else _NO_RETRY,
             max_tokens=task.max_tokens or DEFAULT_MAX_TOKENS,
             timeout_s=task.timeout_s, instruction=instruction, schema_key=schema_key,
             capability=task.needs[0].name if task.needs else None, key=key,
