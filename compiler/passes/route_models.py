@@ -76,20 +76,10 @@ def evaluate(td: TaskDraft, entry: CatalogEntry, floor: float | None, context: P
         if cached is not None:
             td.evaluated[entry.name] = cached
             return cached
-    quality = entry.expected_quality(td.needs, context.history)
-    covers = entry.covers(td.needs) or (context.history is not None and quality is not None)
-    qualified = covers and (floor is None or (quality is not None and quality >= floor))
+    fit = _fit(entry, td.needs, floor, context, cache)
+    quality, qualified, reason = fit
     est = estimate_task(td, SoloAssignment(entry.name, td.plan.fan_out), context.catalog, context.history,
                         solo=True)
-    if not entry.available:
-        reason = f"unavailable: {entry.unavailable_reason}"
-    elif not covers:
-        missing = [n for n in td.needs if n not in entry.skills]
-        reason = f"lacks {', '.join(missing)}"
-    elif not qualified:
-        reason = f"quality {quality:.2f} < floor {floor:.2f}" if quality is not None else "quality unknown"
-    else:
-        reason = "qualified"
     candidate = Candidate(
         model=entry.name, provider=entry.provider, available=entry.available, qualified=qualified,
         expected_quality=None if quality is None else round(quality, 4),
@@ -100,6 +90,32 @@ def evaluate(td: TaskDraft, entry: CatalogEntry, floor: float | None, context: P
     if key is not None:
         cache[key] = candidate
     return candidate
+
+
+def _fit(entry: CatalogEntry, needs: tuple[str, ...], floor: float | None, context: PassContext,
+         cache: dict | None) -> tuple[float | None, bool, str]:
+    """(expected quality, qualified, reason) of `entry` for `needs` at `floor`: it reads neither
+    the task's size nor its clauses, so tasks that differ only in size share it (`cache`)."""
+    key = ("fit", entry.name, needs, floor)
+    found = cache.get(key) if cache is not None else None
+    if found is not None:
+        return found
+    quality = entry.expected_quality(needs, context.history)
+    covers = entry.covers(needs) or (context.history is not None and quality is not None)
+    qualified = covers and (floor is None or (quality is not None and quality >= floor))
+    if not entry.available:
+        reason = f"unavailable: {entry.unavailable_reason}"
+    elif not covers:
+        missing = [n for n in needs if n not in entry.skills]
+        reason = f"lacks {', '.join(missing)}"
+    elif not qualified:
+        reason = f"quality {quality:.2f} < floor {floor:.2f}" if quality is not None else "quality unknown"
+    else:
+        reason = "qualified"
+    found = (quality, qualified, reason)
+    if cache is not None:
+        cache[key] = found
+    return found
 
 
 def _cost_key(c: Candidate) -> tuple:
