@@ -131,13 +131,11 @@ class ModelCaller:
 
         too_long = prompt_exceeds_context(ms.decl.context, messages, self.context_ratio)
         if too_long is not None:  # refused before the call: a larger-context fallback may take it
-            self._journal_call(path, slot, model, rhash, "error", None, 0, 0, 0.0, 0.0, too_long,
-                               base.ContextTooLong.kind, False, purpose, node.capability)
-            if self.journal is not None and answering:
+            if answering:
                 tally.attempts += 1
-                now = time.time()
-                self.journal.add_attempt(self.run_id, path, tally.attempts, model, "error",
-                                         f"{base.ContextTooLong.kind}: {too_long}", now, now)
+            self._journal_call(path, slot, model, rhash, "error", None, 0, 0, 0.0, 0.0, too_long,
+                               base.ContextTooLong.kind, False, purpose, node.capability,
+                               tally.attempts if answering else None)
             raise ModelFailed(model, f"{base.ContextTooLong.kind}: {too_long}",
                               base.ContextTooLong.kind)
         worst_in = worst_input_tokens(messages)
@@ -218,10 +216,8 @@ class ModelCaller:
                 ms.observe_latency(latency, response.output_tokens)
                 self._journal_call(path, slot, model, rhash, "ok", response.text,
                                    response.input_tokens, response.output_tokens, cost, latency,
-                                   None, None, False, purpose, node.capability)
-                if self.journal is not None and answering:
-                    self.journal.add_attempt(self.run_id, path, tally.attempts, model, "ok", None,
-                                             started, time.time())
+                                   None, None, False, purpose, node.capability,
+                                   tally.attempts if answering else None)
                 return response
             # The call failed: nothing was spent (providers don't bill errors).
             self.ledger.release(reservation)
@@ -235,10 +231,7 @@ class ModelCaller:
                 provider.rate_limit.pause(error.retry_after_s)
             self._journal_call(path, slot, model, rhash, "error", None, 0, 0, 0.0,
                                time.time() - started, error.message, error.kind, False, purpose,
-                               node.capability)
-            if self.journal is not None and answering:
-                self.journal.add_attempt(self.run_id, path, tally.attempts, model, "error",
-                                         f"{error.kind}: {error.message}", started, time.time())
+                               node.capability, tally.attempts if answering else None)
             if not is_retryable(error) or attempt == policy.attempts:
                 break
             if rng is None:
@@ -255,13 +248,13 @@ class ModelCaller:
                       text: str | None, input_tokens: int, output_tokens: int,
                       cost: float | None, latency: float, error: str | None,
                       error_kind: str | None, cached: bool, purpose: str,
-                      capability: str | None) -> None:
+                      capability: str | None, attempt: int | None = None) -> None:
         if self.journal is not None:
             self.journal.add_call(self.run_id, path, slot, model, rhash, status, text=text,
                                   input_tokens=input_tokens, output_tokens=output_tokens,
                                   cost_usd=cost, latency_s=latency, error=error,
                                   error_kind=error_kind, cached=cached, purpose=purpose,
-                                  capability=capability)
+                                  capability=capability, attempt=attempt)
         if "call_finished" in self.events.wanted:
             self.events.emit("call_finished", path, model=model, slot=slot, purpose=purpose,
                              status=status, input_tokens=input_tokens, output_tokens=output_tokens,

@@ -3,7 +3,7 @@
 The field names are a contract: `run` {id, status, workflow, plan_hash, spent_usd, budget_usd,
 tokens, started_at, finished_at}, `tasks` [{id, status, model, attempts, cost_usd, quality,
 output}], `calls` [{task, model, status, input_tokens, output_tokens, cost_usd, latency_s,
-cached}], `outputs` {name: value}. Times are ISO 8601 in UTC.
+cached, attempt}], `outputs` {name: value}. Times are ISO 8601 in UTC.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def export_run(journal: Journal, run_id: str) -> dict[str, Any] | None:
         "slot": c["slot"], "input_tokens": c["input_tokens"], "output_tokens": c["output_tokens"],
         "cost_usd": c["cost_usd"], "latency_s": c["latency_s"], "cached": bool(c["cached"]),
         "request_hash": c["request_hash"], "error": c["error"], "error_kind": c["error_kind"],
+        "attempt": c.get("attempt"),  # the task's try number (answering calls; journal schema 3)
     } for c in journal.call_rows(run_id)]
     return {
         "run": {

@@ -1,5 +1,6 @@
-"""The run journal: one SQLite file (WAL) holding runs, tasks, attempts, calls, events, outputs and
-the cross-run task cache.
+"""The run journal: one SQLite file (WAL) holding runs, tasks, calls, events, outputs and the
+cross-run task cache. Each answering call row carries its attempt number within the task (the
+task's n-th try, fallbacks included), so no separate attempt rows are written.
 
 Writes are buffered and committed in one transaction per scheduling tick (`flush`): the scheduler
 flushes a finished task's rows before any dependent starts, so a crash never loses a result that
@@ -34,14 +35,11 @@ CREATE TABLE IF NOT EXISTS tasks (
   run_id TEXT, task_id TEXT, status TEXT, model TEXT, attempts INTEGER, cost_usd REAL,
   tokens INTEGER, quality REAL, output_json TEXT, error TEXT, started_at REAL, finished_at REAL,
   cache_key TEXT, cached INTEGER DEFAULT 0, capability TEXT, PRIMARY KEY (run_id, task_id));
-CREATE TABLE IF NOT EXISTS attempts (
-  run_id TEXT, task_id TEXT, attempt INTEGER, model TEXT, status TEXT, error TEXT,
-  started_at REAL, finished_at REAL);
 CREATE TABLE IF NOT EXISTS calls (
   id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, task_id TEXT, slot TEXT, model TEXT,
   request_hash TEXT, status TEXT, response_text TEXT, input_tokens INTEGER, output_tokens INTEGER,
   cost_usd REAL, latency_s REAL, error TEXT, error_kind TEXT, cached INTEGER DEFAULT 0,
-  purpose TEXT, capability TEXT, quality REAL, created_at REAL);
+  purpose TEXT, capability TEXT, quality REAL, created_at REAL, attempt INTEGER);
 CREATE INDEX IF NOT EXISTS calls_by_run ON calls (run_id, request_hash);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, ts REAL, kind TEXT, task_id TEXT, data_json TEXT);
@@ -135,7 +133,6 @@ class Journal:
             raise JournalError(message) from None
         self._tasks: list[tuple] = []
         self._calls: list[tuple] = []
-        self._attempts: list[tuple] = []
         self._events: list[tuple] = []
         self._cache: list[tuple] = []
         self._verdicts: list[tuple] = []
@@ -164,15 +161,12 @@ class Journal:
                  output_tokens: int = 0, cost_usd: float | None = 0.0, latency_s: float = 0.0,
                  error: str | None = None, error_kind: str | None = None, cached: bool = False,
                  purpose: str = "answer", capability: str | None = None,
-                 quality: float | None = None) -> None:
+                 quality: float | None = None, attempt: int | None = None) -> None:
+        """`attempt`: the task's try number for an answering call made now (None for judge and
+        review calls, and for recorded calls a resume reuses)."""
         self._calls.append((run_id, task_id, slot, model, request_hash, status, text, input_tokens,
                             output_tokens, cost_usd, latency_s, error, error_kind, int(cached),
-                            purpose, capability, quality, time.time()))
-
-    def add_attempt(self, run_id: str, task_id: str, attempt: int, model: str | None, status: str,
-                    error: str | None, started_at: float, finished_at: float) -> None:
-        self._attempts.append((run_id, task_id, attempt, model, status, error, started_at,
-                               finished_at))
+                            purpose, capability, quality, time.time(), attempt))
 
     def add_verdict(self, run_id: str, task_id: str, model: str, capability: str | None,
                     agreement: float) -> None:
@@ -195,7 +189,7 @@ class Journal:
 
     @property
     def pending(self) -> bool:
-        return bool(self._tasks or self._calls or self._attempts or self._events or self._cache
+        return bool(self._tasks or self._calls or self._events or self._cache
                     or self._verdicts or self._calibration or self._run_update)
 
     def flush(self) -> None:
@@ -209,10 +203,8 @@ class Journal:
                 db.executemany(
                     "INSERT INTO calls (run_id, task_id, slot, model, request_hash, status, "
                     "response_text, input_tokens, output_tokens, cost_usd, latency_s, error, "
-                    "error_kind, cached, purpose, capability, quality, created_at) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self._calls)
-            if self._attempts:
-                db.executemany("INSERT INTO attempts VALUES (?,?,?,?,?,?,?,?)", self._attempts)
+                    "error_kind, cached, purpose, capability, quality, created_at, attempt) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self._calls)
             if self._tasks:
                 db.executemany("INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                self._tasks)
@@ -234,7 +226,6 @@ class Journal:
             raise
         self._tasks.clear()
         self._calls.clear()
-        self._attempts.clear()
         self._events.clear()
         self._cache.clear()
         self._verdicts.clear()

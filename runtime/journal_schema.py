@@ -16,7 +16,7 @@ import sqlite3
 from pathlib import Path
 from typing import Callable
 
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
 BMAD_TABLES = frozenset({"meta", "runs", "tasks", "calls"})
 
 
@@ -66,10 +66,33 @@ def _index_runs_for_retention(db: sqlite3.Connection, schema: str) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS runs_by_started ON runs (started_at)")
 
 
+def _fold_attempts_into_calls(db: sqlite3.Connection, schema: str) -> None:
+    """Version 3: the attempt number lives on the call row (`calls.attempt`) and the `attempts`
+    table, which repeated each answering call row, is dropped. Old answering calls are numbered
+    per run and task in the order they were made, as the runtime numbered them (recorded calls a
+    resume reused were not attempts)."""
+    have = {r[1] for r in db.execute('PRAGMA table_info("calls")')}
+    if "attempt" not in have:
+        db.execute('ALTER TABLE calls ADD COLUMN attempt INTEGER')
+    db.execute("CREATE TEMP TABLE numbered_calls (id INTEGER PRIMARY KEY, n INTEGER)")
+    try:
+        db.execute("INSERT INTO numbered_calls SELECT id, ROW_NUMBER() OVER "
+                   "(PARTITION BY run_id, task_id ORDER BY id) FROM calls "
+                   "WHERE COALESCE(purpose, 'answer') IN ('answer', 'repair') "
+                   "AND COALESCE(cached, 0) = 0 AND attempt IS NULL")
+        db.execute("UPDATE calls SET attempt = (SELECT n FROM numbered_calls "
+                   "WHERE numbered_calls.id = calls.id) "
+                   "WHERE id IN (SELECT id FROM numbered_calls)")
+    finally:
+        db.execute("DROP TABLE numbered_calls")
+    db.execute("DROP TABLE IF EXISTS attempts")
+
+
 # MIGRATIONS[n] takes a journal from version n-1 to version n.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection, str], None]] = {
     1: _add_missing_columns,
     2: _index_runs_for_retention,
+    3: _fold_attempts_into_calls,
 }
 
 

@@ -11,7 +11,7 @@ keep_runs = 500    # only the 500 newest runs are kept
 
 A run still `running` is never removed, however old (a live process is writing it; a dead one's
 run is `interrupted` and resumable, so it is kept until it is older than the rules too). Removing a
-run removes its tasks, attempts, calls (prompts and answers), events, outputs, verdicts and the
+run removes its tasks, calls (prompts and answers), events, outputs, verdicts and the
 cross-run cache entries it wrote, and plans no remaining run uses, in one transaction.
 """
 
@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from bmad.compiler.settings import SettingsError, read_settings
 
-RUN_TABLES = ("tasks", "attempts", "calls", "events", "outputs", "verdicts", "cache")
+RUN_TABLES = ("tasks", "calls", "events", "outputs", "verdicts", "cache")
 
 
 class RetentionError(ValueError):
