@@ -258,6 +258,7 @@ EXPRESSION_RULES = {"or_op", "and_op", "not_op", "compare", "in_op", "not_in_op"
                     "number_lit", "negative_lit", "true_lit", "false_lit", "null_lit", "list_lit",
                     "object_lit"}
 IMPORTS = {"import_decl", "use_decl"}
+RUBRICS = {"rubric_decl"}  # one-line declarations that sit together, like imports
 
 
 class _Formatter:
@@ -408,7 +409,8 @@ class _Formatter:
         items = _kids(tree)
 
         def separated(prev: Node, item: Node) -> bool:
-            return not (prev.data in IMPORTS and item.data in IMPORTS)
+            return not (prev.data in IMPORTS and item.data in IMPORTS
+                        or prev.data in RUBRICS and item.data in RUBRICS)
 
         return self.block("", items, 0, len(self.text) + 1, separated, braces=False)
 
@@ -419,6 +421,10 @@ class _Formatter:
 
     def r_use_decl(self, n: Tree) -> Doc:
         return ["use ", ".".join(str(t) for t in _kids(n))]
+
+    def r_rubric_decl(self, n: Tree) -> Doc:
+        name, text = n.children
+        return ["rubric ", str(name), " ", self.node(text)]
 
     def decl_block(self, keyword: str, n: Tree, name: Node, clauses: list[Node],
                    separated: Callable[[Node, Node], bool] = lambda a, b: False) -> Doc:
@@ -638,10 +644,16 @@ class _Formatter:
         if judged is not None:
             doc += [" ", self.node(judged)]
         if rubric is not None:
-            doc += [" rubric ", self.node(rubric.children[0])]
+            doc += [" ", self.node(rubric)]
         if otherwise is not None:
             doc += [" ", self.node(otherwise)]
         return doc
+
+    def r_rubric(self, n: Tree) -> Doc:
+        return ["rubric ", self.node(n.children[0])]
+
+    def r_rubric_ref(self, n: Tree) -> Doc:
+        return ["rubric ", str(n.children[0])]
 
     def r_judged_by(self, n: Tree) -> Doc:
         return ["judged by ", self.node(n.children[0])]

@@ -257,7 +257,7 @@ class Returns:
 
 @dataclass(frozen=True, slots=True)
 class Quality:
-    """`quality >= X [judged by MODEL] [rubric "..."] [else ACTION]`."""
+    """`quality >= X [judged by MODEL] [rubric "..." | rubric NAME] [else ACTION]`."""
 
     threshold: float
     judge: Name | None = None
@@ -269,6 +269,9 @@ class Quality:
     # agreement at which past decisions matched the escalation's answer with probability >= P,
     # then `threshold` holds P); without history every decision escalates.
     learned: bool = False
+    # `rubric NAME`: the named rubric, for display; loading puts its text in `rubric`, so the
+    # runtime reads `rubric` whichever way it was written.
+    rubric_name: str | None = None
 
 
 ConsensusMethod = TypingLiteral[

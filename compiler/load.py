@@ -279,6 +279,7 @@ class Loader:
         files = [ir.SourceFile(f.display, hashlib.sha256(f.data).hexdigest(), f.role)
                  for f in sorted(self.files, key=lambda f: order.get(f.role, 3))]
         providers, models, workflows = self._merge_stdlib(units)
+        workflows = self._resolve_rubrics(units, workflows)
         imports = [i for _, u in units for i in u.imports]
         uses = [u_ for _, u in units for u_ in u.uses]
         main = next((u for f, u in units if f.role == "main"), None)
@@ -330,6 +331,18 @@ class Loader:
                     f"rename yours (e.g. `my_{w.name}`), or remove `use std.{module}` to use only yours",
                     [Related(w.name_span, f"std.{module} declares `{w.name}` here")]))
         return providers, models, workflows
+
+    def _resolve_rubrics(self, units: list[tuple[LoadedFile, FileUnit]],
+                         workflows: list[ir.Workflow]) -> list[ir.Workflow]:
+        """`rubric NAME` in quality clauses gets the text of the rubric of that name (compiler/rubrics.py)."""
+        from bmad.compiler.rubrics import declared_rubrics, resolve_rubrics, unknown_rubrics
+
+        if not any(u.rubrics or u.rubric_refs for _, u in units):
+            return workflows
+        rubrics, problems = declared_rubrics((f.role, u) for f, u in units)
+        problems += unknown_rubrics((r for _, u in units for r in u.rubric_refs), rubrics)
+        self.diagnostics.extend(problems)
+        return resolve_rubrics(workflows, rubrics)
 
     def sources(self) -> dict[str, str]:
         return {f.display: f.text for f in self.files}
@@ -384,7 +397,7 @@ def add_pattern_workflows(program: ir.Program) -> tuple[ir.Program, dict[str, st
             continue
         _, data, text = _stdlib_unit(module)
         display = stdlib_display_path(module)
-        workflows.extend(w for w in unit.workflows if w.name not in declared)
+        workflows.extend(_with_rubrics(unit, [w for w in unit.workflows if w.name not in declared]))
         declared.update(w.name for w in unit.workflows)
         files.append(ir.SourceFile(display, hashlib.sha256(data).hexdigest(), "stdlib"))
         sources[display] = text
@@ -394,6 +407,17 @@ def add_pattern_workflows(program: ir.Program) -> tuple[ir.Program, dict[str, st
 
     program = ir.replace(program, files=tuple(files), workflows=tuple(workflows))
     return read_primary_outputs(program), sources
+
+
+def _with_rubrics(unit: FileUnit, workflows: list[ir.Workflow]) -> list[ir.Workflow]:
+    """A pattern's workflows with its named rubrics resolved (its own and those of the modules it uses)."""
+    if not unit.rubric_refs:
+        return workflows
+    from bmad.compiler.rubrics import declared_rubrics, resolve_rubrics
+
+    used = [stdlib_unit(u.module) for u in unit.uses]
+    rubrics, _ = declared_rubrics([("stdlib", unit)] + [("stdlib", u) for u in used if u is not None])
+    return resolve_rubrics(workflows, rubrics)
 
 
 def catalog_source() -> tuple[str, str]:

@@ -49,6 +49,26 @@ class FileUnit:
     providers: list[ir.Provider] = field(default_factory=list)
     models: list[ir.Model] = field(default_factory=list)
     workflows: list[ir.Workflow] = field(default_factory=list)
+    rubrics: list[Rubric] = field(default_factory=list)
+    rubric_refs: list[RubricRef] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Rubric:
+    """`rubric NAME "text"`: a judge's rubric that quality clauses name instead of spelling it out."""
+
+    name: str
+    text: str
+    span: ir.Span
+    name_span: ir.Span
+
+
+@dataclass(frozen=True, slots=True)
+class RubricRef:
+    """`rubric NAME` in a quality clause: resolved to its text when the program is loaded."""
+
+    name: str
+    span: ir.Span
 
 
 @dataclass
@@ -90,6 +110,7 @@ class Lowerer(Transformer):
         self.base_dir = base_dir
         self.diagnostics: list[Diagnostic] = []
         self._depth: dict[int, int] = {}
+        self.rubric_refs: list[RubricRef] = []
 
     def _call_userfunc(self, tree: Tree, new_children=None):
         method = getattr(self, tree.data, None)
@@ -212,6 +233,9 @@ class Lowerer(Transformer):
                 unit.models.append(child)
             elif isinstance(child, ir.Workflow):
                 unit.workflows.append(child)
+            elif isinstance(child, Rubric):
+                unit.rubrics.append(child)
+        unit.rubric_refs = self.rubric_refs
         return unit
 
     def import_decl(self, meta, children):
@@ -224,6 +248,10 @@ class Lowerer(Transformer):
                        "write `use std.NAME`; to load your own file write `import \"file.bmad\"`")
             return NOT_BUILT
         return ir.Use(module=".".join(names[1:]), span=self.span(meta))
+
+    def rubric_decl(self, meta, children):
+        name, text = children
+        return Rubric(str(name), text.text, self.span(meta), self.tspan(name))
 
     # -- providers -------------------------------------------------------------------------
 
@@ -606,8 +634,11 @@ class Lowerer(Transformer):
         if threshold is None:
             return self.clause(meta, "quality", None)
         action, rounds = otherwise if otherwise is not None else (None, None)
+        rubric_name = None
+        if isinstance(rubric, RubricRef):
+            rubric_name, rubric = rubric.name, None
         quality = ir.Quality(float(threshold), judge, rubric, action, rounds, self.span(meta),
-                             learned=learned)
+                             learned=learned, rubric_name=rubric_name)
         return self.clause(meta, "quality", quality)
 
     def learned_bar(self, meta, children):
@@ -618,6 +649,11 @@ class Lowerer(Transformer):
 
     def rubric(self, meta, children):
         return children[0].text
+
+    def rubric_ref(self, meta, children):
+        ref = RubricRef(str(children[0]), self.tspan(children[0]))
+        self.rubric_refs.append(ref)
+        return ref
 
     def else_refine(self, meta, children):
         return "refine", self.count(children[0])

@@ -50,7 +50,7 @@ EXAMPLES: list[tuple[Explanation, list[str]]] = [
                  "a provider holds kind, base_url, api_key env VAR, limits, data and timeout"),
      ["provider p { knd openai }", "provider p { kind openai bse_url }"]),
     (Explanation("BMAD-E034", "expected a declaration, found `{token}`",
-                 "a file holds `import \"file.bmad\"`, `use std.NAME`, `provider`, `model` and `workflow` declarations"),
+                 "a file holds `import \"file.bmad\"`, `use std.NAME`, `provider`, `model`, `rubric` and `workflow` declarations"),
      ["wrkflow w { }", "workflow w { } tsk", "task a { }"]),
     (Explanation("BMAD-E035", "this declaration needs a name",
                  "write e.g. `workflow review { ... }`, `task summarize { ... }`",
@@ -397,7 +397,7 @@ _CLAUSE_HINTS = {
     "parallel": "a `parallel` block holds only tasks: `parallel { task a { ... } task b { ... } }`",
     "model": "a model holds provider, id, price, context, skills, latency, path and aliases",
     "provider": "a provider holds kind, base_url, api_key env VAR, limits, data and timeout",
-    "file": "a file holds `import \"file.bmad\"`, `use std.NAME`, `provider`, `model` and `workflow` declarations",
+    "file": "a file holds `import \"file.bmad\"`, `use std.NAME`, `provider`, `model`, `rubric` and `workflow` declarations",
 }
 _CLAUSE_CODES = {"task": "BMAD-E030", "workflow": "BMAD-E031", "parallel": "BMAD-E031", "model": "BMAD-E032",
                  "provider": "BMAD-E033", "file": "BMAD-E034"}

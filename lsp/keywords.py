@@ -91,7 +91,10 @@ _DOCS: list[tuple[str, str, str]] = [
      "consensus judge gpt-4o among 3 models"),
     ("judged", "The model that judges quality or picks the best answer: `judged by MODEL`.",
      "quality >= 0.9 judged by claude-sonnet"),
-    ("rubric", "What the quality judge checks.", 'quality >= 0.9 rubric "Does it address every finding?"'),
+    ("rubric", "What the quality judge checks: the text, or the name of a rubric declared with "
+               "`rubric NAME \"text\"` (`use std.quality` brings general, factual, grounded, complete, code, "
+               "clarity, concise and safety).",
+     'quality >= 0.9 rubric "Does it address every finding?"  /  quality >= 0.8 rubric grounded'),
     ("else", "What happens below the quality threshold: refine max N, escalate, retry N, fail or accept.",
      "quality >= 0.8 else refine max 3"),
     ("quorum", "How many participants must agree in a vote.", "consensus vote among [a, b, c] quorum 2"),
@@ -101,7 +104,7 @@ KEYWORDS: dict[str, Keyword] = {name: Keyword(name, summary, example) for name, 
 
 # Keywords valid as the first word of a clause, by the block the cursor is in.
 CLAUSES: dict[str, tuple[str, ...]] = {
-    "top": ("import", "use", "provider", "model", "workflow"),
+    "top": ("import", "use", "provider", "model", "rubric", "workflow"),
     "provider": ("kind", "base_url", "api_key", "limits", "timeout"),
     "model": ("provider", "id", "price", "context", "skills", "latency"),
     "workflow": ("about", "strategy", "optimize", "budget", "quality", "input", "task", "parallel", "output"),

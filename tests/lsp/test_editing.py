@@ -101,7 +101,7 @@ async def test_completion_of_clause_keywords_and_values(client, editor, at):
     values = await _complete(client, uri, at(8, 13))
     assert values == ["low", "medium", "high", "critical"]
     top = await _complete(client, uri, at(22, 0))
-    assert {"import", "use", "provider", "model", "workflow"} == set(top)
+    assert {"import", "use", "provider", "model", "rubric", "workflow"} == set(top)
 
 
 async def test_hover_on_a_task_shows_model_cost_and_dependencies(client, editor, at):
