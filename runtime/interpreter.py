@@ -45,6 +45,32 @@ LATENCY_REROUTE_FACTOR = 3.0
 _NO_RETRY = RetryPolicy.from_ir(None)  # frozen: one shared by every task without `retry`
 
 
+class CompiledPlans:
+    """Compiled nodes shared by the runs of one sealed plan in this process (batches, `serve`,
+    repeated runs): nodes are read-only during a run, so later runs skip compiling them. An entry
+    is used only for the very same `Plan` object (same hash is not enough: spans, which error
+    messages quote, are not part of the hash); the few most recent plans are kept, strongly."""
+
+    def __init__(self, keep: int = 2):
+        self.keep = keep
+        self._entries: dict[str, tuple[Plan, dict[tuple[str, str], CompiledWorkflow]]] = {}
+
+    def get(self, plan: Plan, strategy: str, workflow: str) -> "CompiledWorkflow | None":
+        entry = self._entries.get(plan.plan_hash)
+        if entry is None or entry[0] is not plan:
+            return None
+        return entry[1].get((strategy, workflow))
+
+    def put(self, plan: Plan, strategy: str, workflow: str, compiled: "CompiledWorkflow") -> None:
+        entry = self._entries.pop(plan.plan_hash, None)  # re-inserted: the newest entry is last
+        if entry is None or entry[0] is not plan:
+            entry = (plan, {})
+        entry[1][(strategy, workflow)] = compiled
+        self._entries[plan.plan_hash] = entry
+        while len(self._entries) > self.keep:
+            del self._entries[next(iter(self._entries))]
+
+
 class TaskFailure(Exception):
     """A task could not produce its result (after retries, fallbacks and escalation)."""
 
@@ -132,6 +158,9 @@ class CompiledWorkflow:
     by_id: dict[str, Node]
 
 
+_COMPILED_PLANS = CompiledPlans()
+
+
 @dataclass(slots=True)
 class Frame:
     """One execution of a workflow: its scope (inputs and task outputs) and its results."""
@@ -179,6 +208,10 @@ class Interpreter:
         hit = self._compiled.get(workflow_name)
         if hit is not None:
             return hit
+        shared = _COMPILED_PLANS.get(self.plan, self.strategy, workflow_name)
+        if shared is not None:  # an earlier run of this very plan in this process compiled it
+            self._compiled[workflow_name] = shared
+            return shared
         workflow = self.program.workflow(workflow_name)
         wplan = self.plan.subplan(workflow_name)
         if workflow is None or wplan is None:
@@ -198,6 +231,7 @@ class Interpreter:
             n.deps = tuple(by_id[d].index for d in n.dep_ids if d in by_id)
         compiled = CompiledWorkflow(workflow, wplan, nodes, by_id)
         self._compiled[workflow_name] = compiled
+        _COMPILED_PLANS.put(self.plan, self.strategy, workflow_name, compiled)
         return compiled
 
     def _node(self, task: ir.Task, tp: TaskPlan, index: int, dep_ids: tuple[str, ...],
