@@ -28,7 +28,7 @@ from bmad.compiler.diagnostics import Diagnostic, error, warning
 from bmad.compiler.money import format_usd
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
-from bmad.compiler.passes.estimate_cost import SoloAssignment, estimate_task
+from bmad.compiler.passes.solo_estimate import SoloEstimate
 from bmad.compiler.plan import Candidate, TaskPlan
 
 BALANCED_WEIGHTS = {"quality": 0.5, "cost": 0.3, "latency": 0.2}
@@ -63,9 +63,11 @@ def candidate_signature(td: TaskDraft, floor: float | None) -> tuple:
 
 
 def evaluate(td: TaskDraft, entry: CatalogEntry, floor: float | None, context: PassContext,
-             cache: dict | None = None, signature: tuple | None = None) -> Candidate:
+             cache: dict | None = None, signature: tuple | None = None,
+             solo: SoloEstimate | None = None) -> Candidate:
     """What the router expects of `entry` doing `td` alone (cached on the task, and in `cache`
-    per (model, task signature))."""
+    per (model, task signature)); `solo`: the task's model-independent estimate, when the caller
+    evaluates several models."""
     cached = td.evaluated.get(entry.name)
     if cached is not None:
         return cached
@@ -78,13 +80,14 @@ def evaluate(td: TaskDraft, entry: CatalogEntry, floor: float | None, context: P
             return cached
     fit = _fit(entry, td.needs, floor, context, cache)
     quality, qualified, reason = fit
-    est = estimate_task(td, SoloAssignment(entry.name, td.plan.fan_out), context.catalog, context.history,
-                        solo=True)
+    if solo is None:
+        solo = SoloEstimate(td, context.catalog, context.history)
+    cost, latency = solo.cost_and_latency(entry)
     candidate = Candidate(
         model=entry.name, provider=entry.provider, available=entry.available, qualified=qualified,
         expected_quality=None if quality is None else round(quality, 4),
-        cost_usd_expected=None if est.cost_usd_expected is None else round(est.cost_usd_expected, 6),
-        latency_s=round(est.latency_s, 3), reason=reason,
+        cost_usd_expected=None if cost is None else round(cost, 6),
+        latency_s=round(latency, 3), reason=reason,
     )
     td.evaluated[entry.name] = candidate
     if key is not None:
@@ -200,7 +203,9 @@ class TaskRouter:
         key = ("pool", self.pool_key, signature)
         listed = self.cache.get(key)
         if listed is None:
-            listed = [evaluate(td, e, floor, self.context, self.cache, signature) for e in self.pool]
+            # one model-independent estimate of the task, then cheap arithmetic per model
+            solo = SoloEstimate(td, self.context.catalog, self.context.history)
+            listed = [evaluate(td, e, floor, self.context, self.cache, signature, solo) for e in self.pool]
             self.cache[key] = listed
         else:
             evaluated = td.evaluated

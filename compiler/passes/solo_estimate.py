@@ -1,0 +1,86 @@
+"""Solo estimate: the router's view of one model doing a task alone, split in two steps.
+
+`estimate_task(td, SoloAssignment(model, ...), solo=True)` redoes, for every declared model, work
+that does not depend on the model: the fan-out and reduce tree, the gate's attempts, the retries,
+the token counts, the named gate judge's cost and latency. `SoloEstimate(td, catalog, history)`
+does that once per task; `cost_and_latency(entry)` then only multiplies the model's prices and
+latency profile by the counts, in exactly the order `estimate_task` does, so every figure is the
+same float (tests/compiler/passes/test_solo_estimate.py checks it on every spec, example and
+fixture).
+"""
+
+from __future__ import annotations
+
+import math
+
+from bmad.compiler.catalog import CatalogEntry, ModelCatalog
+from bmad.compiler.history import ModelHistory
+from bmad.compiler.passes.draft import TaskDraft
+from bmad.compiler.passes.estimate_cost import JUDGE_OUTPUT_TOKENS, gate_attempts
+from bmad.compiler.passes.measure_prompts import reduce_calls
+
+
+class SoloEstimate:
+    """The model-independent parts of one task's solo estimate (see the module docstring)."""
+
+    __slots__ = ("needs", "history", "fan", "levels", "reduced", "attempts_e", "calls_worst", "in_e", "out_e",
+                 "gated", "judge_named", "gate_in_e", "gate_judge", "gate_judge_cost", "gate_judge_latency")
+
+    def __init__(self, td: TaskDraft, catalog: ModelCatalog, history: ModelHistory | None):
+        task, shape = td.task, td.shape
+        self.needs, self.history = td.needs, history
+        fan = td.plan.fan_out or 1
+        self.reduced = task.reduce is not None
+        if self.reduced:
+            fan, levels = reduce_calls(td.reduce_items, task.reduce.chunk_size)
+        else:
+            levels = 1
+        self.fan, self.levels = fan, levels
+        self.attempts_e, attempts_w = gate_attempts(task.quality)
+        retries_w = task.retry.attempts if task.retry and task.retry.attempts > 0 else 1
+        self.calls_worst = attempts_w * retries_w * fan
+        self.in_e, self.out_e = shape.input_expected, shape.output_expected
+        self.gated = task.quality is not None
+        self.gate_in_e = self.in_e + self.out_e
+        # a named gate judge is the same for every candidate; else the candidate judges itself
+        self.gate_judge: CatalogEntry | None = None
+        self.gate_judge_cost: float | None = None
+        self.gate_judge_latency = 0.0
+        judge = task.quality.judge if self.gated else None
+        self.judge_named = judge is not None
+        if judge is not None:
+            self.gate_judge = catalog.get(judge.name)
+            if self.gate_judge is not None:
+                self.gate_judge_cost = self.gate_judge.call_cost(self.gate_in_e, JUDGE_OUTPUT_TOKENS)
+                self.gate_judge_latency = self.gate_judge.call_latency(JUDGE_OUTPUT_TOKENS, (), history)
+
+    def cost_and_latency(self, entry: CatalogEntry) -> tuple[float | None, float]:
+        """(expected cost in USD rounded to 6 places or None when unpriced, latency in s rounded
+        to 3): `estimate_task`'s `cost_usd_expected` and `latency_s` for `entry` alone."""
+        history = self.history
+        failure = (history.failure_rate(entry.name, self.needs) if history else None) or 0.0
+        attempts_e = self.attempts_e * (1 + failure)
+        calls_e = attempts_e * self.fan
+        cost: float | None = None
+        if entry.priced:
+            cost = 0.0 + calls_e * entry.call_cost(self.in_e, self.out_e)
+        latency = entry.call_latency(self.out_e, self.needs, history)
+        if self.gated:
+            judge = self.gate_judge
+            if not self.judge_named:
+                judge_cost = entry.call_cost(self.gate_in_e, JUDGE_OUTPUT_TOKENS)
+                judge_latency = entry.call_latency(JUDGE_OUTPUT_TOKENS, (), history)
+                judge_priced = entry.priced
+            else:
+                judge_cost, judge_latency = self.gate_judge_cost, self.gate_judge_latency
+                judge_priced = judge is not None and judge.priced
+            if cost is not None:
+                cost = cost + calls_e * judge_cost if judge_priced else None
+            per_item = (0 + latency + judge_latency) * attempts_e
+        else:
+            per_item = latency * attempts_e
+        if self.reduced:
+            total_latency = per_item * self.levels
+        else:
+            total_latency = per_item * math.ceil(self.fan / max(1, entry.concurrency))
+        return (None if cost is None else round(cost, 6)), round(total_latency, 3)
