@@ -17,6 +17,7 @@ from bmad.runtime.journal import RecordedCall
 from bmad.runtime.ledger import BudgetLedger, Reservation
 from bmad.runtime.model_pool import ModelPool
 from bmad.runtime.providers import base, keys
+from bmad.runtime.providers.record_builder import positional_builder
 from bmad.runtime.retry import is_retryable
 from bmad.runtime.slots import Slots
 
@@ -27,6 +28,9 @@ JUDGE_MAX_TOKENS = 256
 REVIEW_MAX_TOKENS = 512
 DEFAULT_TIMEOUT_S = 120.0
 MESSAGE_OVERHEAD_TOKENS = 8
+
+
+_request = positional_builder(base.CompletionRequest)
 
 
 class ModelFailed(Exception):
@@ -165,10 +169,9 @@ class ModelCaller:
             else:
                 meta["attempt"] = f"{slot}#{attempt}"
                 request_meta = dict(meta)
-            request = base.CompletionRequest(
-                model_id=ms.model_id, messages=messages, max_tokens=max_tokens,
-                temperature=temperature, json_schema=schema, enum_values=enum_values,
-                timeout_s=limit, task_id=node.id, model_name=model, metadata=request_meta)
+            request = _request(  # every field of `CompletionRequest`, in order
+                ms.model_id, messages, max_tokens, temperature, schema, enum_values, False, limit,
+                (), node.id, model, request_meta)
             started = time.time()
             try:
                 if provider.rate_limit.paused_until or provider.rate_limit.requests is not None \

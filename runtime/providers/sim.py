@@ -34,6 +34,7 @@ import anyio
 
 from bmad.runtime.providers import base
 from bmad.runtime.providers.health import HealthReport
+from bmad.runtime.providers.record_builder import positional_builder
 from bmad.runtime.providers.schema_sample import sample_json
 
 SIM_MARK = "[simulated]"
@@ -139,7 +140,8 @@ class SimProvider:
             or ModelProfile(name=model)
         messages = request.messages
         prompt = messages[0].content if len(messages) == 1 else request.prompt_text
-        attempt = request.metadata.get("attempt")
+        meta = request.metadata
+        attempt = meta.get("attempt")
         if attempt is None:
             repeat_key = hash((request.task_id, model, prompt))
             attempt = self._repeats.get(repeat_key, 0)
@@ -157,8 +159,8 @@ class SimProvider:
         failure = s.failure_kinds[rng.randrange(len(s.failure_kinds))] \
             if rate and rng.random() < rate else None
 
-        quality = _clip(profile.quality_for(request.metadata.get("capability")) + rng.gauss(0, 0.05))
-        purpose = request.metadata.get("purpose")
+        quality = _clip(profile.quality_for(meta.get("capability")) + rng.gauss(0, 0.05))
+        purpose = meta.get("purpose")
         if purpose == "judge":
             text = self._judge_answer(request, profile, rng)
         else:
@@ -200,18 +202,12 @@ class SimProvider:
         if on_progress is not None and not (scale and request.stream):
             on_progress(output_tokens)
 
-        return base.CompletionResponse(
-            text=text,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            latency_s=model_latency * scale,
-            cost_usd=profile.cost(input_tokens, output_tokens),
-            finish_reason="stop",
-            model_id=request.model_id,
-            simulated=True,
-            raw={"simulated": True, "model": model, "quality": round(quality, 4),
-                 "model_latency_s": round(model_latency, 4), "seed": s.seed, "attempt": attempt},
-        )
+        return _response(  # every field of `CompletionResponse`, in order
+            text, input_tokens, output_tokens, model_latency * scale,
+            profile.cost(input_tokens, output_tokens), 0, 0, "stop", request.model_id, True,
+            {"simulated": True, "model": model, "quality": round(quality, 4),
+             "model_latency_s": round(model_latency, 4), "seed": s.seed, "attempt": attempt},
+            None)
 
     def _judge_answer(self, request: base.CompletionRequest, judge: ModelProfile,
                       rng: _Draws) -> str:
@@ -253,8 +249,9 @@ class _Draws:
         self._next = 8  # values are drawn 8 at a time from one 64-byte digest
 
     def _refill(self) -> None:
-        digest = hashlib.blake2b(self._key, digest_size=64,
-                                 salt=self._block.to_bytes(16, "little")).digest()
+        block = self._block
+        salt = _SALTS[block] if block < 8 else block.to_bytes(16, "little")
+        digest = hashlib.blake2b(self._key, digest_size=64, salt=salt).digest()
         self._values = _UNPACK_8Q(digest)
         self._block += 1
         self._next = 0
@@ -291,6 +288,8 @@ class _Draws:
         return random.Random(self._u64())
 
 
+_response = positional_builder(base.CompletionResponse)
+_SALTS = tuple(block.to_bytes(16, "little") for block in range(8))
 _UNPACK_8Q = struct.Struct("<8Q").unpack
 _TWO_POW_MINUS_53 = 1.0 / 9007199254740992.0
 _TWO_PI = 2.0 * math.pi
