@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import heapq
+import os
 import random
 import resource
 import subprocess
@@ -222,13 +223,15 @@ def main() -> None:
     if args.rss:
         peak_rss(args.rss)
         return
-    print(f"python {sys.version.split()[0]}, anyio on asyncio")
+    print(f"python {sys.version.split()[0]}, anyio on asyncio; load average "
+          f"{os.getloadavg()[0]:.2f} at the start")
     overhead([1000] if args.quick else [1000, 10_000])
     makespan()
     if not args.quick:
         mb = subprocess.run([sys.executable, __file__, "--rss", "10000"], capture_output=True,
                             text=True, check=True).stdout.strip()
         print(f"peak RSS of a 10k-task run (random layers, journal on): {mb} MB")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":
