@@ -86,9 +86,11 @@ def test_a_timeout_stops_generation_and_frees_the_model():
     provider = LlamaCppProvider("local")
 
     async def go():
+        # A counting prompt keeps a base model going (a story may hit end-of-text within the
+        # timeout); its length alone makes prompt evaluation take a while too.
+        counting = "Count from 1 to 2000: " + ", ".join(str(i) for i in range(1, 300)) + ","
         with pytest.raises(base.Timeout):
-            await provider.complete(req("Write a long story about a dragon.", max_tokens=2000,
-                                        timeout_s=1.0))
+            await provider.complete(req(counting, max_tokens=2000, timeout_s=1.0))
         # The lock was released only after the worker stopped: the next call works.
         return await provider.complete(req("Say yes.", max_tokens=4))
 
