@@ -420,19 +420,35 @@ def _keyword_suggestion(word: str, candidates) -> str | None:
     return match[0] if match else None
 
 
-def _misspelt_keyword(e: UnexpectedToken, expected: set[str], text: str, span: Span) -> Diagnostic | None:
-    """A word where a clause may start: a misspelt keyword (`outptu`, `promt`, `wrkflow`) gets the
-    enclosing block's code and a did-you-mean from the words that may come there."""
-    token = e.token
-    if token.type not in ("NAME", "MODEL_ID"):
+def _word_block_kind(token, text: str) -> str | None:
+    """The kind of block a bare word (NAME or MODEL_ID token) stands in; None for any other token or
+    a word outside the blocks that have clauses."""
+    if token.type not in ("NAME", "MODEL_ID") or token.start_pos is None:
         return None
     blocks = open_blocks(text, token.start_pos)
-    kind = _block_kind(blocks[-1] if blocks else None)
+    return _block_kind(blocks[-1] if blocks else None)
+
+
+def _clause_slot(token, expected: set[str], text: str) -> tuple[str, set[str]] | None:
+    """(block kind, keywords the parser would take) when the token is a word standing where a clause
+    of its block may start; None otherwise."""
+    kind = _word_block_kind(token, text)
     if kind is None:
         return None
     words = {word for word, name in keyword_terminals().items() if name in expected}
     if not words & clause_keywords(kind):
         return None  # not where a clause starts
+    return kind, words
+
+
+def _misspelt_keyword(e: UnexpectedToken, expected: set[str], text: str, span: Span) -> Diagnostic | None:
+    """A word where a clause may start: a misspelt keyword (`outptu`, `promt`, `wrkflow`) gets the
+    enclosing block's code and a did-you-mean from the words that may come there."""
+    token = e.token
+    slot = _clause_slot(token, expected, text)
+    if slot is None:
+        return None
+    kind, words = slot
     previous = _previous_extent(e)
     if "COMMA" in expected and previous is not None and not _on_a_later_line(e, text, previous):
         return None  # `depends draft review`: a list missing its comma, not a misspelt clause
@@ -448,15 +464,10 @@ def _unknown_clause(e: UnexpectedToken, expected: set[str], text: str, span: Spa
                     source_map: SourceMap) -> Diagnostic | None:
     """A word where a clause may start that is no keyword at all: list the block's clauses."""
     token = e.token
-    if token.type not in ("NAME", "MODEL_ID"):
+    slot = _clause_slot(token, expected, text)
+    if slot is None:
         return None
-    blocks = open_blocks(text, token.start_pos)
-    kind = _block_kind(blocks[-1] if blocks else None)
-    if kind is None:
-        return None
-    words = {word for word, name in keyword_terminals().items() if name in expected}
-    if not words & clause_keywords(kind):
-        return None
+    kind, _words = slot
     return _not_a_clause(kind, _token_text(token), span, None)
 
 
@@ -739,11 +750,7 @@ def _can_pop_to(e: UnexpectedToken, token_type: str) -> bool:
 
 def _at_clause_start(e: UnexpectedToken, text: str) -> bool:
     """Is the unexpected token a word where a clause of its block may start (a misspelt keyword)?"""
-    token = e.token
-    if token.type not in ("NAME", "MODEL_ID") or token.start_pos is None:
-        return False
-    blocks = open_blocks(text, token.start_pos)
-    kind = _block_kind(blocks[-1] if blocks else None)
+    kind = _word_block_kind(e.token, text)
     if kind is None:
         return False
     parser_state = e.interactive_parser.parser_state  # the state's own actions: no trial parses
