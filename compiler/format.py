@@ -37,7 +37,7 @@ from bmad.compiler.format_layout import (BREAK_PARENT, HARD_LINE, LINE, SOFT_LIN
                                          IfBreak, Mark, Nest, Reindent, Text, Trailing, join,
                                          render_marked)
 from bmad.compiler.parse import ParseResult, parse_text
-from bmad.compiler.strings import decode
+from bmad.compiler.strings import common_margin, decode
 
 INDENT = 2
 CONTINUATION = 4  # wrapped `depends`/`needs` names
@@ -853,19 +853,8 @@ def long_string(raw: str) -> Doc:
     kept = lines[1:]
     closing_alone = not kept[-1].strip(" \t")
     content = kept[:-1] if closing_alone else kept
-    margin: str | None = None
-    for line in content:
-        if not line.strip(" \t"):
-            continue
-        indent = line[:len(line) - len(line.lstrip(" \t"))]
-        if margin is None:
-            margin = indent
-        else:
-            common = 0
-            while common < min(len(margin), len(indent)) and margin[common] == indent[common]:
-                common += 1
-            margin = margin[:common]
-    width = len(margin or "")
+    width = len(common_margin(line[:len(line) - len(line.lstrip(" \t"))]
+                              for line in content if line.strip(" \t")))
 
     def render(indent: int) -> str:
         pad = " " * (indent + INDENT)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Iterable
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "'": "'", "{": "{", "}": "}",
             "0": "\0", "/": "/"}
@@ -30,6 +31,30 @@ class DecodedString:
     problems: list[StringProblem] = field(default_factory=list)
 
 
+def common_margin(indents: Iterable[str]) -> str:
+    """The longest leading whitespace every one of `indents` starts with (textwrap.dedent's margin:
+    a tab and a space never match); "" when there are none."""
+    margin: str | None = None
+    for indent in indents:
+        if margin is None:
+            margin = indent
+            continue
+        common = 0
+        while common < min(len(margin), len(indent)) and margin[common] == indent[common]:
+            common += 1
+        margin = margin[:common]
+    return margin or ""
+
+
+def _leading_blanks(line: list[tuple[str, int]]) -> str:
+    indent = ""
+    for c, _ in line:
+        if c not in " \t":
+            break
+        indent += c
+    return indent
+
+
 def _dedent(chars: list[tuple[str, int]]) -> list[tuple[str, int]]:
     """textwrap.dedent over (char, offset) pairs, dropping a blank first and last line."""
     lines: list[list[tuple[str, int]]] = [[]]
@@ -49,23 +74,7 @@ def _dedent(chars: list[tuple[str, int]]) -> list[tuple[str, int]]:
         lines = lines[:-1]
         if lines and lines[-1] and lines[-1][-1][0] == "\n":
             lines[-1] = lines[-1][:-1]  # the newline before the dropped closing line
-    margin: str | None = None
-    for line in lines:
-        if blank(line):
-            continue
-        indent = ""
-        for c, _ in line:
-            if c not in " \t":
-                break
-            indent += c
-        if margin is None:
-            margin = indent
-        else:
-            common = 0
-            while common < min(len(margin), len(indent)) and margin[common] == indent[common]:
-                common += 1
-            margin = margin[:common]
-    width = len(margin or "")
+    width = len(common_margin(_leading_blanks(line) for line in lines if not blank(line)))
     out: list[tuple[str, int]] = []
     for line in lines:
         if blank(line):  # like textwrap: whitespace-only lines become empty
