@@ -205,7 +205,7 @@ class TaskRouter:
         if listed is None:
             # one model-independent estimate of the task, then cheap arithmetic per model
             solo = SoloEstimate(td, self.context.catalog, self.context.history)
-            listed = [evaluate(td, e, floor, self.context, self.cache, signature, solo) for e in self.pool]
+            listed = self._evaluate_pool(td, floor, solo)
             self.cache[key] = listed
         else:
             evaluated = td.evaluated
@@ -214,6 +214,28 @@ class TaskRouter:
         if names:
             wanted = set(names)
             return [c for c in listed if c.model in wanted]
+        return listed
+
+    def _evaluate_pool(self, td: TaskDraft, floor: float | None, solo: SoloEstimate) -> list[Candidate]:
+        """`evaluate` for every pool model, with the fits shared per (needs, floor): the same
+        candidates, without `evaluate`'s per-model cache lookups (a new signature finds none)."""
+        fits_key = ("pool-fits", self.pool_key, td.needs, floor)
+        fits = self.cache.get(fits_key)
+        if fits is None:
+            fits = []
+            for entry in self.pool:
+                quality, qualified, reason = _fit(entry, td.needs, floor, self.context, self.cache)
+                fits.append((entry, None if quality is None else round(quality, 4), qualified, reason))
+            self.cache[fits_key] = fits
+        evaluated = td.evaluated
+        listed = []
+        for entry, quality, qualified, reason in fits:
+            c = evaluated.get(entry.name)
+            if c is None:
+                cost, latency = solo.cost_and_latency(entry)  # already rounded as `evaluate` rounds
+                c = Candidate(entry.name, entry.provider, entry.available, qualified, quality, cost, latency, reason)
+                evaluated[entry.name] = c
+            listed.append(c)
         return listed
 
     def _ranked(self, considered: list[Candidate], deciding: str, key: tuple) -> tuple[list[Candidate], list[Candidate]]:
