@@ -19,7 +19,7 @@ import httpx
 
 from bmad.runtime.providers import base
 from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status,
-                                                iter_sse, loads_event, truncated)
+                                                iter_sse, loads_event, sampling_settings, truncated)
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
@@ -57,10 +57,8 @@ class AnthropicProvider(HttpProvider):
         }
         if system:
             body["system"] = system
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if request.stop:
-            body["stop_sequences"] = list(request.stop)
+        body.update(sampling_settings(request, max_tokens=None, temperature="temperature",
+                                      stop="stop_sequences"))
         if request.json_schema is not None:
             schema = request.json_schema
             if schema.get("type") != "object":  # tool inputs are objects: wrap other shapes

@@ -20,7 +20,7 @@ import httpx
 
 from bmad.runtime.providers import base
 from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status,
-                                                iter_sse, loads_event, parse_duration, truncated)
+                                                iter_sse, loads_event, parse_duration, sampling_settings, truncated)
 
 _BLOCKING_FINISH = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION",
                     "IMAGE_SAFETY"}
@@ -58,13 +58,8 @@ class GeminiProvider(HttpProvider):
         body: dict[str, Any] = {"contents": contents}
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
-        config: dict[str, Any] = {}
-        if request.max_tokens is not None:
-            config["maxOutputTokens"] = request.max_tokens
-        if request.temperature is not None:
-            config["temperature"] = request.temperature
-        if request.stop:
-            config["stopSequences"] = list(request.stop)
+        config = sampling_settings(request, max_tokens="maxOutputTokens", temperature="temperature",
+                                   stop="stopSequences")
         if request.json_schema is not None:
             config["responseMimeType"] = "application/json"
             config["responseJsonSchema"] = request.json_schema

@@ -533,6 +533,39 @@ async def iter_sse(response: httpx.Response) -> AsyncIterator[SseEvent]:
         yield SseEvent(event, "\n".join(data))
 
 
+def sampling_settings(request: base.CompletionRequest, *, max_tokens: str | None, temperature: str,
+                      stop: str) -> dict[str, Any]:
+    """The request's sampling settings that are set, under one protocol's field names
+    (`max_tokens=None`: the protocol module sets the token cap itself)."""
+    settings: dict[str, Any] = {}
+    if max_tokens is not None and request.max_tokens is not None:
+        settings[max_tokens] = request.max_tokens
+    if request.temperature is not None:
+        settings[temperature] = request.temperature
+    if request.stop:
+        settings[stop] = list(request.stop)
+    return settings
+
+
+class StreamedText:
+    """A streamed answer's text as its pieces arrive, reporting each piece to `on_progress`."""
+
+    def __init__(self, on_progress: base.ProgressCallback | None):
+        self.on_progress = on_progress
+        self.pieces: list[str] = []
+        self.chunks = 0
+
+    def add(self, piece: str) -> None:
+        self.pieces.append(piece)
+        self.chunks += 1
+        if self.on_progress is not None:
+            self.on_progress(self.chunks)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
 def loads_event(provider: HttpProvider, data: str) -> Any:
     """One event's JSON payload; a malformed one is a transient failure (a garbled stream)."""
     try:

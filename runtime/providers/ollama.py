@@ -16,7 +16,7 @@ import httpx
 
 from bmad.runtime.providers import base
 from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status,
-                                                loads_event, truncated)
+                                                loads_event, sampling_settings, StreamedText, truncated)
 
 
 class OllamaProvider(HttpProvider):
@@ -33,13 +33,7 @@ class OllamaProvider(HttpProvider):
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "stream": bool(request.stream),
         }
-        options: dict[str, Any] = {}
-        if request.max_tokens is not None:
-            options["num_predict"] = request.max_tokens
-        if request.temperature is not None:
-            options["temperature"] = request.temperature
-        if request.stop:
-            options["stop"] = list(request.stop)
+        options = sampling_settings(request, max_tokens="num_predict", temperature="temperature", stop="stop")
         if options:
             body["options"] = options
         if request.json_schema is not None:
@@ -62,8 +56,7 @@ class OllamaProvider(HttpProvider):
     async def read_stream(self, request: base.CompletionRequest, response: httpx.Response,
                           on_progress: base.ProgressCallback | None) -> ParsedCompletion:
         parsed = ParsedCompletion(raw={"stream": True})
-        pieces: list[str] = []
-        chunks = 0
+        streamed = StreamedText(on_progress)
         done = False
         async for line in response.aiter_lines():
             if not line.strip():
@@ -75,17 +68,14 @@ class OllamaProvider(HttpProvider):
                 raise classify_status(500, str(data["error"]), provider=self.name)
             content = (data.get("message") or {}).get("content")
             if content:
-                pieces.append(content)
-                chunks += 1
-                if on_progress is not None:
-                    on_progress(chunks)
+                streamed.add(content)
             if data.get("done"):
                 _merge(parsed, data)
                 done = True
                 break
         if not done:
             raise truncated(self)
-        parsed.text = "".join(pieces)
+        parsed.text = streamed.text
         return parsed
 
 

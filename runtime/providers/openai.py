@@ -18,7 +18,7 @@ import httpx
 
 from bmad.runtime.providers import base
 from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status,
-                                                iter_sse, loads_event, truncated)
+                                                iter_sse, loads_event, sampling_settings, StreamedText, truncated)
 
 
 class OpenAIProvider(HttpProvider):
@@ -45,13 +45,9 @@ class OpenAIProvider(HttpProvider):
             "model": request.model_id,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
         }
-        if request.max_tokens is not None:
-            body["max_completion_tokens" if self._use_max_completion_tokens
-                 else "max_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if request.stop:
-            body["stop"] = list(request.stop)
+        body.update(sampling_settings(
+            request, max_tokens="max_completion_tokens" if self._use_max_completion_tokens else "max_tokens",
+            temperature="temperature", stop="stop"))
         if request.json_schema is not None:
             body["response_format"] = {
                 "type": "json_schema",
@@ -90,8 +86,7 @@ class OpenAIProvider(HttpProvider):
     async def read_stream(self, request: base.CompletionRequest, response: httpx.Response,
                           on_progress: base.ProgressCallback | None) -> ParsedCompletion:
         parsed = ParsedCompletion(raw={"stream": True})
-        pieces: list[str] = []
-        chunks = 0
+        streamed = StreamedText(on_progress)
         done = False
         async for event in iter_sse(response):
             if event.data.strip() == "[DONE]":
@@ -106,19 +101,16 @@ class OpenAIProvider(HttpProvider):
             for choice in data.get("choices") or []:
                 delta = choice.get("delta") or {}
                 if delta.get("content"):
-                    pieces.append(delta["content"])
-                    chunks += 1
-                    if on_progress is not None:
-                        on_progress(chunks)
+                    streamed.add(delta["content"])
                 if choice.get("finish_reason"):
                     parsed.finish_reason = choice["finish_reason"]
             if data.get("usage"):
                 _apply_usage(parsed, data["usage"])
         if not done:
             raise truncated(self)
-        parsed.text = "".join(pieces)
-        if parsed.output_tokens is None and chunks:
-            parsed.output_tokens = chunks  # one chunk is one token on the servers that omit usage
+        parsed.text = streamed.text
+        if parsed.output_tokens is None and streamed.chunks:
+            parsed.output_tokens = streamed.chunks  # one chunk is one token on the servers that omit usage
         return parsed
 
 
