@@ -165,3 +165,54 @@ def at():
 def server_config() -> ClientServerConfig:
     """How to start `bmad lsp` and the recording client (for tests that drive the loop themselves)."""
     return CONFIG
+
+
+# The workspace files several test modules edit: a provider and model that main files import, and a
+# workflow whose budget no model can meet (BMAD-E2xx plan findings).
+MODELS_BMAD = """\
+provider openai {
+  kind openai
+  api_key env OPENAI_API_KEY
+}
+
+model fast {
+  provider openai
+  price input $0.15 output $0.60 per 1M
+  context 128k
+  skills { writing 0.8, summarization 0.8 }
+}
+"""
+
+BUDGET_BMAD = """\
+provider openai {
+  kind openai
+  api_key env OPENAI_API_KEY
+}
+
+model strong {
+  provider openai
+  price input $2.50 output $10.00 per 1M
+  context 128k
+  skills { reasoning 0.9 }
+}
+
+workflow w {
+  budget $0.000001 per run
+  task a {
+    prompt "Write a long essay."
+    needs reasoning
+    max_tokens 4000
+  }
+  output a
+}
+"""
+
+
+@pytest.fixture
+def models_bmad() -> str:
+    return MODELS_BMAD
+
+
+@pytest.fixture
+def budget_bmad() -> str:
+    return BUDGET_BMAD

@@ -20,20 +20,6 @@ workflow w {
 }
 """
 
-MODELS = """\
-provider openai {
-  kind openai
-  api_key env OPENAI_API_KEY
-}
-
-model fast {
-  provider openai
-  price input $0.15 output $0.60 per 1M
-  context 128k
-  skills { writing 0.8, summarization 0.8 }
-}
-"""
-
 MAIN = """\
 import "models.bmad"
 
@@ -97,8 +83,8 @@ async def test_only_the_newest_version_is_published_after_a_burst(client, editor
     assert versions == sorted(versions)  # never an older version after a newer one
 
 
-async def test_error_in_an_imported_file_shows_on_the_import(client, editor, at):
-    editor.write("models.bmad", MODELS.replace("api_key env OPENAI_API_KEY", 'api_key "sk-live-123"'))
+async def test_error_in_an_imported_file_shows_on_the_import(client, editor, at, models_bmad):
+    editor.write("models.bmad", models_bmad.replace("api_key env OPENAI_API_KEY", 'api_key "sk-live-123"'))
     _, uri = editor.write("main.bmad", MAIN)
     editor.open(uri, MAIN, 1)
     diagnostics = await editor.diagnostics(uri, 1)
@@ -108,17 +94,17 @@ async def test_error_in_an_imported_file_shows_on_the_import(client, editor, at)
     assert diagnostics[0].related_information[0].location.uri.endswith("/models.bmad")
 
 
-async def test_dependents_are_rechecked_when_an_imported_file_changes(client, editor, at):
-    _, models_uri = editor.write("models.bmad", MODELS)
+async def test_dependents_are_rechecked_when_an_imported_file_changes(client, editor, at, models_bmad):
+    _, models_uri = editor.write("models.bmad", models_bmad)
     _, main_uri = editor.write("main.bmad", MAIN)
-    editor.open(models_uri, MODELS, 1)
+    editor.open(models_uri, models_bmad, 1)
     editor.open(main_uri, MAIN, 1)
     assert await editor.diagnostics(main_uri, 1) == []
     assert await editor.diagnostics(models_uri, 1) == []
 
     # rename the model in the (unsaved) imported buffer: main.bmad now pins an unknown model
     mark = editor.mark()
-    editor.replace_all(models_uri, MODELS.replace("model fast", "model quick"), 2)
+    editor.replace_all(models_uri, models_bmad.replace("model fast", "model quick"), 2)
     await editor.diagnostics(models_uri, 2)
     diagnostics = await editor.next_diagnostics(main_uri, mark)
     assert [d.code for d in diagnostics] == ["BMAD-E103"]
@@ -126,43 +112,19 @@ async def test_dependents_are_rechecked_when_an_imported_file_changes(client, ed
 
     # and back: main is clean again
     mark = editor.mark()
-    editor.replace_all(models_uri, MODELS, 3)
+    editor.replace_all(models_uri, models_bmad, 3)
     await editor.diagnostics(models_uri, 3)
     assert await editor.next_diagnostics(main_uri, mark) == []
 
 
-BUDGET = """\
-provider openai {
-  kind openai
-  api_key env OPENAI_API_KEY
-}
 
-model strong {
-  provider openai
-  price input $2.50 output $10.00 per 1M
-  context 128k
-  skills { reasoning 0.9 }
-}
-
-workflow w {
-  budget $0.000001 per run
-  task a {
-    prompt "Write a long essay."
-    needs reasoning
-    max_tokens 4000
-  }
-  output a
-}
-"""
-
-
-async def test_an_infeasible_budget_is_reported_like_bmad_check(client, editor, at):
+async def test_an_infeasible_budget_is_reported_like_bmad_check(client, editor, at, budget_bmad):
     from bmad.cli.check_cmd import check_files
 
-    path, uri = editor.write("budget.bmad", BUDGET)
+    path, uri = editor.write("budget.bmad", budget_bmad)
     expected, _sources, _usage = check_files([str(path)])
     assert any(d.code.startswith("BMAD-E2") for d in expected)
-    editor.open(uri, BUDGET, 1)
+    editor.open(uri, budget_bmad, 1)
     code = next(d.code for d in expected if d.code.startswith("BMAD-E2"))
     diagnostics = await editor.diagnostics_with(uri, 1, code)
     assert sorted((d.code, d.range.start.line + 1, d.range.start.character + 1) for d in diagnostics) == sorted(
