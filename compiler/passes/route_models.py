@@ -130,18 +130,31 @@ def rank_candidates(candidates: list[Candidate], objective: str) -> list[Candida
     candidates = list(candidates)  # any iterable; none at all ranks as none (no crash)
     if objective == "cost":
         return sorted(candidates, key=_cost_key)
+    # the keys below are `(first,) + _cost_key(c)` built in one tuple (ranking runs per task)
     if objective == "latency":
-        return sorted(candidates, key=lambda c: (c.latency_s or 0.0,) + _cost_key(c))
-    if objective == "quality":
-        return sorted(candidates, key=lambda c: (-(c.expected_quality or 0.0),) + _cost_key(c))
-    scores = _balanced_scores(candidates)
-    return sorted(candidates, key=lambda c: (-scores[c.model],) + _cost_key(c))
+        def key(c: Candidate) -> tuple:
+            cost = c.cost_usd_expected
+            return (c.latency_s or 0.0, cost is None, cost or 0.0, c.latency_s or 0.0, c.model)
+    elif objective == "quality":
+        def key(c: Candidate) -> tuple:
+            cost = c.cost_usd_expected
+            return (-(c.expected_quality or 0.0), cost is None, cost or 0.0, c.latency_s or 0.0, c.model)
+    else:
+        scores = _balanced_scores(candidates)
+
+        def key(c: Candidate) -> tuple:
+            cost = c.cost_usd_expected
+            return (-scores[c.model], cost is None, cost or 0.0, c.latency_s or 0.0, c.model)
+    return sorted(candidates, key=key)
 
 
 def _balanced_scores(candidates: list[Candidate]) -> dict[str, float]:
     def normalise(values: list[float]) -> list[float]:
         lo, hi = min(values), max(values)
-        return [0.0 if hi == lo else (v - lo) / (hi - lo) for v in values]
+        if hi == lo:
+            return [0.0] * len(values)
+        span = hi - lo
+        return [(v - lo) / span for v in values]
 
     candidates = list(candidates)  # an iterator would be spent by the first pass below
     if not candidates:  # nothing to score (no model at all): no crash, the router reports it
@@ -152,9 +165,8 @@ def _balanced_scores(candidates: list[Candidate]) -> dict[str, float]:
     q = normalise([c.expected_quality or 0.0 for c in candidates])
     cost = normalise([worst_cost if c is None else c for c in costs])
     lat = normalise([c.latency_s or 0.0 for c in candidates])
-    w = BALANCED_WEIGHTS
-    return {c.model: w["quality"] * q[i] - w["cost"] * cost[i] - w["latency"] * lat[i]
-            for i, c in enumerate(candidates)}
+    wq, wc, wl = BALANCED_WEIGHTS["quality"], BALANCED_WEIGHTS["cost"], BALANCED_WEIGHTS["latency"]
+    return {c.model: wq * qi - wc * ci - wl * li for c, qi, ci, li in zip(candidates, q, cost, lat)}
 
 
 def _spread_providers(ranked: list[Candidate], count: int) -> list[str]:

@@ -56,22 +56,33 @@ class SoloEstimate:
 
     def cost_and_latency(self, entry: CatalogEntry) -> tuple[float | None, float]:
         """(expected cost in USD rounded to 6 places or None when unpriced, latency in s rounded
-        to 3): `estimate_task`'s `cost_usd_expected` and `latency_s` for `entry` alone."""
+        to 3): `estimate_task`'s `cost_usd_expected` and `latency_s` for `entry` alone.
+
+        `entry.call_cost` and, without a history, `entry.call_latency` are written out here (the
+        same operations in the same order): this runs once per (task, model)."""
         history = self.history
-        failure = (history.failure_rate(entry.name, self.needs) if history else None) or 0.0
+        price_in, price_out = entry.price_input_per_m, entry.price_output_per_m
+        priced = price_in is not None and price_out is not None
+        if history:
+            failure = history.failure_rate(entry.name, self.needs) or 0.0
+            latency = entry.call_latency(self.out_e, self.needs, history)
+        else:
+            failure = 0.0
+            latency = entry.latency_base_s + entry.latency_per_token_s * self.out_e
         attempts_e = self.attempts_e * (1 + failure)
         calls_e = attempts_e * self.fan
         cost: float | None = None
-        if entry.priced:
-            cost = 0.0 + calls_e * entry.call_cost(self.in_e, self.out_e)
-        latency = entry.call_latency(self.out_e, self.needs, history)
+        if priced:
+            cost = 0.0 + calls_e * ((self.in_e * price_in + self.out_e * price_out) / 1e6)
         if self.gated:
-            judge = self.gate_judge
             if not self.judge_named:
-                judge_cost = entry.call_cost(self.gate_in_e, JUDGE_OUTPUT_TOKENS)
-                judge_latency = entry.call_latency(JUDGE_OUTPUT_TOKENS, (), history)
-                judge_priced = entry.priced
+                judge_cost = ((self.gate_in_e * price_in + JUDGE_OUTPUT_TOKENS * price_out) / 1e6
+                              if priced else None)
+                judge_latency = (entry.call_latency(JUDGE_OUTPUT_TOKENS, (), history) if history
+                                 else entry.latency_base_s + entry.latency_per_token_s * JUDGE_OUTPUT_TOKENS)
+                judge_priced = priced
             else:
+                judge = self.gate_judge
                 judge_cost, judge_latency = self.gate_judge_cost, self.gate_judge_latency
                 judge_priced = judge is not None and judge.priced
             if cost is not None:
