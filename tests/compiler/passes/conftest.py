@@ -10,6 +10,16 @@ from bmad.compiler.compile import compile_file
 from bmad.compiler.passes import make_context, run_passes
 
 FIXTURES = Path(__file__).parent / "fixtures"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+# Every workflow file the repository holds (contract files, examples, fixtures, bench), for the
+# tests that compare two ways of planning on all of them.
+WORKFLOW_FILES = sorted(
+    path.resolve()
+    for folder in (REPO_ROOT / ".." / "shared" / "spec", REPO_ROOT / "examples", REPO_ROOT / "tests" / "fixtures",
+                   FIXTURES, REPO_ROOT / "bench") if folder.is_dir()
+    for pattern in ("*.bmad", "*.yaml", "*.yml") for path in folder.rglob(pattern)
+    if "__snapshots__" not in path.parts and not path.name.endswith(".expected.bmad")
+)
 
 
 def compile_fixture(name: str):

@@ -12,14 +12,7 @@ import pytest
 from bmad.compiler.compile import compile_file
 from bmad.compiler.passes import FEASIBILITY_UNTIL, PASSES, check_plan, make_context, plan_program
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-FOLDERS = [REPO_ROOT / ".." / "shared" / "spec", REPO_ROOT / "examples", REPO_ROOT / "tests" / "fixtures",
-           REPO_ROOT / "tests" / "compiler" / "passes" / "fixtures", REPO_ROOT / "bench"]
-WORKFLOW_FILES = sorted(
-    path.resolve() for folder in FOLDERS if folder.is_dir()
-    for pattern in ("*.bmad", "*.yaml", "*.yml") for path in folder.rglob(pattern)
-    if "__snapshots__" not in path.parts and not path.name.endswith(".expected.bmad")
-)
+from .conftest import REPO_ROOT, WORKFLOW_FILES
 
 
 def test_the_feasibility_passes_are_a_prefix_of_the_pass_order():

@@ -16,14 +16,7 @@ from bmad.compiler.passes.draft import CallShape, revise
 from bmad.compiler.passes.estimate_cost import SoloAssignment, estimate_task
 from bmad.compiler.passes.solo_estimate import SoloEstimate
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-FOLDERS = [REPO_ROOT / ".." / "shared" / "spec", REPO_ROOT / "examples", REPO_ROOT / "tests" / "fixtures",
-           REPO_ROOT / "tests" / "compiler" / "passes" / "fixtures", REPO_ROOT / "bench"]
-WORKFLOW_FILES = sorted(
-    path.resolve() for folder in FOLDERS if folder.is_dir()
-    for pattern in ("*.bmad", "*.yaml", "*.yml") for path in folder.rglob(pattern)
-    if "__snapshots__" not in path.parts and not path.name.endswith(".expected.bmad")
-)
+from .conftest import REPO_ROOT, WORKFLOW_FILES
 
 
 def a_history(catalog) -> ModelHistory:
