@@ -323,9 +323,15 @@ class TaskRouter:
         shown_key = ("shown", self.pool_key, signature, models)
         shown = self.cache.get(shown_key)
         if shown is None:
-            ordered = sorted(all_candidates, key=lambda c: (c.model not in models, not c.available,
-                                                            not c.qualified) + _cost_key(c))
-            shown = tuple(replace(c, reason="chosen") if c.model in models else c for c in ordered)
+            def shown_order(c: Candidate) -> tuple:  # the chosen first, then _cost_key's order
+                cost = c.cost_usd_expected
+                return (c.model not in models, not c.available, not c.qualified,
+                        cost is None, cost or 0.0, c.latency_s or 0.0, c.model)
+
+            ordered = sorted(all_candidates, key=shown_order)
+            shown = tuple(Candidate(c.model, c.provider, c.available, c.qualified, c.expected_quality,
+                                    c.cost_usd_expected, c.latency_s, "chosen") if c.model in models else c
+                          for c in ordered)
             self.cache[shown_key] = shown
         reason = self._reason(rule, model, cascade, td.evaluated.get(model), len(usable), floor)
         # one TaskPlan per route: the fields that routing decides, the rest kept from the draft
