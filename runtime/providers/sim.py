@@ -27,6 +27,7 @@ import json
 import math
 import random
 import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -44,8 +45,7 @@ _DEFAULT_LATENCY = (0.3, 0.005)
 _WORDS = ("the", "model", "answer", "is", "based", "on", "the", "given", "input", "and", "context",
           "with", "care", "clear", "steps", "result", "plan", "review", "summary", "detail")
 _FILLER = " ".join(_WORDS * 40)
-_N_WORDS = len(_WORDS)
-_WORD_SHIFTS = tuple(8 * i for i in range(8))
+_BYTE_WORDS = tuple(_WORDS[byte % len(_WORDS)] for byte in range(256))  # one word per byte
 FAILURE_KINDS = ("transient", "rate_limited", "timeout", "bad_request", "auth", "context_too_long",
                  "content_filtered", "unavailable")
 
@@ -147,7 +147,12 @@ class SimProvider:
             attempt = self._repeats.get(repeat_key, 0)
             self._repeats[repeat_key] = attempt + 1
         task_key = f"{s.seed}\x00{request.task_id}\x00{prompt}"
-        rng = _Draws(f"{task_key}\x00{model}\x00{attempt}")
+        call_key = f"{task_key}\x00{model}\x00{attempt}".encode("utf-8", "surrogatepass")
+        # Every draw of the call comes from one 64-byte digest, one 64-bit value per decision,
+        # the same slot whatever the path: 0 fails?, 1 failure kind, 2-3 the Gaussian noises,
+        # 4 canonical answer?, 5 the model's own answer, 6 output tokens, 7 padding start.
+        # Only a judge needs more: the `_Draws` stream that follows this digest.
+        u = _UNPACK_8Q(_blake2b(call_key).digest())
 
         input_tokens = max(1, len(prompt) // 4)
         if profile.context is not None and input_tokens > profile.context:
@@ -155,27 +160,35 @@ class SimProvider:
                 f"simulated: the prompt ({input_tokens} tokens) exceeds {model}'s context "
                 f"({profile.context})", status=400, provider=self.name)
 
-        rate = s.model_failure_rates.get(model, s.failure_rate)
-        failure = s.failure_kinds[rng.randrange(len(s.failure_kinds))] \
-            if rate and rng.random() < rate else None
+        rate = s.model_failure_rates.get(model, s.failure_rate) if s.model_failure_rates \
+            else s.failure_rate
+        failure = s.failure_kinds[u[1] % len(s.failure_kinds)] \
+            if rate and (u[0] >> 11) * _TWO_POW_MINUS_53 < rate else None
 
-        quality = _clip(profile.quality_for(meta.get("capability")) + rng.gauss(0, 0.05))
+        # Box-Muller gives two independent Gaussians from two uniforms: quality and latency noise.
+        radius = math.sqrt(-2.0 * math.log(1.0 - (u[2] >> 11) * _TWO_POW_MINUS_53))
+        angle = _TWO_PI * (u[3] >> 11) * _TWO_POW_MINUS_53
+        quality = _clip(profile.quality_for(meta.get("capability"))
+                        + 0.05 * radius * math.cos(angle))
         purpose = meta.get("purpose")
         if purpose == "judge":
-            text = self._judge_answer(request, profile, rng)
+            text = self._judge_answer(request, profile, _Draws(call_key))
         else:
-            text = _answer(request, task_key, quality, rng)
+            text = _answer(request, task_key, quality, u)
 
-        max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
         if request.enum_values or request.json_schema is not None or purpose == "judge":
             output_tokens = max(1, len(text) // 4)
         else:
-            output_tokens = max(8, int(max_tokens * rng.uniform(0.2, 0.6)))
-            output_tokens = min(output_tokens, max_tokens)
-            text = _pad(text, output_tokens * 4, rng)
+            max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
+            output_tokens = max(8, int(max_tokens * (0.2 + 0.4 * (u[6] >> 11) * _TWO_POW_MINUS_53)))
+            if output_tokens > max_tokens:
+                output_tokens = max_tokens
+            if len(text) < output_tokens * 4:  # most short answers need no padding at all
+                text = _pad(text, output_tokens * 4, u[7] % 40)
 
         base_s, per_token_s = _latency_profile(profile)
-        model_latency = (base_s + per_token_s * output_tokens) * math.exp(rng.gauss(0, 0.15))
+        model_latency = (base_s + per_token_s * output_tokens) \
+            * math.exp(0.15 * radius * math.sin(angle))
         scale = s.latency_scale
 
         if failure == "timeout" or (request.timeout_s is not None
@@ -238,13 +251,14 @@ class SimProvider:
 
 
 class _Draws:
-    """Seeded uniforms straight from a hash (cheaper than seeding a `random.Random` per call)."""
+    """More seeded uniforms for a call (judges), straight from a hash: it starts at block 1, after
+    the call's own 64-byte digest (block 0, unsalted), so no value is used twice."""
 
     __slots__ = ("_key", "_block", "_values", "_next")
 
-    def __init__(self, key: str):
-        self._key = key.encode("utf-8", "surrogatepass")
-        self._block = 0
+    def __init__(self, call_key: bytes):
+        self._key = call_key
+        self._block = 1
         self._values: tuple[int, ...] = ()
         self._next = 8  # values are drawn 8 at a time from one 64-byte digest
 
@@ -277,18 +291,14 @@ class _Draws:
         u1 = 1.0 - self.random()  # (0, 1]
         return mu + sigma * math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * self.random())
 
-    def randrange(self, n: int) -> int:
-        return self._u64() % n
-
-    def choice(self, seq: Any) -> Any:
-        return seq[self._u64() % len(seq)]
-
     def rng(self) -> random.Random:
         """A full `random.Random` seeded from this stream, for heavier draws (JSON values)."""
         return random.Random(self._u64())
 
 
 _response = positional_builder(base.CompletionResponse)
+_blake2b = hashlib.blake2b
+_CRC_SALT = 0x9E3779B9
 _SALTS = tuple(block.to_bytes(16, "little") for block in range(8))
 _UNPACK_8Q = struct.Struct("<8Q").unpack
 _TWO_POW_MINUS_53 = 1.0 / 9007199254740992.0
@@ -311,29 +321,34 @@ def _latency_profile(profile: ModelProfile) -> tuple[float, float]:
 
 
 def _answer(request: base.CompletionRequest, task_key: str, quality: float,
-            rng: _Draws) -> str:
-    """The canonical answer with probability `quality`, else a model-specific one."""
-    correct = rng.random() < quality
-    source = _Draws(task_key) if correct else rng
+            u: tuple[int, ...]) -> str:
+    """The canonical answer with probability `quality`, else a model-specific one (from the
+    call's own draws). The canonical one depends on the task and prompt only."""
+    correct = (u[4] >> 11) * _TWO_POW_MINUS_53 < quality
     if request.enum_values:
         values = request.enum_values
-        canonical = _Draws(task_key).choice(values)
+        canonical = values[_canonical_bits(task_key) % len(values)]
         if correct or len(values) == 1:
             return canonical
-        return rng.choice([v for v in values if v != canonical])
+        others = [v for v in values if v != canonical]
+        return others[u[5] % len(others)]
+    bits = _canonical_bits(task_key) if correct else u[5]
     if request.json_schema is not None:
-        return json.dumps(sample_json(request.json_schema, source.rng()), sort_keys=True)
-    bits = source._u64()
-    words = " ".join([_WORDS[(bits >> shift) % _N_WORDS] for shift in _WORD_SHIFTS])
-    label = request.task_id or "the request"
-    return f"{SIM_MARK} Answer for {label}: {words}."
+        return json.dumps(sample_json(request.json_schema, random.Random(bits)), sort_keys=True)
+    words = " ".join(map(_BYTE_WORDS.__getitem__, bits.to_bytes(8, "little")))
+    return f"{SIM_MARK} Answer for {request.task_id or 'the request'}: {words}."
 
 
-def _pad(text: str, chars: int, rng: _Draws) -> str:
-    if len(text) >= chars:
-        return text
+def _canonical_bits(task_key: str) -> int:
+    """64 model-independent bits for a (seed, task, prompt): two CRC-32s, much cheaper than a
+    second cryptographic digest; they only pick among valid answers, so need no more."""
+    data = task_key.encode("utf-8", "surrogatepass")
+    return zlib.crc32(data) << 32 | zlib.crc32(data, _CRC_SALT)
+
+
+def _pad(text: str, chars: int, start_word: int) -> str:
     need = chars - len(text) - 1
-    start = rng.randrange(40) * 4
+    start = start_word * 4
     filler = _FILLER if need + start <= len(_FILLER) else _FILLER * (need // len(_FILLER) + 2)
     return text + " " + filler[start:start + need]
 

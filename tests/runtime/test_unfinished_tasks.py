@@ -24,11 +24,12 @@ def _tasks(tmp_path, run_id):
 
 def test_budget_exhausted_leaves_not_started_rows(tmp_path):
     plan = plan_source(tmp_path, CHAIN)
-    # Each call reserves about $0.002 (1,024 output tokens at $2 per 1M): room for two.
-    outcome, _ = run_plan(plan, tmp_path, budget_usd=0.005,
+    # Each call reserves about $0.002 for its output (1,024 tokens at $2 per 1M) plus its prompt,
+    # which carries the previous (simulated, seeded) answer: room for two.
+    outcome, _ = run_plan(plan, tmp_path, budget_usd=0.006,
                           config=RunConfig(strategy="sequential"))
     assert outcome.status == "budget_exhausted"
-    assert outcome.spent_usd <= 0.005
+    assert outcome.spent_usd <= 0.006
     tasks = _tasks(tmp_path, outcome.run_id)
     assert set(tasks) == {"a", "b", "c", "d"}
     assert [tasks[t]["status"] for t in "abcd"] == ["completed", "completed", "budget_exhausted",
