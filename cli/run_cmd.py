@@ -50,6 +50,18 @@ def _journal_path(journal: Optional[Path]) -> Path:
     return journal if journal is not None else default_journal_path()
 
 
+def _existing_journal_path(journal: Optional[Path], as_json: bool) -> Optional[Path]:
+    """The journal's path, or None after saying there are no runs yet (an empty JSON list with
+    --json) when the file does not exist: listing runs before any run is not an error."""
+    path = _journal_path(journal)
+    if not path.exists():
+        sys.stderr.write(f"no runs yet ({path} does not exist)\n")
+        if as_json:
+            sys.stdout.write("[]\n")
+        return None
+    return path
+
+
 def _open_journal(journal: Optional[Path]):
     from bmad.runtime.journal import Journal, JournalError
 
@@ -302,11 +314,8 @@ def register(app: typer.Typer) -> None:
         keep: Optional[int] = typer.Option(None, "--keep", metavar="N", min=0,
                                            help="With --prune: keep only the N newest runs."),
     ) -> None:
-        path = _journal_path(journal)
-        if not path.exists():
-            sys.stderr.write(f"no runs yet ({path} does not exist)\n")
-            if as_json:
-                sys.stdout.write("[]\n")
+        path = _existing_journal_path(journal, as_json)
+        if path is None:
             return
         if prune or older_than is not None or keep is not None:
             from bmad.cli.runs_prune import prune_journal
@@ -346,11 +355,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from bmad.runtime.journal import _alive
 
-        path = _journal_path(journal)
-        if not path.exists():
-            sys.stderr.write(f"no runs yet ({path} does not exist)\n")
-            if as_json:
-                sys.stdout.write("[]\n")
+        path = _existing_journal_path(journal, as_json)
+        if path is None:
             return
         j = _open_journal(journal)
         rows = j.runs(limit=200, status="running" if active else None)
