@@ -194,3 +194,13 @@ def test_sigterm_cancels_cleanly_and_the_run_resumes(tmp_path):
                    cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "t19" in json.loads(resumed.stdout)
+
+
+def test_runs_and_status_before_any_run_say_so(tmp_path):
+    missing = tmp_path / "never.db"
+    for command in (["runs"], ["workflow", "status"]):
+        listed = bmad(*command, "--journal", str(missing), "--json", cwd=tmp_path)
+        assert listed.returncode == 0
+        assert listed.stdout == "[]\n"
+        assert "no runs yet" in listed.stderr
+        assert not missing.exists()
