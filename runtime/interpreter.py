@@ -15,7 +15,7 @@ import hashlib
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import AbstractSet, Any, Sequence
 
 import anyio
 
@@ -217,27 +217,39 @@ class Interpreter:
         if workflow is None or wplan is None:
             raise TaskFailure(f"workflow `{workflow_name}` is not in the plan")
         plans = {t.id: t for t in wplan.tasks}
-        names = {t.name for t in workflow.tasks}
         order = {t.name: i for i, t in enumerate(workflow.tasks)}
+        names = order.keys()
+        task_ids = tuple(order)
+        # One pass: a dependency's index is its place in the workflow, so nodes need no second
+        # pass to resolve them (the plan only names the workflow's own tasks).
         nodes: list[Node] = []
         for i, task in enumerate(workflow.tasks):
             tp = plans.get(task.name) or TaskPlan(id=task.name,
                                                   model=task.model.name if task.model else None)
-            dep_ids = sorted(set(tp.depends) | _ir_dependencies(task, names) - {task.name},
-                             key=order.__getitem__)
-            nodes.append(self._node(task, tp, i, tuple(dep_ids), workflow))
-        by_id = {n.id: n for n in nodes}
-        for n in nodes:
-            n.deps = tuple(by_id[d].index for d in n.dep_ids if d in by_id)
+            prompt = CompiledTemplate(task.prompt) if task.prompt else None
+            system = CompiledTemplate(task.system) if task.system else None
+            found = _ir_dependencies(task, prompt, system, names)
+            if tp.depends:
+                found.update(tp.depends)
+            found.discard(task.name)
+            deps = tuple(sorted([order[d] for d in found])) if found else ()
+            node = self._node(task, tp, i, tuple([task_ids[d] for d in deps]), prompt, system)
+            node.deps = deps
+            nodes.append(node)
+        by_id = dict(zip(task_ids, nodes))
         compiled = CompiledWorkflow(workflow, wplan, nodes, by_id)
         self._compiled[workflow_name] = compiled
         _COMPILED_PLANS.put(self.plan, self.strategy, workflow_name, compiled)
         return compiled
 
     def _node(self, task: ir.Task, tp: TaskPlan, index: int, dep_ids: tuple[str, ...],
-              workflow: ir.Workflow) -> Node:
-        chain = _dedupe([m for m in (tp.model, task.model.name if task.model else None) if m]
-                        + list(tp.cascade) + list(tp.fallbacks) + [f.name for f in task.fallback])
+              prompt: CompiledTemplate | None, system: CompiledTemplate | None) -> Node:
+        own_model = task.model.name if task.model else None
+        if tp.cascade or tp.fallbacks or task.fallback or (own_model and own_model != tp.model):
+            chain = _dedupe([m for m in (tp.model, own_model) if m] + list(tp.cascade)
+                            + list(tp.fallbacks) + [f.name for f in task.fallback])
+        else:  # one model (the common case): nothing to merge
+            chain = [tp.model or own_model] if tp.model or own_model else []
         consensus = task.consensus
         participants = tuple(tp.participants)
         method = consensus.method if consensus else None
@@ -254,8 +266,8 @@ class Interpreter:
         judge = tp.judge or (consensus.judge.name if consensus and consensus.judge else None) \
             or (task.quality.judge.name if task.quality and task.quality.judge else None)
         returns = task.returns
-        instruction = returns_mod.format_instruction(returns)
-        schema_key = returns_mod.schema_fingerprint(returns)
+        instruction = returns_mod.format_instruction(returns) if returns is not None else None
+        schema_key = returns_mod.schema_fingerprint(returns) if returns is not None else ""
         prio = PRIORITY_WEIGHT.get(task.priority, 1)
         key = (tp.rank, -prio, index)
         plain = (task.prompt is not None and bool(chain) and task.for_each is None
@@ -266,8 +278,7 @@ class Interpreter:
                           and tp.cascade))
         return Node(
             id=task.name, index=index, task=task, plan=tp, deps=(), dep_ids=dep_ids,
-            prompt=CompiledTemplate(task.prompt) if task.prompt else None,
-            system=CompiledTemplate(task.system) if task.system else None,
+            prompt=prompt, system=system,
             chain=tuple(chain), participants=participants, method=method, judge=judge,
             retry=RetryPolicy.from_ir(task.retry) if task.retry is not None else _NO_RETRY,
             max_tokens=task.max_tokens or DEFAULT_MAX_TOKENS,
@@ -967,13 +978,17 @@ def _expr_roots(expr: ir.Expr | None) -> set[str]:
     return set()
 
 
-def _ir_dependencies(task: ir.Task, task_names: set[str]) -> set[str]:
-    """Tasks this one reads: `depends`, template references, `when`, `for each`, `reduce`, call args."""
+def _ir_dependencies(task: ir.Task, prompt: CompiledTemplate | None,
+                     system: CompiledTemplate | None, task_names: AbstractSet[str]) -> set[str]:
+    """Tasks this one reads: `depends`, template references (the compiled templates' roots),
+    `when`, `for each`, `reduce`, call args."""
     roots: set[str] = {d.name for d in task.depends}
-    for template in (task.prompt, task.system):
-        if template is not None:
-            roots |= {r.root for r in template.refs}
-    roots |= _expr_roots(task.when)
+    if prompt is not None:
+        roots |= prompt.roots
+    if system is not None:
+        roots |= system.roots
+    if task.when is not None:
+        roots |= _expr_roots(task.when)
     if task.for_each is not None:
         roots |= _expr_roots(task.for_each.source)
     if task.reduce is not None:
@@ -983,4 +998,4 @@ def _ir_dependencies(task: ir.Task, task_names: set[str]) -> set[str]:
             roots |= _expr_roots(arg.value)
     if task.for_each is not None:
         roots.discard(task.for_each.var)
-    return roots & task_names
+    return roots & task_names if roots else roots
