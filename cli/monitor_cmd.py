@@ -17,7 +17,7 @@ from bmad.cli.workflow_cmd import workflow_app
 
 
 def _journal(journal: Optional[Path], *, wait: bool = False):
-    from bmad.runtime.journal import Journal, JournalError, default_journal_path
+    from bmad.runtime.journal import Journal, JournalError, JournalNotCreatedYet, default_journal_path
 
     path = journal if journal is not None else default_journal_path()
     if wait and not path.exists():
@@ -25,6 +25,9 @@ def _journal(journal: Optional[Path], *, wait: bool = False):
     try:
         return Journal(path, readonly=True), path
     except JournalError as exc:
+        # A run creating the journal this instant leaves an empty database for a moment.
+        if wait and isinstance(exc, JournalNotCreatedYet):
+            return None, path
         raise fail_usage(str(exc), "runs are journaled where `bmad run` ran (or pass --journal PATH)")
 
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from bmad.runtime.journal_schema import JournalFileError, create_private_file, prepare_schema
+from bmad.runtime.journal_schema import (JournalFileError, JournalNotReady, create_private_file,
+                                         prepare_schema)
 
 SCHEMA_VERSION = 1
 
@@ -99,6 +100,10 @@ class JournalError(Exception):
     pass
 
 
+class JournalNotCreatedYet(JournalError):
+    """Read-only open of an empty database: a run may be creating the journal this instant."""
+
+
 class Journal:
     """Buffered writer and reader of one journal file."""
 
@@ -130,7 +135,8 @@ class Journal:
                 self.db.close()
             message = str(exc) if isinstance(exc, JournalFileError) \
                 else f"{self.path} is not a bmad journal: {exc}"
-            raise JournalError(message) from None
+            error = JournalNotCreatedYet if isinstance(exc, JournalNotReady) else JournalError
+            raise error(message) from None
         self._tasks: list[tuple] = []
         self._calls: list[tuple] = []
         self._events: list[tuple] = []

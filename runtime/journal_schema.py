@@ -24,6 +24,10 @@ class JournalFileError(Exception):
     """The file can't be used as a journal; the message says why in plain words."""
 
 
+class JournalNotReady(JournalFileError):
+    """An empty database opened read-only: not a journal yet (perhaps one being created now)."""
+
+
 def create_private_file(path: Path) -> None:
     """Create the journal's directory (0700) and an empty database file (0600) if missing."""
     parent = path.parent
@@ -113,7 +117,7 @@ def prepare_schema(db: sqlite3.Connection, path: Path, schema: str, *, writable:
         raise JournalFileError(f"{path} is a SQLite database but not a bmad journal (it holds "
                                f"{shown}); it was left untouched")
     if not tables and not writable:
-        raise JournalFileError(f"{path} holds no bmad journal (the database is empty)")
+        raise JournalNotReady(f"{path} holds no bmad journal (the database is empty)")
     if version == CURRENT_VERSION and not writable:
         return version
     if version == CURRENT_VERSION and BMAD_TABLES <= tables and not _missing_tables(db, schema, tables):
