@@ -14,7 +14,7 @@ import anyio
 from bmad.compiler.limits import current_limits
 from bmad.runtime.events import EventBus
 from bmad.runtime.journal import RecordedCall
-from bmad.runtime.ledger import BudgetLedger, Reservation
+from bmad.runtime.ledger import BudgetExhausted, BudgetLedger
 from bmad.runtime.model_pool import ModelPool
 from bmad.runtime.providers import base, keys
 from bmad.runtime.providers.record_builder import positional_builder
@@ -155,11 +155,11 @@ class ModelCaller:
             meta = None
         rng: random.Random | None = None
         error: base.ProviderError | None = None
-        ledger = self.ledger
+        ledger = tally.ledger or self.ledger  # a task's or called workflow's own budget, else the run's
         limiter = self.limiter
         for attempt in range(1, policy.attempts + 1):
             reservation = ledger.try_reserve(worst_usd, worst_in + max_tokens)
-            if type(reservation) is not Reservation:  # no room now: wait for calls in flight
+            if isinstance(reservation, BudgetExhausted):  # no room now: wait for calls in flight
                 reservation = await ledger.reserve(worst_usd, worst_in + max_tokens)
             limit = timeout if ledger.time_cap is None else \
                 max(0.001, min(timeout, ledger.remaining_time_s()))  # type: ignore[type-var]
@@ -201,13 +201,13 @@ class ModelCaller:
                                            provider=provider.name)
             except BaseException:
                 # Cancelled mid-call (quorum lost, SIGINT): free the room this call held.
-                self.ledger.release(reservation)
+                ledger.release(reservation)
                 raise
             else:
                 cost = response.cost_usd if response.cost_usd is not None else \
                     ms.cost(response.input_tokens, response.output_tokens)
                 tokens = response.input_tokens + response.output_tokens
-                self.ledger.settle(reservation, cost, tokens)
+                ledger.settle(reservation, cost, tokens)
                 tally.add(cost, tokens)
                 if answering:
                     tally.attempts += 1
@@ -223,7 +223,7 @@ class ModelCaller:
                                    tally.attempts if answering else None)
                 return response
             # The call failed: nothing was spent (providers don't bill errors).
-            self.ledger.release(reservation)
+            ledger.release(reservation)
             if answering:
                 tally.attempts += 1
             if self.breakers:

@@ -30,7 +30,8 @@ from bmad.runtime.consensus import (Candidate, ConsensusOutcome, QuorumNotMet, d
                                      decide_medoid, decide_vote, run_consensus, verdicts)
 from bmad.runtime.events import EventBus
 from bmad.runtime.expressions import evaluate, truthy
-from bmad.runtime.ledger import BudgetExhausted, BudgetLedger, UnpricedModel
+from bmad.runtime.ledger import (BudgetExhausted, BudgetLedger, ScopeBudgetExhausted, ScopedLedger,
+                                 UnpricedModel)
 from bmad.runtime.model_pool import ModelPool, ModelUnknown
 from bmad.runtime.providers.base import Message
 from bmad.runtime.retry import RetryPolicy
@@ -107,6 +108,9 @@ class Tally:
     attempts: int = 0
     cost_usd: float | None = 0.0
     tokens: int = 0
+    # The budget this execution's calls reserve in: its own `budget` nested in the enclosing
+    # call's, or None for the run's ledger. Per execution, never on the (cached) `Node`.
+    ledger: "BudgetLedger | ScopedLedger | None" = None
 
     def add(self, cost: float | None, tokens: int) -> None:
         if cost is None or self.cost_usd is None:
@@ -172,6 +176,7 @@ class Frame:
     scheduler: Scheduler | None = None
     failure: str | None = None
     running: set[str] = field(default_factory=set)  # started, not finished
+    ledger: "BudgetLedger | ScopedLedger | None" = None  # a called workflow's budget, else None
 
 
 class Interpreter:
@@ -312,9 +317,10 @@ class Interpreter:
     # Running a workflow
 
     async def run_workflow(self, workflow_name: str, inputs: dict[str, Any],
-                           prefix: str = "") -> Frame:
+                           prefix: str = "",
+                           ledger: "BudgetLedger | ScopedLedger | None" = None) -> Frame:
         compiled = self.compile(workflow_name)
-        frame = Frame(compiled, prefix, dict(inputs))
+        frame = Frame(compiled, prefix, dict(inputs), ledger=ledger)
         nodes = compiled.nodes
         done: list[int] = []
         for n in nodes:
@@ -406,7 +412,7 @@ class Interpreter:
         events = self.events
         if "task_started" in events.wanted:
             events.emit("task_started", path, model=node.chain[0] if node.chain else None)
-        tally = Tally()
+        tally = Tally(ledger=self._task_ledger(frame, node, path))
         try:
             cache_key = None
             if self.cache is not None:
@@ -425,6 +431,8 @@ class Interpreter:
             if cache_key is not None and self.cache is not None:
                 self.cache.store(cache_key, frame, node, path, result)
             self._finish(frame, node, path, result, started, cache_key)
+        except ScopeBudgetExhausted as exc:  # its own (or its call's) budget: this task fails
+            self._fail(frame, node, path, str(exc), started, tally)
         except BudgetExhausted as exc:
             self.budget_stop = exc
             self._stop_all()
@@ -436,6 +444,13 @@ class Interpreter:
         except (TaskFailure, ModelFailed, QuorumNotMet, TemplateError, ModelUnknown) as exc:
             message = exc.message if isinstance(exc, TemplateError) else str(exc)
             self._fail(frame, node, path, message, started, tally)
+
+    def _task_ledger(self, frame: Frame, node: Node, path: str) -> "BudgetLedger | ScopedLedger | None":
+        budget = node.task.budget
+        if budget is None or (budget.usd is None and budget.tokens is None and budget.time_s is None):
+            return frame.ledger
+        return ScopedLedger(frame.ledger or self.ledger, scope=f"task `{path}` budget", usd=budget.usd,
+                            tokens=budget.tokens, time_s=budget.time_s)
 
     def _adapt(self, node: Node, path: str) -> Node:
         """`strategy adaptive`: move work off slow models and, when money runs short, to cheaper ones."""
@@ -625,7 +640,14 @@ class Interpreter:
                 if decl.default is None:
                     raise TaskFailure(f"`{call.workflow.name}` needs input `{decl.name}`")
                 inputs[decl.name] = evaluate(decl.default, {})
-        sub = await self.run_workflow(call.workflow.name, inputs, prefix=f"{path}/")
+        ledger = tally.ledger  # one scope per invocation (each `for each` item its own)
+        budget = called.budget
+        if budget is not None and (budget.usd is not None or budget.tokens is not None
+                                   or budget.time_s is not None):
+            ledger = ScopedLedger(ledger or self.ledger, usd=budget.usd, tokens=budget.tokens,
+                                  time_s=budget.time_s,
+                                  scope=f"workflow call `{path}` (`{call.workflow.name}` budget)")
+        sub = await self.run_workflow(call.workflow.name, inputs, prefix=f"{path}/", ledger=ledger)
         for r in sub.results.values():
             tally.attempts += r.attempts
             tally.add(r.cost_usd, r.tokens)
@@ -940,9 +962,10 @@ def _short_decision(candidates: Sequence[Candidate], exact: bool, weights: dict[
 def first_error(group: BaseExceptionGroup) -> BaseException:
     """The exception that matters in a task group's failure: a budget stop first, then any error."""
     errors = [e for e in _leaves(group) if not isinstance(e, anyio.get_cancelled_exc_class())]
-    for kind in (BudgetExhausted, UnpricedModel):
-        for e in errors:
-            if isinstance(e, kind):
+    for kind in (BudgetExhausted, UnpricedModel, ScopeBudgetExhausted):
+        for e in errors:  # the run's own exhaustion before a scope's
+            if isinstance(e, kind) and (kind is ScopeBudgetExhausted
+                                        or not isinstance(e, ScopeBudgetExhausted)):
                 return e
     return errors[0] if errors else group
 

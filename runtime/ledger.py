@@ -173,3 +173,105 @@ class BudgetLedger:
                     self._alerted.add(key)
                     if not quiet and self._on_alert is not None:
                         self._on_alert(kind, threshold, spent, float(cap))
+
+
+class ScopeBudgetExhausted(BudgetExhausted):
+    """A task's or a called workflow's own `budget` refused a call: that task fails, the run goes on."""
+
+    def __init__(self, scope: str, kind: str, needed: float, remaining: float):
+        super().__init__(kind, needed, remaining)
+        self.scope = scope
+        self.args = (f"{scope}: {self.args[0]}",)
+
+
+@dataclass(slots=True)
+class ScopedReservation(Reservation):
+    parent: Reservation | None = None
+
+
+class ScopedLedger:
+    """A `budget` of one task execution or one workflow call, nested in its parent ledger.
+
+    A call must fit both: it reserves in its own caps and in the parent's (so the run's cap still
+    holds), and settles or releases both. Its own refusal is a `ScopeBudgetExhausted` naming the
+    scope; the parent's refusal passes through unchanged (the run's own exhaustion stays run-wide).
+    """
+
+    def __init__(self, parent: "BudgetLedger | ScopedLedger", *, scope: str, usd: float | None = None,
+                 tokens: int | None = None, time_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.parent = parent
+        self.scope = scope
+        self.own = BudgetLedger(usd=usd, tokens=tokens, time_s=time_s, clock=clock)
+        self.exhausted: BudgetExhausted | None = None
+
+    # -- reading ------------------------------------------------------------------------------
+    @property
+    def spent_usd(self) -> float:
+        return self.own.spent_usd
+
+    @property
+    def spent_tokens(self) -> int:
+        return self.own.spent_tokens
+
+    @property
+    def time_cap(self) -> float | None:
+        """The tighter wall-time cap of this scope and its parents (None: none applies)."""
+        caps = [c for c in (self.own.time_cap, self.parent.time_cap) if c is not None]
+        return min(caps) if caps else None
+
+    def remaining_time_s(self) -> float | None:
+        return _tighter(self.own.remaining_time_s(), self.parent.remaining_time_s())
+
+    def remaining_usd(self) -> float | None:
+        return _tighter(self.own.remaining_usd(), self.parent.remaining_usd())
+
+    # -- reserving ----------------------------------------------------------------------------
+    def _scoped(self, refusal: BudgetExhausted) -> ScopeBudgetExhausted:
+        return ScopeBudgetExhausted(self.scope, refusal.kind, refusal.needed, refusal.remaining)
+
+    def _try(self, usd: float | None, tokens: int) -> tuple[Reservation | BudgetExhausted, bool]:
+        """Reserve in both, or say who refuses (True: this scope's own cap)."""
+        own = self.own.try_reserve(usd, tokens)
+        if isinstance(own, BudgetExhausted):
+            return self._scoped(own), True
+        held = self.parent.try_reserve(usd, tokens)
+        if isinstance(held, BudgetExhausted):
+            self.own.release(own)
+            return held, False
+        return ScopedReservation(own.usd, own.tokens, parent=held), False
+
+    def try_reserve(self, usd: float | None, tokens: int) -> Reservation | BudgetExhausted:
+        return self._try(usd, tokens)[0]
+
+    async def reserve(self, usd: float | None, tokens: int) -> Reservation:
+        """Reserve in both, waiting (in whichever refuses) for calls in flight to settle."""
+        while True:
+            outcome, own_refused = self._try(usd, tokens)
+            if not isinstance(outcome, BudgetExhausted):
+                return outcome
+            if own_refused:
+                try:  # waits for this scope's calls in flight, or gives up
+                    held = await self.own.reserve(usd, tokens)
+                except BudgetExhausted as exc:
+                    self.exhausted = self._scoped(exc)
+                    raise self.exhausted from None
+                self.own.release(held)
+            else:  # the parent waits for its own calls, or raises its own exhaustion
+                held = await self.parent.reserve(usd, tokens)
+                self.parent.release(held)
+
+    def settle(self, reservation: Reservation, usd: float | None, tokens: int) -> None:
+        if reservation.settled:
+            return
+        self.own.settle(reservation, usd, tokens)  # marks it settled
+        parent = getattr(reservation, "parent", None)
+        if parent is not None:
+            self.parent.settle(parent, usd, tokens)
+
+    def release(self, reservation: Reservation) -> None:
+        self.settle(reservation, 0.0, 0)
+
+
+def _tighter(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
