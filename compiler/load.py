@@ -208,6 +208,11 @@ class Loader:
             self._fail(imp.span, "BMAD-E054", f"`import` loads .bmad files, not `{written}`",
                        "YAML workflows are compiled on their own: `bmad check file.yaml`")
             return imp
+        if "\0" in written:  # the OS can't name such a file (os.path raises on it)
+            shown = written.replace("\0", "\\0")
+            self._fail(imp.span, "BMAD-E050", f"cannot find `{shown}`: a path can't contain a NUL "
+                       "character", "imports are relative to the importing file")
+            return imp
         key = os.path.realpath(display)
         absolute = os.path.abspath(display)
         if key in stack:

@@ -162,3 +162,13 @@ def test_yaml_goes_to_the_yaml_front_end(spec_dir, monkeypatch):
     result = compile_file("seed_workflow.yaml")
     assert result.ok, result.diagnostics
     assert result.program.model("local") is not None and result.program.model("gpt-4o") is not None
+
+
+def test_an_import_path_with_a_nul_character_is_a_diagnostic():
+    # Found by the atheris fuzzer: os.path.realpath raised ValueError on it.
+    from bmad.compiler.compile import compile_source
+
+    result = compile_source(b'import "a\x00b.bmad"\nworkflow w { task a { prompt "x" } output a }',
+                            "nul.bmad")
+    assert [d.code for d in result.diagnostics] == ["BMAD-E050"]
+    assert "NUL" in result.diagnostics[0].message
