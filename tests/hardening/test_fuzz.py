@@ -20,6 +20,8 @@ from .fuzz_strategies import hostile_bmad, hostile_yaml
 
 HERE = Path(__file__).resolve().parent
 FUZZ_SECONDS = int(os.environ.get("BMAD_FUZZ_SECONDS", "30"))
+# A fixed seed makes a CI run repeatable (the same mutations in the same order); set another to explore.
+FUZZ_SEED = int(os.environ.get("BMAD_FUZZ_SEED", "1"))
 
 
 def only_diagnostics(text: str, path: str) -> None:
@@ -50,7 +52,7 @@ def test_atheris_finds_no_escaping_exception(target, tmp_path):
     pytest.importorskip("atheris")
     result = subprocess.run(
         [sys.executable, str(HERE / "atheris_target.py"), target, f"-max_total_time={FUZZ_SECONDS}",
-         "-rss_limit_mb=3000", "-timeout=30", f"-artifact_prefix={tmp_path}/"],
+         f"-seed={FUZZ_SEED}", "-rss_limit_mb=3000", "-timeout=30", f"-artifact_prefix={tmp_path}/"],
         capture_output=True, text=True, timeout=FUZZ_SECONDS + 240, cwd=tmp_path)
     tail = (result.stdout + result.stderr)[-4000:]
     assert result.returncode == 0, tail
