@@ -117,6 +117,8 @@ def _items(ls: "BmadLanguageServer", doc: Document, offset: int) -> Iterable[typ
         yield from _values("backoff")
     elif clause in VALUES and prev == clause:
         yield from _values(clause)
+    elif clause == "quality" and prev == "rubric":
+        yield from _rubrics(ls, doc)
     elif clause == "quality" and prev not in (">=",):
         yield from _keywords(("judged", "rubric", "else"))
     elif clause == "consensus" and len(texts) >= 2:
@@ -238,6 +240,20 @@ def _capabilities(ls: "BmadLanguageServer", doc: Document) -> Iterable[types.Com
             for s in m.skills:
                 yield types.CompletionItem(label=s.name, kind=K.Property, detail="capability")
     yield from _declared(ls, doc, "capability", K.Property)
+
+
+def _rubrics(ls: "BmadLanguageServer", doc: Document) -> Iterable[types.CompletionItem]:
+    """Named rubrics the file sees (its own, its imports', `use std.quality`'s), with their text."""
+    seen: set[str] = set()
+    for path in visible_files(ls, doc.path):  # your files first: yours replace the stdlib's
+        found = (doc.index, doc.text) if path == doc.path else ls.store.index_for_path(path)
+        if found is None:
+            continue
+        for sym in found[0].symbols:
+            if sym.kind == "rubric" and sym.name not in seen:
+                seen.add(sym.name)
+                yield types.CompletionItem(label=sym.name, kind=K.EnumMember, detail="rubric",
+                                           documentation=sym.text)
 
 
 def _workflows(ls: "BmadLanguageServer", doc: Document) -> Iterable[types.CompletionItem]:

@@ -1,5 +1,5 @@
 """Go to definition and find references, across files, for tasks, inputs, loop variables, models,
-providers, workflows and imports.
+providers, workflows, rubrics and imports.
 
 Names resolve the way the compiler resolves them: tasks, inputs and loop variables within their
 workflow (and task); models, providers and workflows across the file and everything it imports
@@ -23,7 +23,7 @@ from bmad.lsp.index import DocumentIndex, ImportRef, Reference, Symbol
 if TYPE_CHECKING:
     from bmad.lsp.server import BmadLanguageServer
 
-_GLOBAL_KINDS = ("model", "provider", "workflow")
+_GLOBAL_KINDS = ("model", "provider", "workflow", "rubric")
 _MAX_WORKSPACE_FILES = 5000
 
 
@@ -37,7 +37,7 @@ def stdlib_dir() -> Path:
 class Target:
     """A declaration somewhere: its file and the offsets of its name."""
 
-    kind: str  # provider model workflow task input loop capability file
+    kind: str  # provider model workflow task input loop capability rubric file
     name: str
     path: str
     start: int

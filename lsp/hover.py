@@ -1,5 +1,5 @@
 """Hover: a task's routed model, estimated cost and dependencies; a model's price, context and
-skills; a provider, input, loop variable or workflow; a keyword's documentation with an example."""
+skills; a provider, input, loop variable, workflow or rubric; a keyword's documentation with an example."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def hover(ls: "BmadLanguageServer", doc: Document, position: types.Position) -> 
     here = index.symbol_at(offset) or index.reference_at(offset)
     target = target_at(ls, doc, offset)
     if target is not None and here is not None:
-        text = describe(doc, target)
+        text = _rubric(ls, target) if target.kind == "rubric" else describe(doc, target)
         if text:
             return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text),
                                range=lines.range(here.start, here.end))
@@ -83,6 +83,14 @@ def describe(doc: Document, target: Target) -> str | None:
     if target.kind == "file":
         return f"**import** `{target.path}`"
     return None
+
+
+def _rubric(ls: "BmadLanguageServer", target: Target) -> str:
+    """A named rubric: its text, which is what the quality judge is asked to check."""
+    found = ls.store.index_for_path(target.path)
+    sym = found[0].declared("rubric", target.name) if found is not None else None
+    text = f"\n\n{sym.text}" if sym is not None and sym.text else ""
+    return f"**rubric** `{target.name}`{text}\n\nwhat the quality judge checks"
 
 
 def _task(doc: Document, program: ir.Program | None, target: Target) -> str:

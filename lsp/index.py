@@ -26,7 +26,7 @@ _MODEL_LIST_CLAUSES = frozenset({"route", "fallback", "consensus", "best_of", "p
 class Symbol:
     """A declaration: where its name is written and the extent of the whole declaration."""
 
-    kind: str  # provider model workflow task input loop capability
+    kind: str  # provider model workflow task input loop capability rubric
     name: str
     start: int
     end: int
@@ -35,13 +35,14 @@ class Symbol:
     workflow: str | None = None  # the enclosing workflow (task, input, loop)
     task: str | None = None  # the enclosing task (loop)
     container: str | None = None  # the model that declares a capability
+    text: str | None = None  # a rubric's text, as written between its quotes
 
 
 @dataclass(slots=True)
 class Reference:
     """A use of a name. For dotted refs (`risks.score`) the range covers the root only."""
 
-    kind: str  # task model provider workflow value capability argument
+    kind: str  # task model provider workflow value capability argument rubric
     name: str
     start: int
     end: int
@@ -140,7 +141,7 @@ class DocumentIndex:
             return self.declared("task", ref.name, ref.workflow)
         if ref.kind == "argument":
             return self.declared("input", ref.name, ref.target) if ref.target else None
-        if ref.kind in ("model", "provider", "workflow"):
+        if ref.kind in ("model", "provider", "workflow", "rubric"):
             return self.declared(ref.kind, ref.name)
         return None
 
@@ -311,6 +312,12 @@ class _Scanner:
             elif clause == "use" and first and tok.kind == "name":
                 module = tok.text[4:] if tok.text.startswith("std.") else tok.text
                 self.index.imports.append(ImportRef("use", module, tok.start, tok.end))
+            elif clause == "rubric" and first and tok.kind == "name":
+                self.add_symbol("rubric", tok, self.prev.start if self.prev else tok.start)
+            elif clause == "rubric" and tok.is_string and self.index.symbols \
+                    and self.index.symbols[-1].kind == "rubric":
+                rubric = self.index.symbols[-1]
+                rubric.text, rubric.full_end = tok.text.strip('"').strip(), tok.end
             elif clause in ("provider", "model", "workflow") and first and tok.kind == "name":
                 self.add_symbol(clause, tok, self.prev.start if self.prev else tok.start)
                 self.pending = Frame(clause, tok.text, self.prev.start if self.prev else tok.start, tok.start)
@@ -346,6 +353,8 @@ class _Scanner:
             self.add_ref("task", tok, workflow=wf)
         elif clause == "needs":
             self.add_ref("capability", tok, workflow=wf)
+        elif clause == "quality" and prev == "rubric":
+            self.add_ref("rubric", tok, workflow=wf)
         elif clause == "model" and first:
             self.add_ref("model", tok, workflow=wf)
         elif clause in _MODEL_LIST_CLAUSES and (

@@ -1,4 +1,4 @@
-"""Rename a task, input, loop variable, model, provider or workflow with all its references."""
+"""Rename a task, input, loop variable, model, provider, workflow or rubric with all its references."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from bmad.lsp.keywords import ALL_WORDS
 if TYPE_CHECKING:
     from bmad.lsp.server import BmadLanguageServer
 
-_RENAMABLE = ("task", "input", "loop", "model", "provider", "workflow")
+_RENAMABLE = ("task", "input", "loop", "model", "provider", "workflow", "rubric")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MODEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[-.][A-Za-z0-9_]+)*\Z")
 

@@ -21,7 +21,8 @@ _TYPE = {name: i for i, name in enumerate(TOKEN_TYPES)}
 _DECL = 1  # bit of "declaration"
 # What each symbol / reference kind is shown as.
 _KIND_TYPE = {"task": "function", "model": "class", "provider": "namespace", "workflow": "namespace",
-              "input": "variable", "loop": "parameter", "capability": "property", "argument": "parameter"}
+              "input": "variable", "loop": "parameter", "capability": "property", "argument": "parameter",
+              "rubric": "enumMember"}
 
 
 def classify(doc: Document) -> list[tuple[int, int, str, int]]:

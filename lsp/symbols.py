@@ -23,9 +23,11 @@ KINDS = {
     "input": types.SymbolKind.Variable,
     "loop": types.SymbolKind.Variable,
     "capability": types.SymbolKind.Property,
+    "rubric": types.SymbolKind.String,
 }
 _DETAIL = {"provider": "provider", "model": "model", "workflow": "workflow", "task": "task",
-           "input": "input", "loop": "loop variable", "capability": "skill"}
+           "input": "input", "loop": "loop variable", "capability": "skill",
+           "rubric": "rubric"}
 
 
 def _symbol(sym: Symbol, lines: LineIndex, children: list[types.DocumentSymbol]) -> types.DocumentSymbol:
@@ -38,10 +40,11 @@ def _symbol(sym: Symbol, lines: LineIndex, children: list[types.DocumentSymbol])
 
 
 def outline(index: DocumentIndex, lines: LineIndex) -> list[types.DocumentSymbol]:
-    """Providers, models (with their skills) and workflows (with inputs and tasks, and loop variables)."""
+    """Providers, rubrics, models (with their skills) and workflows (with inputs and tasks, and loop
+    variables)."""
     out = []
     for sym in index.symbols:
-        if sym.kind in ("provider",):
+        if sym.kind in ("provider", "rubric"):
             out.append(_symbol(sym, lines, []))
         elif sym.kind == "model":
             skills = [_symbol(s, lines, []) for s in index.symbols
