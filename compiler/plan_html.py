@@ -11,19 +11,11 @@ from __future__ import annotations
 
 from bmad.compiler.html_page import cards, esc, num, page, section, table
 from bmad.compiler.plan import Plan, TaskPlan, WorkflowPlan
-from bmad.compiler.plan_render import money
+from bmad.compiler.plan_render import model_text, money, quality_text, rubric_names
 
 NODE_W, NODE_H = 190, 58
 COL_GAP, ROW_GAP = 70, 18
 MAX_DRAWN = 400  # beyond this the graph is too dense to read; the tables still list every task
-
-
-def _model_text(t: TaskPlan) -> str:
-    if t.kind == "call":
-        return f"workflow {t.subworkflow}"
-    if t.participants:
-        return ", ".join(t.participants) + (f" (judge {t.judge})" if t.judge else "")
-    return t.model or "?"
 
 
 def _clip(text: str, limit: int) -> str:
@@ -71,14 +63,14 @@ def render_graph(wp: WorkflowPlan, graph_id: str = "plan-graph") -> str:
         x, y = position[t.id]
         hot = t.id in critical
         fill = "#eef3fd" if t.kind != "call" else "#f3eefa"
-        parts.append(f'<g class="node" id="node-{esc(t.id)}"><title>{esc(t.id)}: {esc(_model_text(t))}; '
+        parts.append(f'<g class="node" id="node-{esc(t.id)}"><title>{esc(t.id)}: {esc(model_text(t))}; '
                      f'{esc(t.route_reason)}; expected {esc(money(t.estimate.cost_usd_expected))}, worst '
                      f'{esc(money(t.estimate.cost_usd_worst))}, {t.estimate.latency_s:.1f}s</title>')
         parts.append(f'<rect x="{num(x)}" y="{num(y)}" width="{NODE_W}" height="{NODE_H}" rx="6" fill="{fill}" '
                      f'stroke="{"#c0392b" if hot else "#7f8c8d"}" stroke-width="{2.2 if hot else 1}"/>')
         label = t.id + (f" \u00d7{t.fan_out}" if t.fan_out else "")
         parts.append(f'<text x="{num(x + 8)}" y="{num(y + 17)}" font-weight="600">{esc(_clip(label, 28))}</text>')
-        parts.append(f'<text x="{num(x + 8)}" y="{num(y + 33)}">{esc(_clip(_model_text(t), 30))}</text>')
+        parts.append(f'<text x="{num(x + 8)}" y="{num(y + 33)}">{esc(_clip(model_text(t), 30))}</text>')
         parts.append(f'<text class="muted" x="{num(x + 8)}" y="{num(y + 49)}">{esc(money(t.estimate.cost_usd_expected))} '
                      f'(worst {esc(money(t.estimate.cost_usd_worst))}), {t.estimate.latency_s:.1f}s</text>')
         parts.append("</g>")
@@ -86,18 +78,13 @@ def render_graph(wp: WorkflowPlan, graph_id: str = "plan-graph") -> str:
     return "".join(parts)
 
 
-def _quality(t: TaskPlan) -> str:
-    floor = "-" if t.quality_floor is None else f"{t.quality_floor:.2f}"
-    expected = "?" if t.expected_quality is None else f"{t.expected_quality:.2f}"
-    return f"{floor} -> {expected}"
-
-
-def cost_table(wp: WorkflowPlan, table_id: str) -> str:
-    return table(("task", "stage", "model", "why", "expected $", "worst $", "latency", "quality floor -> expected",
+def cost_table(plan: Plan, wp: WorkflowPlan, table_id: str) -> str:
+    rubrics = rubric_names(plan, wp.workflow)
+    return table(("task", "stage", "model", "why", "expected $", "worst $", "latency", "quality floor -> expected (rubric)",
                   "fallbacks"),
-                 [(t.id + (" *" if t.on_critical_path else ""), t.stage + 1, _model_text(t), t.route_reason,
+                 [(t.id + (" *" if t.on_critical_path else ""), t.stage + 1, model_text(t), t.route_reason,
                    money(t.estimate.cost_usd_expected), money(t.estimate.cost_usd_worst),
-                   f"{t.estimate.latency_s:.1f}s", _quality(t), " -> ".join(t.fallbacks) or "-")
+                   f"{t.estimate.latency_s:.1f}s", quality_text(t, rubrics.get(t.id)), " -> ".join(t.fallbacks) or "-")
                   for t in wp.tasks], table_id=table_id, numeric=(4, 5, 6))
 
 
@@ -117,7 +104,7 @@ def render_plan_html(plan: Plan) -> str:
                 f"table). Plan hash <code>{esc(plan.plan_hash)}</code>.</p>")
     subs = "".join(f"<h3>{esc(sub.workflow)}</h3><p>Per call: expected {esc(money(sub.totals.cost_usd_expected))}, "
                    f"worst {esc(money(sub.totals.cost_usd_worst))}, {sub.totals.latency_s:.1f}s</p>"
-                   + render_graph(sub, f"graph-{sub.workflow}") + cost_table(sub, f"cost-table-{sub.workflow}")
+                   + render_graph(sub, f"graph-{sub.workflow}") + cost_table(plan, sub, f"cost-table-{sub.workflow}")
                    for sub in plan.subplans) or '<p class="empty">none</p>'
     notes = table(("kind", "code", "message"), [(n.kind, n.code, n.message) for n in plan.notes], table_id="notes-table")
     flags = [f"objective {plan.objective}", f"strategy {plan.strategy}", f"scheduling {plan.scheduling}"]
@@ -131,7 +118,7 @@ def render_plan_html(plan: Plan) -> str:
         section("totals", "Totals", summary),
         section("graph", "Task graph", "<p>Columns are stages that run in parallel; arrows are dependencies. "
                                        "Hover a task for its routing reason.</p>" + render_graph(wp)),
-        section("costs", "Cost table", cost_table(wp, "cost-table")),
+        section("costs", "Cost table", cost_table(plan, wp, "cost-table")),
         section("subworkflows", "Called workflows", subs),
         section("notes", "Warnings and risks", notes),
     ])

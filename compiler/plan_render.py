@@ -25,13 +25,23 @@ def money(value: float | None) -> str:
     return format_usd(value, unknown="?")
 
 
-def _quality(t: TaskPlan) -> str:
+def rubric_names(plan: Plan, workflow: str) -> dict[str, str]:
+    """Task id -> the named rubric its quality gate uses (`quality >= X rubric grounded`)."""
+    wf = plan.program.workflow(workflow)
+    if wf is None:
+        return {}
+    return {t.name: t.quality.rubric_name for t in wf.tasks
+            if t.quality is not None and t.quality.rubric_name}
+
+
+def quality_text(t: TaskPlan, rubric: str | None = None) -> str:
+    """The quality floor -> expected quality, and the named rubric the judge applies."""
     floor = "-" if t.quality_floor is None else f"{t.quality_floor:.2f}"
     expected = "?" if t.expected_quality is None else f"{t.expected_quality:.2f}"
-    return f"{floor} -> {expected}"
+    return f"{floor} -> {expected}" + (f" ({rubric})" if rubric else "")
 
 
-def _model_text(t: TaskPlan) -> str:
+def model_text(t: TaskPlan) -> str:
     if t.kind == "call":
         return f"workflow {t.subworkflow}"
     if t.participants:
@@ -55,6 +65,7 @@ def render_text(plan: Plan, *, width: int = 140) -> str:
                        + (", simulated providers" if plan.provider_mode == "sim" else "")
                        + (", with run history" if plan.history_used else "") + ")", style="bold"))
     by_id = {t.id: t for t in wp.tasks}
+    rubrics = rubric_names(plan, wp.workflow)
     for index, stage in enumerate(wp.stages):
         table = Table(title=f"stage {index + 1}" + (" (parallel)" if len(stage) > 1 else ""),
                       title_justify="left", show_lines=False, expand=False)
@@ -65,8 +76,8 @@ def render_text(plan: Plan, *, width: int = 140) -> str:
         for name in stage:
             t = by_id[name]
             label = t.id + (" *" if t.on_critical_path else "") + (f" x{t.fan_out}" if t.fan_out else "")
-            table.add_row(label, _model_text(t), t.route_reason, money(t.estimate.cost_usd_expected),
-                          money(t.estimate.cost_usd_worst), f"{t.estimate.latency_s:.1f}s", _quality(t),
+            table.add_row(label, model_text(t), t.route_reason, money(t.estimate.cost_usd_expected),
+                          money(t.estimate.cost_usd_worst), f"{t.estimate.latency_s:.1f}s", quality_text(t, rubrics.get(t.id)),
                           ", ".join(t.fallbacks) or "-")
         console.print(table)
     totals = wp.totals
@@ -89,7 +100,7 @@ def render_text(plan: Plan, *, width: int = 140) -> str:
         console.print(Text(f"Subworkflow {sub.workflow}", style="bold"))
         console.print(f"  per call: expected {money(sub.totals.cost_usd_expected)}, worst "
                       f"{money(sub.totals.cost_usd_worst)}, {sub.totals.latency_s:.1f}s; tasks: "
-                      + ", ".join(f"{t.id}={_model_text(t)}" for t in sub.tasks))
+                      + ", ".join(f"{t.id}={model_text(t)}" for t in sub.tasks))
     warnings = [n for n in plan.notes if n.kind not in ("risk", "info")]
     risks = [n for n in plan.notes if n.kind == "risk"]
     infos = [n for n in plan.notes if n.kind == "info"]
@@ -116,7 +127,7 @@ def _node_id(name: str) -> str:
 def render_mermaid(plan: Plan) -> str:
     lines = ["flowchart TD"]
     for t in plan.entry.tasks:
-        label = f"{t.id}<br/>{_model_text(t)}<br/>{money(t.estimate.cost_usd_expected)} (worst {money(t.estimate.cost_usd_worst)})"
+        label = f"{t.id}<br/>{model_text(t)}<br/>{money(t.estimate.cost_usd_expected)} (worst {money(t.estimate.cost_usd_worst)})"
         lines.append(f'  {_node_id(t.id)}["{label.replace(chr(34), "#quot;")}"]')
     for t in plan.entry.tasks:
         for d in t.depends:
@@ -135,7 +146,7 @@ def render_dot(plan: Plan) -> str:
     critical = set(plan.entry.critical_path)
     lines = [f"digraph {_dot_quote(plan.workflow)} {{", "  rankdir=LR;", "  node [shape=box];"]
     for t in plan.entry.tasks:
-        label = f"{t.id}\\n{_model_text(t)}\\n{money(t.estimate.cost_usd_expected)} (worst {money(t.estimate.cost_usd_worst)})"
+        label = f"{t.id}\\n{model_text(t)}\\n{money(t.estimate.cost_usd_expected)} (worst {money(t.estimate.cost_usd_worst)})"
         style = ", color=red, penwidth=2" if t.id in critical else ""
         lines.append(f'  {_dot_quote(t.id)} [label="{label.replace(chr(34), chr(39))}"{style}];')
     for t in plan.entry.tasks:

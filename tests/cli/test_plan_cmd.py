@@ -136,3 +136,21 @@ def test_a_sim_run_steers_only_sim_plans(spec_dir, tmp_path):
     sim = run_bmad("plan", "--provider", "sim", "--format", "json", "hello.bmad")
     assert sim.returncode == 0, sim.stderr
     assert json.loads(sim.stdout)["history_used"] is True
+
+
+def test_plan_names_the_rubric_a_quality_gate_applies(tmp_path):
+    flow = tmp_path / "rubrics.bmad"
+    flow.write_text('use std.quality\n'
+                    'workflow w {\n'
+                    '  task a { prompt "Write about cats" quality >= 0.7 rubric grounded }\n'
+                    '  task b { prompt "Polish {{ a }}" quality >= 0.6 rubric "Is it short?" }\n'
+                    '  output b\n'
+                    '}\n')
+    text = bmad("plan", "--provider", "sim", str(flow))
+    assert text.returncode == 0, text.stderr
+    row_a = next(line for line in text.stdout.splitlines() if line.startswith("│ a"))
+    row_b = next(line for line in text.stdout.splitlines() if line.startswith("│ b"))
+    assert "(grounded)" in row_a and "(" not in row_b.split("│")[7]  # a spelled-out rubric has no name
+    html = bmad("plan", "--provider", "sim", "--format", "html", str(flow))
+    assert html.returncode == 0, html.stderr
+    assert "(grounded)" in html.stdout
