@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from bmad.runtime.providers import base
-from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status,
+from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status, enum_answer_schema,
                                                 iter_sse, loads_event, sampling_settings, truncated)
 
 API_VERSION = "2023-06-01"
@@ -31,6 +31,7 @@ _ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401,
 
 class AnthropicProvider(HttpProvider):
     kind = "anthropic"
+    wraps_enum = True
     default_base_url = "https://api.anthropic.com"
     models_path = "/v1/models"
 
@@ -59,8 +60,8 @@ class AnthropicProvider(HttpProvider):
             body["system"] = system
         body.update(sampling_settings(request, max_tokens=None, temperature="temperature",
                                       stop="stop_sequences"))
-        if request.json_schema is not None:
-            schema = request.json_schema
+        if request.json_schema is not None or request.enum_values:
+            schema = request.json_schema or enum_answer_schema(request)
             if schema.get("type") != "object":  # tool inputs are objects: wrap other shapes
                 schema = {"type": "object", "properties": {"value": schema}, "required": ["value"]}
             body["tools"] = [{"name": JSON_TOOL, "description": "Return the answer as structured "
@@ -123,7 +124,7 @@ class AnthropicProvider(HttpProvider):
                                       provider=self.name)
         if not stopped:
             raise truncated(self)
-        if request.json_schema is not None and tool_json:
+        if (request.json_schema is not None or request.enum_values) and tool_json:
             value = loads_event(self, "".join(tool_json) or "{}")
             parsed.text = json.dumps(_unwrap(request, value))
         else:

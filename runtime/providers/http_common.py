@@ -58,6 +58,9 @@ class HttpProvider:
     kind = "http"
     default_base_url = ""
     models_path = "/models"  # GET here lists models without spending tokens (bmad doctor)
+    # The protocol asks for `returns enum(...)` as `{"answer": VALUE}` (enum_answer_schema): the
+    # answer is unwrapped before anything else reads it.
+    wraps_enum = False
 
     def __init__(self, name: str, base_url: str | None = None, key_variables: tuple[str, ...] = (),
                  connect_timeout_s: float = 10.0, read_timeout_s: float = 120.0,
@@ -256,6 +259,8 @@ class HttpProvider:
                 parsed = self.parse_body(request, self.json_body(response))
                 if on_progress is not None and parsed.output_tokens:
                     on_progress(parsed.output_tokens)
+            if self.wraps_enum:
+                parsed.text = unwrap_enum_answer(request, parsed.text)
             return parsed, response.headers
         finally:
             await response.aclose()
@@ -545,6 +550,32 @@ def sampling_settings(request: base.CompletionRequest, *, max_tokens: str | None
     if request.stop:
         settings[stop] = list(request.stop)
     return settings
+
+
+ENUM_FIELD = "answer"
+
+
+def enum_answer_schema(request: base.CompletionRequest) -> dict[str, Any] | None:
+    """`returns enum(...)` as a structured-output schema, for APIs whose schemas must be objects:
+    `{"answer": one of the values}`. None when the request has no enum (or asks for JSON itself)."""
+    if not request.enum_values or request.json_schema is not None:
+        return None
+    return {"type": "object", "properties": {ENUM_FIELD: {"type": "string", "enum": list(request.enum_values)}},
+            "required": [ENUM_FIELD], "additionalProperties": False}
+
+
+def unwrap_enum_answer(request: base.CompletionRequest, text: str) -> str:
+    """The enum value out of `{"answer": "..."}`; any other text is returned as it came (the
+    runtime's enum normalisation then judges it)."""
+    if not request.enum_values or request.json_schema is not None:
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(value, dict) and isinstance(value.get(ENUM_FIELD), str):
+        return value[ENUM_FIELD]
+    return text
 
 
 class StreamedText:

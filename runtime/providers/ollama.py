@@ -15,12 +15,13 @@ from typing import Any
 import httpx
 
 from bmad.runtime.providers import base
-from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status,
+from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status, enum_answer_schema,
                                                 loads_event, sampling_settings, StreamedText, truncated)
 
 
 class OllamaProvider(HttpProvider):
     kind = "ollama"
+    wraps_enum = True
     default_base_url = "http://127.0.0.1:11434"
     models_path = "/api/tags"
 
@@ -38,6 +39,8 @@ class OllamaProvider(HttpProvider):
             body["options"] = options
         if request.json_schema is not None:
             body["format"] = request.json_schema
+        elif (enum_schema := enum_answer_schema(request)) is not None:
+            body["format"] = enum_schema
         return body
 
     def list_models(self, data: Any) -> tuple[str, ...]:

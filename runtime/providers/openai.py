@@ -1,7 +1,10 @@
 """OpenAI-compatible chat completions (`kind openai`): OpenAI, Azure OpenAI, vLLM, llama.cpp's
 server, Ollama's /v1, LM Studio, OpenRouter, Together... anything serving `POST {base_url}/chat/completions`.
 
-Structured output asks for `response_format: {type: json_schema}`; usage maps `prompt_tokens`,
+Structured output asks for `response_format: {type: json_schema}`, and `returns enum(...)` for a
+strict `{"answer": VALUE}` schema (unwrapped before the runtime reads it). A server that rejects
+`json_schema` (llama-cpp-python's) is asked again with `json_object` and the schema, then without
+a `response_format`: the runtime validates answers either way. Usage maps `prompt_tokens`,
 `completion_tokens`, `prompt_tokens_details.cached_tokens` and
 `completion_tokens_details.reasoning_tokens`; streams are SSE `data:` chunks ending in `[DONE]`, with
 `stream_options.include_usage` so the last chunk carries usage. A server that rejects `max_tokens`
@@ -17,18 +20,37 @@ from urllib.parse import urlsplit
 import httpx
 
 from bmad.runtime.providers import base
-from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status,
+from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status, enum_answer_schema,
                                                 iter_sse, loads_event, sampling_settings, StreamedText, truncated)
+
+
+STRUCTURED_FORMATS = ("json_schema", "json_object", "none")
+
+
+def _response_format(request: base.CompletionRequest, form: str) -> dict[str, Any] | None:
+    """`response_format` for `returns json` (its schema) or `returns enum` (`{"answer": VALUE}`)."""
+    schema, name, strict = request.json_schema, "output", False
+    if schema is None:
+        schema, name, strict = enum_answer_schema(request), "answer", True
+    if schema is None or form == "none":
+        return None
+    if form == "json_object":
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": strict}}
 
 
 class OpenAIProvider(HttpProvider):
     kind = "openai"
+    wraps_enum = True
     default_base_url = "https://api.openai.com/v1"
     models_path = "/models"
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._use_max_completion_tokens = False
+        # How this server takes a schema: OpenAI's `json_schema`, else `json_object` with a
+        # `schema` (llama-cpp-python's server), else not at all (the runtime still validates).
+        self._schema_format = STRUCTURED_FORMATS[0]
 
     @property
     def is_azure(self) -> bool:
@@ -48,11 +70,9 @@ class OpenAIProvider(HttpProvider):
         body.update(sampling_settings(
             request, max_tokens="max_completion_tokens" if self._use_max_completion_tokens else "max_tokens",
             temperature="temperature", stop="stop"))
-        if request.json_schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "output", "schema": request.json_schema, "strict": False},
-            }
+        response_format = _response_format(request, self._schema_format)
+        if response_format is not None:
+            body["response_format"] = response_format
         if request.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -60,14 +80,20 @@ class OpenAIProvider(HttpProvider):
 
     async def complete(self, request: base.CompletionRequest,
                        on_progress: base.ProgressCallback | None = None) -> base.CompletionResponse:
-        try:
-            return await super().complete(request, on_progress)
-        except base.BadRequest as exc:
-            if ("max_completion_tokens" in exc.message and request.max_tokens is not None
-                    and not self._use_max_completion_tokens):
-                self._use_max_completion_tokens = True
+        while True:
+            try:
                 return await super().complete(request, on_progress)
-            raise
+            except (base.BadRequest, base.Transient) as exc:
+                if (isinstance(exc, base.BadRequest) and "max_completion_tokens" in exc.message
+                        and request.max_tokens is not None and not self._use_max_completion_tokens):
+                    self._use_max_completion_tokens = True
+                elif "response_format" in exc.message and self._schema_format != STRUCTURED_FORMATS[-1] \
+                        and _response_format(request, self._schema_format) is not None:
+                    # The server doesn't take this form of structured output (llama-cpp-python's
+                    # rejects `json_schema` with a 500): ask the way the next form says, from now on.
+                    self._schema_format = STRUCTURED_FORMATS[STRUCTURED_FORMATS.index(self._schema_format) + 1]
+                else:
+                    raise
 
     def parse_body(self, request: base.CompletionRequest, data: Any) -> ParsedCompletion:
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list) \

@@ -23,6 +23,8 @@ The *model id* picks the behaviour, so a workflow can mix healthy and faulty mod
     echo_key              a 400 whose message repeats the API key it received (redaction test)
     flaky-N               503 for the first N calls of each prompt, then answers
     ratelimit-once        429 (Retry-After 1) on the first call of each prompt, then answers
+    json_object_only      like llama-cpp-python's server: a 500 for `response_format` type
+                          `json_schema`; takes `json_object` with a `schema`
 
 With `expected_key` set, a request without that key gets the protocol's 401 (whose message, like
 some real APIs, echoes the key it received). Every request is recorded in `server.requests`.
@@ -138,6 +140,9 @@ class Protocol:
             return self.error(400, "context", "")
         if behaviour == "echo_key":
             return self.error(400, "bad", f"Bad request from key {key} to model {model}")
+        if behaviour == "json_object_only" and (body.get("response_format") or {}).get("type") == "json_schema":
+            return self.error(500, "server", "1 validation error: ('body', 'response_format', 'type'): "
+                                             "Input should be 'text' or 'json_object'")
         if behaviour == "slow":
             await asyncio.sleep(self.state.slow_s)
         if behaviour == "malformed" and not stream:
@@ -207,6 +212,8 @@ class OpenAI(Protocol):
 
     def schema_of(self, body: dict[str, Any]) -> Any:
         fmt = body.get("response_format") or {}
+        if fmt.get("type") == "json_object":
+            return fmt.get("schema")
         return (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" \
             else None
 

@@ -90,6 +90,47 @@ def test_structured_output_is_requested_and_returned_as_json(fault_server, kind,
         assert sent["format"] == SCHEMA
 
 
+@pytest.mark.parametrize("kind", PROTOCOLS)
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_enum_is_constrained_by_the_api_and_answered_as_its_value(fault_server, kind, stream):
+    r, _ = call(provider_for(fault_server, kind), enum_values=("maybe", "no"), stream=stream)
+    assert r.text in ("maybe", "no")  # the bare value: unwrapped from {"answer": ...} where wrapped
+    sent = fault_server.requests[-1].body
+    wrapped = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["maybe", "no"]}},
+               "required": ["answer"], "additionalProperties": False}
+    if kind == "openai":
+        assert sent["response_format"]["json_schema"] == {"name": "answer", "schema": wrapped, "strict": True}
+    elif kind == "anthropic":
+        assert sent["tools"][0]["input_schema"] == wrapped and sent["tool_choice"]["type"] == "tool"
+    elif kind == "gemini":
+        assert sent["generationConfig"]["responseSchema"]["enum"] == ["maybe", "no"]
+    else:
+        assert sent["format"] == wrapped
+
+
+@pytest.mark.parametrize("returns", ["json", "enum"])
+def test_a_server_without_json_schema_is_asked_with_json_object_from_then_on(fault_server, returns):
+    provider = provider_for(fault_server, "openai")
+    ask = {"json_schema": SCHEMA} if returns == "json" else {"enum_values": ("maybe", "no")}
+
+    async def twice():
+        try:
+            return [await provider.complete(base.CompletionRequest(
+                model_id="json_object_only", model_name="m", messages=(base.Message("user", "Rate it"),), **ask))
+                for _ in range(2)]
+        finally:
+            await provider.aclose()
+
+    first, second = anyio.run(twice)
+    for r in (first, second):
+        if returns == "json":
+            jsonschema.validate(json.loads(r.text), SCHEMA)
+        else:
+            assert r.text in ("maybe", "no")
+    formats = [req.body["response_format"]["type"] for req in fault_server.requests[-3:]]
+    assert formats == ["json_schema", "json_object", "json_object"]  # rejected once, then remembered
+
+
 FAULTS = [
     ("rate_limited", base.RateLimited),
     ("server_error", base.Transient),
