@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from bmad.bench.routing.ceiling import render as render_ceiling
 from bmad.bench.routing.harness import HERE, BenchError, history_from, run_workflow
 from bmad.bench.routing.report import Report
 from bmad.bench.routing.split import Item, read_split
@@ -141,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     print(report.render(main=f"{MAIN} ({label})", curve_label=label,
                         curve_workflows=ROUTED, elapsed=time.time() - started,
                         journals=journal_dir))
+    # What any rule deciding from the same agreement signals could reach (hindsight, like the
+    # oracle): where the rest of the gap lies.
+    print()
+    print("\n".join(render_ceiling(items)))
     return 0
 
 
