@@ -62,6 +62,16 @@ def _existing_journal_path(journal: Optional[Path], as_json: bool) -> Optional[P
     return path
 
 
+def _retention_rules():
+    """bmad.toml's `[journal]` rules, read before a run so a mistake there stops it up front."""
+    from bmad.runtime.retention import RetentionError, configured_retention
+
+    try:
+        return configured_retention()
+    except RetentionError as exc:
+        raise _fail(str(exc), "fix the [journal] table of bmad.toml (keep_days, keep_runs, prune_after_run)")
+
+
 def _open_journal(journal: Optional[Path]):
     from bmad.runtime.journal import Journal, JournalError
 
@@ -200,6 +210,7 @@ def register(app: typer.Typer) -> None:
                         "use sequential, parallel, adaptive or collaborative")
         override = _budget(budget)
         journal_path = _journal_path(journal)
+        retention = _retention_rules()
         if resume is not None and file is None:
             try:
                 j = Journal(journal_path, readonly=True)
@@ -283,6 +294,10 @@ def register(app: typer.Typer) -> None:
                          + (f"\n  {outcome.error}" if outcome.error else "") + "\n")
         if outcome.status == "cancelled":
             sys.stderr.write(f"  = help: continue with `bmad run --resume {outcome.run_id}`\n")
+        if retention.after_run:
+            from bmad.cli.runs_prune import prune_after_run
+
+            prune_after_run(journal_path, retention, outcome.run_id)
         raise typer.Exit(outcome.exit_code)
 
     @app.command("export", help="Export a journaled run: json (run, tasks, calls, events, outputs), yaml, "

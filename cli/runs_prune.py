@@ -1,4 +1,5 @@
-"""`bmad runs --prune`: apply journal retention (flags, else bmad.toml's `[journal]`) and report it."""
+"""`bmad runs --prune`: apply journal retention (flags, else bmad.toml's `[journal]`) and report it;
+and the same rules after each `bmad run` when `[journal] prune_after_run = true`."""
 
 from __future__ import annotations
 
@@ -44,3 +45,26 @@ def prune_journal(path: Path, older_than_days: float | None, keep: int | None, a
     sys.stdout.write(f"removed {len(report.removed)} run(s) from {path}"
                      + (f"; kept {report.kept_running} still running" if report.kept_running else "")
                      + "\n")
+
+
+def prune_after_run(path: Path, retention, run_id: str) -> None:
+    """`[journal] prune_after_run = true`: apply the rules once a run is over, sparing that run.
+    A journal another process holds locked is left for the next run (said on stderr)."""
+    import sqlite3
+
+    from bmad.runtime.journal import Journal, JournalError
+    from bmad.runtime.retention import prune_runs
+
+    if not retention.after_run or retention.empty:
+        return
+    try:
+        journal = Journal(path, readonly=True)
+        try:
+            report = prune_runs(journal.db, retention, spare=frozenset({run_id}))
+        finally:
+            journal.db.close()
+    except (JournalError, sqlite3.OperationalError) as exc:
+        sys.stderr.write(f"warning: journal retention not applied this time: {exc}\n")
+        return
+    if report.removed:
+        sys.stderr.write(f"pruned {len(report.removed)} old run(s) from {path} (bmad.toml [journal])\n")

@@ -5,8 +5,9 @@
 
 ```toml
 [journal]
-keep_days = 30     # runs that started more than 30 days ago are removed
-keep_runs = 500    # only the 500 newest runs are kept
+keep_days = 30          # runs that started more than 30 days ago are removed
+keep_runs = 500         # only the 500 newest runs are kept
+prune_after_run = true  # `bmad run` applies the two rules above when it finishes (default false)
 ```
 
 A run still `running` is never removed, however old (a live process is writing it; a dead one's
@@ -34,6 +35,7 @@ class RetentionError(ValueError):
 class Retention:
     keep_days: float | None = None
     keep_runs: int | None = None
+    after_run: bool = False  # `prune_after_run`: every `bmad run` prunes when it finishes
 
     @property
     def empty(self) -> bool:
@@ -50,8 +52,14 @@ def retention_from_table(table: Mapping[str, Any], path: str | None = None) -> R
     where = f"{path or 'bmad.toml'}: [journal]"
     values: dict[str, Any] = {}
     for name, value in table.items():
+        if name == "prune_after_run":
+            if not isinstance(value, bool):
+                raise RetentionError(f"{where} prune_after_run must be true or false")
+            values["after_run"] = value
+            continue
         if name not in ("keep_days", "keep_runs"):
-            raise RetentionError(f"{where} has no setting `{name}` (known: keep_days, keep_runs)")
+            raise RetentionError(f"{where} has no setting `{name}` "
+                                 f"(known: keep_days, keep_runs, prune_after_run)")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise RetentionError(f"{where} {name} must be a number of at least 0")
         if name == "keep_runs" and not isinstance(value, int):
@@ -69,8 +77,10 @@ def configured_retention() -> Retention:
         raise RetentionError(str(exc)) from None
 
 
-def prune_runs(db: Any, retention: Retention, *, now: float | None = None) -> PruneReport:
-    """Delete the runs `retention` lets go (never a `running` one); returns what was removed."""
+def prune_runs(db: Any, retention: Retention, *, now: float | None = None,
+               spare: frozenset[str] = frozenset()) -> PruneReport:
+    """Delete the runs `retention` lets go (never a `running` one, nor one in `spare`: the run
+    that just finished, when `bmad run` prunes); returns what was removed."""
     report = PruneReport()
     if retention.empty:
         return report
@@ -82,7 +92,7 @@ def prune_runs(db: Any, retention: Retention, *, now: float | None = None) -> Pr
         too_many = retention.keep_runs is not None and position >= retention.keep_runs
         too_old = (retention.keep_days is not None and started_at is not None
                    and now - started_at > retention.keep_days * 86400)
-        if not (too_many or too_old):
+        if not (too_many or too_old) or run_id in spare:
             continue
         if status == "running":
             report.kept_running += 1
