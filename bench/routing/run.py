@@ -26,7 +26,8 @@ from bmad.bench.routing.harness import HERE, BenchError, history_from, run_workf
 from bmad.bench.routing.report import Report
 from bmad.bench.routing.split import Item, read_split
 
-ROUTED = ("best_single", "vote2_escalate", "vote3_escalate", "learned_escalate")
+ROUTED = ("best_single", "midtier_escalate", "vote2_escalate", "vote3_escalate",
+          "learned_escalate")
 MAIN = "vote2_escalate"
 # Workflows whose bars are learned: their learning run (on the training sample, with the explored
 # history) escalates every decision and journals whether the cheap decision matched the escalation.
