@@ -46,7 +46,8 @@ def test_runner_prints_the_table_on_a_tiny_split(tmp_path):
     assert "18 prompts (arc-challenge 6, winogrande 6, mbpp 6)" in out
     for line in ("always gpt-4-1106-preview", "oracle (cheapest correct, hindsight)",
                  "vote2_escalate (no history)", "vote2_escalate (2-fold CV history)",
-                 "AIQ (RouterBench)", "APGR (RouteLLM", "where the gap to the oracle lies"):
+                 "AIQ (RouterBench)", "APGR (RouteLLM", "where the gap to the oracle lies",
+                 "midtier_escalate (2-fold CV history)", "ceiling of agreement-based routing"):
         assert line in out, line
     assert sorted(p.name for p in (tmp_path / "j").glob("explore-fold*.db")) == \
         ["explore-fold0.db", "explore-fold1.db"]
