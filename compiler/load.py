@@ -21,6 +21,7 @@ from bmad.compiler.diagnostics import Diagnostic, Related, error, warning
 from bmad.compiler.lower import FileUnit, lower_tree
 from bmad.compiler.parse import ParseResult, parse_text
 from bmad.compiler.source_map import SourceMap
+from bmad.compiler.stream_lower import lower_while_parsing
 
 STDLIB_PREFIX = "<std>/"
 CATALOG = "models"
@@ -96,7 +97,16 @@ def lower_parsed(parsed: ParseResult, base_dir: str | None) -> FileFrontEnd:
 
 
 def read_file(display: str, data: bytes | str, base_dir: str | None, role: str) -> FileFrontEnd:
-    """Parse and lower one file (the default front end; the language server passes a caching one)."""
+    """Parse and lower one file (the default front end; the language server passes a caching one).
+
+    A file that parses cleanly is lowered while it is parsed (`compiler/stream_lower.py`: the same
+    IR and diagnostics, without building and walking a tree); anything else takes the tree path,
+    which recovers from syntax errors and reports them.
+    """
+    streamed = lower_while_parsing(data, display, base_dir)
+    if streamed is not None:
+        text, unit, lowering = streamed
+        return FileFrontEnd(text, [], lowering, True, True, unit)
     return lower_parsed(parse_text(data, display), base_dir)
 
 
@@ -108,6 +118,9 @@ def _stdlib_unit(module: str) -> tuple[FileUnit | None, bytes, str]:
     """Parse and lower a stdlib module once per process (IR nodes are immutable, so sharing is safe)."""
     data = read_stdlib(module) or b""
     display = stdlib_display_path(module)
+    streamed = lower_while_parsing(data, display, None)
+    if streamed is not None:
+        return streamed[1], data, streamed[0]
     parsed = parse_text(data, display)
     unit = lower_tree(parsed.tree, parsed.source_map)[0] if parsed.tree is not None else None
     return unit, data, parsed.text
