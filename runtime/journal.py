@@ -35,13 +35,14 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS tasks (
   run_id TEXT, task_id TEXT, status TEXT, model TEXT, attempts INTEGER, cost_usd REAL,
   tokens INTEGER, quality REAL, output_json TEXT, error TEXT, started_at REAL, finished_at REAL,
-  cache_key TEXT, cached INTEGER DEFAULT 0, capability TEXT, PRIMARY KEY (run_id, task_id));
+  cache_key TEXT, cached INTEGER DEFAULT 0, capability TEXT, PRIMARY KEY (run_id, task_id))
+  WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS calls (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, task_id TEXT, slot TEXT, model TEXT,
+  id INTEGER PRIMARY KEY, run_id TEXT, task_id TEXT, slot TEXT, model TEXT,
   request_hash TEXT, status TEXT, response_text TEXT, input_tokens INTEGER, output_tokens INTEGER,
   cost_usd REAL, latency_s REAL, error TEXT, error_kind TEXT, cached INTEGER DEFAULT 0,
   purpose TEXT, capability TEXT, quality REAL, created_at REAL, attempt INTEGER);
-CREATE INDEX IF NOT EXISTS calls_by_run ON calls (run_id, request_hash);
+CREATE INDEX IF NOT EXISTS calls_of_run ON calls (run_id);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, ts REAL, kind TEXT, task_id TEXT, data_json TEXT);
 CREATE TABLE IF NOT EXISTS plans (plan_hash TEXT PRIMARY KEY, plan_json TEXT);
@@ -63,6 +64,12 @@ CREATE TABLE IF NOT EXISTS batch_rows (
   batch_id TEXT, row_index INTEGER, run_id TEXT, inputs_json TEXT,
   PRIMARY KEY (batch_id, row_index));
 """
+
+_INSERT_CALL = ("INSERT INTO calls (run_id, task_id, slot, model, request_hash, status, "
+                "response_text, input_tokens, output_tokens, cost_usd, latency_s, error, "
+                "error_kind, cached, purpose, capability, quality, created_at, attempt) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+_INSERT_TASK = "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 FINAL_TASK_STATUSES = ("completed", "skipped")
 ACTIVE_RUN_STATUSES = ("running",)
@@ -205,15 +212,16 @@ class Journal:
         db = self.db
         db.execute("BEGIN IMMEDIATE")  # take the write lock up front: waits out another process
         try:
-            if self._calls:
-                db.executemany(
-                    "INSERT INTO calls (run_id, task_id, slot, model, request_hash, status, "
-                    "response_text, input_tokens, output_tokens, cost_usd, latency_s, error, "
-                    "error_kind, cached, purpose, capability, quality, created_at, attempt) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self._calls)
-            if self._tasks:
-                db.executemany("INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                               self._tasks)
+            # One row (a chain's commit) goes through `execute`: `executemany` costs more per call.
+            calls, tasks = self._calls, self._tasks
+            if len(calls) == 1:
+                db.execute(_INSERT_CALL, calls[0])
+            elif calls:
+                db.executemany(_INSERT_CALL, calls)
+            if len(tasks) == 1:
+                db.execute(_INSERT_TASK, tasks[0])
+            elif tasks:
+                db.executemany(_INSERT_TASK, tasks)
             if self._events:
                 db.executemany("INSERT INTO events (run_id, ts, kind, task_id, data_json) "
                                "VALUES (?,?,?,?,?)", self._events)

@@ -16,7 +16,7 @@ import sqlite3
 from pathlib import Path
 from typing import Callable
 
-CURRENT_VERSION = 3
+CURRENT_VERSION = 4
 BMAD_TABLES = frozenset({"meta", "runs", "tasks", "calls"})
 
 
@@ -92,11 +92,48 @@ def _fold_attempts_into_calls(db: sqlite3.Connection, schema: str) -> None:
     db.execute("DROP TABLE IF EXISTS attempts")
 
 
+def _create_statement(schema: str, table: str) -> str:
+    prefix = f"CREATE TABLE IF NOT EXISTS {table} ("
+    return next(s for s in _statements(schema) if s.startswith(prefix))
+
+
+def _rebuild(db: sqlite3.Connection, schema: str, table: str, where: str = "") -> None:
+    """Re-create `table` as the current schema declares it, keeping every row (columns by name,
+    in their stored order); its indexes are re-created from the schema afterwards."""
+    old = f"{table}_before_v{CURRENT_VERSION}"
+    db.execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')
+    db.execute(_create_statement(schema, table))
+    have = [r[1] for r in db.execute(f'PRAGMA table_info("{old}")')]
+    want = {r[1] for r in db.execute(f'PRAGMA table_info("{table}")')}
+    columns = ", ".join(f'"{c}"' for c in have if c in want)
+    db.execute(f'INSERT OR REPLACE INTO "{table}" ({columns}) SELECT {columns} FROM "{old}" '
+               f'{where} ORDER BY rowid')
+    db.execute(f'DROP TABLE "{old}"')
+
+
+def _single_page_result_rows(db: sqlite3.Connection, schema: str) -> None:
+    """Version 4: a finished task's commit touches fewer pages. `tasks` is a WITHOUT ROWID table
+    (the row lives in its key's b-tree: one b-tree written per task row, not the table and its
+    key index); `calls` keeps its `id` (still increasing in the order calls were made) without
+    AUTOINCREMENT (no `sqlite_sequence` row rewritten per call), and its index is by run alone
+    (reads go by run; the request hash in the key put each insert on a random page)."""
+    # Every task row a run wrote has both key columns; a NULL key can't be in the new table.
+    _rebuild(db, schema, "tasks", "WHERE run_id IS NOT NULL AND task_id IS NOT NULL")
+    _rebuild(db, schema, "calls")
+    db.execute("DROP INDEX IF EXISTS calls_by_run")
+    if "sqlite_sequence" in _tables(db):
+        db.execute("DELETE FROM sqlite_sequence WHERE name = 'calls'")
+    for statement in _statements(schema):  # the indexes the rebuilt tables lost
+        if statement.startswith("CREATE INDEX"):
+            db.execute(statement)
+
+
 # MIGRATIONS[n] takes a journal from version n-1 to version n.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection, str], None]] = {
     1: _add_missing_columns,
     2: _index_runs_for_retention,
     3: _fold_attempts_into_calls,
+    4: _single_page_result_rows,
 }
 
 
