@@ -104,8 +104,11 @@ class Scheduler(Generic[N]):
             return  # the worker that scheduled the flush releases this node too
         self._flush_scheduled = True
         try:
-            # Let the other workers that finish in this same tick join the transaction.
-            await anyio.lowlevel.checkpoint()
+            # Let the other workers that finish in this same tick join the transaction. With no
+            # node running and none ready (a chain: the next one waits for this commit) nobody
+            # can, so the trip through the event loop is skipped.
+            if self.running or self.heap:
+                await anyio.lowlevel.checkpoint()
         finally:
             self._flush_scheduled = False
             self.commit(list(self._finished))  # type: ignore[misc]
