@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -73,7 +74,25 @@ class LoopbackCluster:
         self._start_node(["--head", f"--port={HEAD_PORT}", "--include-dashboard=false", *common])
         for _ in range(nodes - 1):
             self.add_node()
+        self.wait_for_nodes(nodes)
         return self
+
+    def wait_for_nodes(self, count: int, timeout_s: float = 120.0) -> None:
+        """Until the head's GCS lists `count` live nodes: `ray start` can return before a worker
+        has registered, and a driver that connects then sees (and places its actors on) fewer."""
+        probe = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR', "
+                 "log_to_driver=False); print(sum(1 for n in ray.nodes() if n.get('Alive')))")
+        deadline = time.monotonic() + timeout_s
+        seen = "nothing"
+        while time.monotonic() < deadline:
+            found = subprocess.run(["ip", "netns", "exec", self.namespace, sys.executable, "-c", probe,
+                                    self.address], env=self.env, capture_output=True, text=True,
+                                   timeout=timeout_s)
+            seen = found.stdout.strip() or found.stderr.strip()[-500:]
+            if found.returncode == 0 and seen.isdigit() and int(seen) >= count:
+                return
+            time.sleep(1.0)
+        raise RuntimeError(f"the cluster did not reach {count} live node(s) in {timeout_s:g}s: {seen}")
 
     def add_node(self) -> int:
         self._start_node([f"--address={self.address}",
