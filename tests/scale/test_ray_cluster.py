@@ -131,3 +131,55 @@ def test_a_node_killed_mid_batch_loses_and_repeats_nothing(cluster, tmp_path):
     assert [r["row"] for r in results] == list(range(ROWS))
     assert all(r["status"] == "completed" and r["outputs"]["check"] for r in results)
     assert results[7]["inputs"] == {"topic": "subject number 7"}
+
+
+def test_losing_the_head_node_stops_the_batch_and_resume_finishes_it_locally(cluster, tmp_path):
+    """Ray can't outlive its head (the GCS holds the cluster's state), so the driver stops; what
+    completed is journaled, and `--resume` on the local executor finishes the rest, paying for no
+    call twice and staying within the batch's budget."""
+    rows = 200
+    (tmp_path / "review.bmad").write_text(WORKFLOW, encoding="utf-8")
+    with (tmp_path / "rows.jsonl").open("w", encoding="utf-8") as f:
+        for i in range(rows):
+            f.write(json.dumps({"topic": f"subject number {i}"}) + "\n")
+    journal = tmp_path / "runs.db"
+    driver = cluster.popen(
+        [sys.executable, "-m", "bmad", "run", "review.bmad", "--inputs", "rows.jsonl",
+         "--provider", "sim", "--executor", "ray", "--ray-address", cluster.address,
+         "--journal", str(journal), "--budget", f"${BUDGET_USD}", "--concurrency", "16"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={"RAY_gcs_rpc_server_reconnect_timeout_s": "5"})  # give up on the GCS in 5 s, not 60
+    deadline = time.monotonic() + 240
+    while _completed_rows(journal) < 30:
+        assert driver.poll() is None, driver.communicate()[1].decode()[-3000:]
+        assert time.monotonic() < deadline, "the batch made no progress"
+        time.sleep(0.2)
+    cluster.kill_node(0)
+    driver.communicate(timeout=300)
+    assert driver.returncode != 0  # it could not finish without its cluster
+
+    db = sqlite3.connect(journal)
+    (batch_id, status), = db.execute("SELECT id, status FROM batches").fetchall()
+    done_before = db.execute("SELECT COUNT(*) FROM runs WHERE status='completed'").fetchone()[0]
+    paid_before = db.execute("SELECT COUNT(*) FROM calls WHERE status='ok'").fetchone()[0]
+    db.close()
+    assert status != "completed" and 30 <= done_before < rows
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "bmad", "run", "--resume", batch_id, "--journal", str(journal),
+         "-o", "results.jsonl"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    db = sqlite3.connect(journal)
+    (status, spent, budget), = db.execute("SELECT status, spent_usd, budget_usd FROM batches").fetchall()
+    assert status == "completed" and spent <= budget
+    assert {s for (s,) in db.execute("SELECT status FROM runs")} == {"completed"}
+    assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == rows
+    twice = db.execute("SELECT run_id, request_hash, COUNT(*) FROM calls WHERE status='ok' "
+                       "GROUP BY run_id, request_hash HAVING COUNT(*) > 1").fetchall()
+    assert twice == []
+    paid = db.execute("SELECT COUNT(*) FROM calls WHERE status='ok'").fetchone()[0]
+    assert paid == 2 * rows and paid - paid_before <= 2 * (rows - done_before)
+    db.close()
+    results = [json.loads(line) for line in
+               (tmp_path / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["row"] for r in results] == list(range(rows))
