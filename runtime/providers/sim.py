@@ -110,6 +110,9 @@ class SimProvider:
                 self._profiles.setdefault(profile.model_id, profile)
         self._repeats: dict[int, int] = {}
         self.calls = 0
+        # Per model name found in the profiles: (profile, failure rate, latency base and per
+        # token, {capability: quality}), worked out on its first call rather than on every one.
+        self._by_model: dict[str, tuple[ModelProfile, float, float, float, dict]] = {}
 
     def __repr__(self) -> str:
         return f"SimProvider(name={self.name!r}, seed={self.settings.seed})"
@@ -136,8 +139,10 @@ class SimProvider:
         self.calls += 1
         s = self.settings
         model = request.model_name or request.model_id
-        profile = self._profiles.get(model) or self._profiles.get(request.model_id) \
-            or ModelProfile(name=model)
+        known = self._by_model.get(model)
+        if known is None:
+            known = self._model_constants(model, request.model_id)
+        profile, rate, base_s, per_token_s, qualities = known
         messages = request.messages
         prompt = messages[0].content if len(messages) == 1 else request.prompt_text
         meta = request.metadata
@@ -160,16 +165,17 @@ class SimProvider:
                 f"simulated: the prompt ({input_tokens} tokens) exceeds {model}'s context "
                 f"({profile.context})", status=400, provider=self.name)
 
-        rate = s.model_failure_rates.get(model, s.failure_rate) if s.model_failure_rates \
-            else s.failure_rate
         failure = s.failure_kinds[u[1] % len(s.failure_kinds)] \
             if rate and (u[0] >> 11) * _TWO_POW_MINUS_53 < rate else None
 
         # Box-Muller gives two independent Gaussians from two uniforms: quality and latency noise.
         radius = math.sqrt(-2.0 * math.log(1.0 - (u[2] >> 11) * _TWO_POW_MINUS_53))
         angle = _TWO_PI * (u[3] >> 11) * _TWO_POW_MINUS_53
-        quality = _clip(profile.quality_for(meta.get("capability"))
-                        + 0.05 * radius * math.cos(angle))
+        capability = meta.get("capability")
+        skill = qualities.get(capability)
+        if skill is None:
+            skill = qualities[capability] = profile.quality_for(capability)
+        quality = _clip(skill + 0.05 * radius * math.cos(angle))
         purpose = meta.get("purpose")
         if purpose == "judge":
             text = self._judge_answer(request, profile, _Draws(call_key))
@@ -186,7 +192,6 @@ class SimProvider:
             if len(text) < output_tokens * 4:  # most short answers need no padding at all
                 text = _pad(text, output_tokens * 4, u[7] % 40)
 
-        base_s, per_token_s = _latency_profile(profile)
         model_latency = (base_s + per_token_s * output_tokens) \
             * math.exp(0.15 * radius * math.sin(angle))
         scale = s.latency_scale
@@ -221,6 +226,18 @@ class SimProvider:
             {"simulated": True, "model": model, "quality": round(quality, 4),
              "model_latency_s": round(model_latency, 4), "seed": s.seed, "attempt": attempt},
             None)
+
+    def _model_constants(self, model: str, model_id: str
+                         ) -> tuple[ModelProfile, float, float, float, dict]:
+        s = self.settings
+        profile = self._profiles.get(model) or self._profiles.get(model_id) \
+            or ModelProfile(name=model)
+        rate = s.model_failure_rates.get(model, s.failure_rate) if s.model_failure_rates \
+            else s.failure_rate
+        known = (profile, rate, *_latency_profile(profile), {})
+        if model in self._profiles:  # otherwise the profile may depend on the model id too
+            self._by_model[model] = known
+        return known
 
     def _judge_answer(self, request: base.CompletionRequest, judge: ModelProfile,
                       rng: _Draws) -> str:
@@ -335,7 +352,9 @@ def _answer(request: base.CompletionRequest, task_key: str, quality: float,
     bits = _canonical_bits(task_key) if correct else u[5]
     if request.json_schema is not None:
         return json.dumps(sample_json(request.json_schema, random.Random(bits)), sort_keys=True)
-    words = " ".join(map(_BYTE_WORDS.__getitem__, bits.to_bytes(8, "little")))
+    w = _BYTE_WORDS
+    b0, b1, b2, b3, b4, b5, b6, b7 = bits.to_bytes(8, "little")
+    words = f"{w[b0]} {w[b1]} {w[b2]} {w[b3]} {w[b4]} {w[b5]} {w[b6]} {w[b7]}"
     return f"{SIM_MARK} Answer for {request.task_id or 'the request'}: {words}."
 
 
