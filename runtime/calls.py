@@ -45,6 +45,10 @@ class ModelFailed(Exception):
 
 def worst_input_tokens(messages: tuple[base.Message, ...]) -> int:
     """An upper bound on input tokens: every token of a BPE vocabulary is at least one byte."""
+    if len(messages) == 1:  # the common case; ASCII text is as many bytes as characters
+        content = messages[0].content
+        return (len(content) if content.isascii() else len(content.encode("utf-8"))) \
+            + MESSAGE_OVERHEAD_TOKENS
     return sum(len(m.content.encode("utf-8")) for m in messages) \
         + MESSAGE_OVERHEAD_TOKENS * len(messages)
 
@@ -133,7 +137,8 @@ class ModelCaller:
                                            recorded.output_tokens, recorded.latency_s,
                                            recorded.cost_usd)
 
-        too_long = prompt_exceeds_context(ms.decl.context, messages, self.context_ratio)
+        too_long = prompt_exceeds_context(ms.decl.context, messages, self.context_ratio) \
+            if ms.decl.context else None
         if too_long is not None:  # refused before the call: a larger-context fallback may take it
             if answering:
                 tally.attempts += 1

@@ -35,7 +35,7 @@ from bmad.runtime.ledger import (BudgetExhausted, BudgetLedger, ScopeBudgetExhau
 from bmad.runtime.model_pool import ModelPool, ModelUnknown
 from bmad.runtime.providers.base import Message
 from bmad.runtime.retry import RetryPolicy
-from bmad.runtime.scheduler import Scheduler
+from bmad.runtime.scheduler import Scheduler, Topology
 from bmad.runtime.templates import CompiledTemplate, TemplateError
 
 PRIORITY_WEIGHT = {"critical": 3, "high": 2, "medium": 1, "low": 0, None: 1}
@@ -160,6 +160,9 @@ class CompiledWorkflow:
     plan: WorkflowPlan
     nodes: list[Node]
     by_id: dict[str, Node]
+    # Worked out on first use, then shared by the runs of the plan (read-only):
+    topology: Topology | None = None  # the scheduler's dependency counts, dependents, roots
+    models: dict[str, list[str]] | None = None  # `Interpreter.models_used` of this workflow
 
 
 _COMPILED_PLANS = CompiledPlans()
@@ -299,11 +302,14 @@ class Interpreter:
 
     def models_used(self, workflow_name: str, seen: set[str] | None = None) -> dict[str, list[str]]:
         """Every model any task may call, with the tasks that may call it (for price checks)."""
+        top = seen is None
         seen = seen if seen is not None else set()
         if workflow_name in seen:
             return {}
         seen.add(workflow_name)
         compiled = self.compile(workflow_name)
+        if top and compiled.models is not None:  # an earlier run of this plan worked it out
+            return compiled.models
         used: dict[str, list[str]] = {}
         for n in compiled.nodes:
             for m in (*n.chain, *n.participants, *((n.judge,) if n.judge else ())):
@@ -311,6 +317,8 @@ class Interpreter:
             if n.task.call is not None:
                 for m, ts in self.models_used(n.task.call.workflow.name, seen).items():
                     used.setdefault(m, []).extend(f"{n.id}/{t}" for t in ts)
+        if top:
+            compiled.models = used
         return used
 
     # ------------------------------------------------------------------------------------------
@@ -323,22 +331,28 @@ class Interpreter:
         frame = Frame(compiled, prefix, dict(inputs), ledger=ledger)
         nodes = compiled.nodes
         done: list[int] = []
-        for n in nodes:
-            record = self.resumed.get(prefix + n.id)
-            if record is not None:
-                frame.results[n.id] = TaskResult(record["status"], record["output"], record["model"],
-                                                 record["attempts"] or 0, record["cost_usd"],
-                                                 record["tokens"] or 0, record["quality"])
-                frame.scope[n.id] = record["output"]
-                done.append(n.index)
-            else:
-                self._remaining_expected += n.expected_cost
+        # Only `adaptive` reads the expected remaining cost; only a resume has results already.
+        if self.resumed or self.strategy == "adaptive":
+            for n in nodes:
+                record = self.resumed.get(prefix + n.id)
+                if record is not None:
+                    frame.results[n.id] = TaskResult(record["status"], record["output"],
+                                                     record["model"], record["attempts"] or 0,
+                                                     record["cost_usd"], record["tokens"] or 0,
+                                                     record["quality"])
+                    frame.scope[n.id] = record["output"]
+                    done.append(n.index)
+                else:
+                    self._remaining_expected += n.expected_cost
         workers = 1 if self.strategy == "sequential" else self.config.concurrency
         commit = self._commit if self.journal is not None else None
+        topology = compiled.topology
+        if topology is None:
+            topology = compiled.topology = Topology([n.deps for n in nodes], [n.key for n in nodes])
 
-        scheduler = Scheduler(nodes, [n.deps for n in nodes], [n.key for n in nodes],
+        scheduler = Scheduler(nodes, topology.deps, topology.keys,
                               functools.partial(self._run_node, frame),
-                              workers=workers, commit=commit, done=done)
+                              workers=workers, commit=commit, done=done, topology=topology)
         frame.scheduler = scheduler
         if self.budget_stop is not None or self.cancelled:
             scheduler.stop()
@@ -412,7 +426,8 @@ class Interpreter:
         events = self.events
         if "task_started" in events.wanted:
             events.emit("task_started", path, model=node.chain[0] if node.chain else None)
-        tally = Tally(ledger=self._task_ledger(frame, node, path))
+        tally = Tally(ledger=frame.ledger if node.task.budget is None
+                      else self._task_ledger(frame, node, path))
         try:
             cache_key = None
             if self.cache is not None:
@@ -421,7 +436,8 @@ class Interpreter:
                     result = TaskResult("completed", hit["output"], hit["model"], 0, 0.0, 0,
                                         hit["quality"], cached=True)
                     return self._finish(frame, node, path, result, started, cache_key)
-            node = self._adapt(node, path)
+            if self.strategy == "adaptive":
+                node = self._adapt(node, path)
             if node.plain:
                 value, model, quality = await self._plain(node, path, frame.scope, tally)
             else:

@@ -18,6 +18,26 @@ import anyio.lowlevel
 N = TypeVar("N")
 
 
+class Topology:
+    """What a node list's dependencies say before anything ran: each node's count of
+    dependencies, each node's dependents, and the nodes ready at the start (a sorted list is a
+    heap). Worked out once and shared, read-only, by every run of the same compiled nodes."""
+
+    __slots__ = ("deps", "keys", "waiting", "dependents", "ready")
+
+    def __init__(self, deps: Sequence[Sequence[int]], keys: Sequence[tuple]):
+        n = len(deps)
+        self.deps = deps
+        self.keys = keys
+        self.waiting = [0] * n
+        self.dependents: list[list[int]] = [[] for _ in range(n)]
+        for i, ds in enumerate(deps):
+            for d in ds:
+                self.waiting[i] += 1
+                self.dependents[d].append(i)
+        self.ready = sorted((keys[i], i) for i in range(n) if self.waiting[i] == 0)
+
+
 class Scheduler(Generic[N]):
     """Runs `run(node)` for every node once its dependencies are released.
 
@@ -28,24 +48,31 @@ class Scheduler(Generic[N]):
     def __init__(self, nodes: Sequence[N], deps: Sequence[Sequence[int]], keys: Sequence[tuple],
                  run: Callable[[N], Awaitable[None]], *, workers: int,
                  commit: Callable[[list[int]], None] | None = None,
-                 done: Sequence[int] = ()):
+                 done: Sequence[int] = (), topology: Topology | None = None):
+        """`topology`: the same `deps` and `keys` worked out beforehand (used when nothing is
+        `done` yet; a resume works its own out)."""
         self.nodes = nodes
         self.run = run
         self.workers = max(1, workers)
         self.commit = commit
         self.keys = keys
         n = len(nodes)
-        self.waiting = [0] * n
-        self.dependents: list[list[int]] = [[] for _ in range(n)]
         already = set(done)
-        for i, ds in enumerate(deps):
-            for d in ds:
-                if d not in already:
-                    self.waiting[i] += 1
-                    self.dependents[d].append(i)
-        self.heap: list[tuple] = [(keys[i], i) for i in range(n)
-                                  if self.waiting[i] == 0 and i not in already]
-        heapq.heapify(self.heap)
+        if topology is not None and not already:
+            self.waiting = topology.waiting.copy()
+            self.dependents = topology.dependents  # read-only
+            self.heap: list[tuple] = topology.ready.copy()
+        else:
+            self.waiting = [0] * n
+            self.dependents = [[] for _ in range(n)]
+            for i, ds in enumerate(deps):
+                for d in ds:
+                    if d not in already:
+                        self.waiting[i] += 1
+                        self.dependents[d].append(i)
+            self.heap = [(keys[i], i) for i in range(n)
+                         if self.waiting[i] == 0 and i not in already]
+            heapq.heapify(self.heap)
         self.remaining = n - len(already)
         self.running = 0
         self.stopping = False
