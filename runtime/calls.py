@@ -31,6 +31,7 @@ MESSAGE_OVERHEAD_TOKENS = 8
 
 
 _request = positional_builder(base.CompletionRequest)
+_blake2b = hashlib.blake2b
 
 
 class ModelFailed(Exception):
@@ -68,15 +69,15 @@ def prompt_exceeds_context(context: int | None, messages: tuple[base.Message, ..
 
 def request_hash(path: str, slot: str, model: str, purpose: str, max_tokens: int,
                  temperature: float | None, shape: str, messages: tuple[base.Message, ...]) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{path}\x00{slot}\x00{model}\x00{purpose}\x00{max_tokens}\x00{temperature}\x00"
-             f"{shape}\x00".encode())
-    for m in messages:
-        h.update(m.role.encode())
-        h.update(b"\x01")
-        h.update(m.content.encode("utf-8", "surrogatepass"))
-        h.update(b"\x02")
-    return h.hexdigest()
+    # The same bytes as ever (a resume matches hashes a journal recorded earlier), built as one
+    # string and hashed in one call.
+    head = f"{path}\x00{slot}\x00{model}\x00{purpose}\x00{max_tokens}\x00{temperature}\x00{shape}\x00"
+    if len(messages) == 1:
+        m = messages[0]
+        text = f"{head}{m.role}\x01{m.content}\x02"
+    else:
+        text = head + "".join([f"{m.role}\x01{m.content}\x02" for m in messages])
+    return _blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 class ModelCaller:
@@ -257,12 +258,11 @@ class ModelCaller:
                       cost: float | None, latency: float, error: str | None,
                       error_kind: str | None, cached: bool, purpose: str,
                       capability: str | None, attempt: int | None = None) -> None:
-        if self.journal is not None:
-            self.journal.add_call(self.run_id, path, slot, model, rhash, status, text=text,
-                                  input_tokens=input_tokens, output_tokens=output_tokens,
-                                  cost_usd=cost, latency_s=latency, error=error,
-                                  error_kind=error_kind, cached=cached, purpose=purpose,
-                                  capability=capability, attempt=attempt)
+        if self.journal is not None:  # by position: text, input_tokens, output_tokens, cost_usd,
+            # latency_s, error, error_kind, cached, purpose, capability, quality, attempt
+            self.journal.add_call(self.run_id, path, slot, model, rhash, status, text,
+                                  input_tokens, output_tokens, cost, latency, error, error_kind,
+                                  cached, purpose, capability, None, attempt)
         if "call_finished" in self.events.wanted:
             self.events.emit("call_finished", path, model=model, slot=slot, purpose=purpose,
                              status=status, input_tokens=input_tokens, output_tokens=output_tokens,

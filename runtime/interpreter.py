@@ -534,12 +534,12 @@ class Interpreter:
         if result.status in ("completed", "skipped", "failed"):
             self.done_tasks += 1
         if self.journal is not None:
-            self.journal.add_task(self.run_id, path, result.status, model=result.model,
-                                  attempts=result.attempts, cost_usd=result.cost_usd,
-                                  tokens=result.tokens, quality=result.quality,
-                                  output=result.output, error=result.error, started_at=started,
-                                  finished_at=time.time(), cache_key=cache_key,
-                                  cached=result.cached, capability=node.capability)
+            # By position: model, attempts, cost_usd, tokens, quality, output, error, started_at,
+            # finished_at, cache_key, cached, capability.
+            self.journal.add_task(self.run_id, path, result.status, result.model, result.attempts,
+                                  result.cost_usd, result.tokens, result.quality, result.output,
+                                  result.error, started, time.time(), cache_key, result.cached,
+                                  node.capability)
         if "task_finished" in self.events.wanted:
             self.events.emit("task_finished", path, status=result.status, model=result.model,
                              attempts=result.attempts, cost_usd=result.cost_usd,

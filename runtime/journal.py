@@ -159,7 +159,8 @@ class Journal:
             self.db.close()
 
     # -- buffered writes ----------------------------------------------------------------------
-    def add_task(self, run_id: str, task_id: str, status: str, *, model: str | None = None,
+    # Positional or keyword: the runtime's hot path passes everything by position (cheaper).
+    def add_task(self, run_id: str, task_id: str, status: str, model: str | None = None,
                  attempts: int = 0, cost_usd: float | None = 0.0, tokens: int = 0,
                  quality: float | None = None, output: Any = None, error: str | None = None,
                  started_at: float | None = None, finished_at: float | None = None,
@@ -170,7 +171,7 @@ class Journal:
                             capability))
 
     def add_call(self, run_id: str, task_id: str, slot: str, model: str, request_hash: str,
-                 status: str, *, text: str | None = None, input_tokens: int = 0,
+                 status: str, text: str | None = None, input_tokens: int = 0,
                  output_tokens: int = 0, cost_usd: float | None = 0.0, latency_s: float = 0.0,
                  error: str | None = None, error_kind: str | None = None, cached: bool = False,
                  purpose: str = "answer", capability: str | None = None,
@@ -207,13 +208,15 @@ class Journal:
 
     def flush(self) -> None:
         """Commit everything buffered in one transaction."""
-        if not self.pending:
+        calls, tasks = self._calls, self._tasks
+        rare = self._events or self._cache or self._verdicts or self._calibration \
+            or self._run_update
+        if not (calls or tasks or rare):
             return
         db = self.db
         db.execute("BEGIN IMMEDIATE")  # take the write lock up front: waits out another process
         try:
             # One row (a chain's commit) goes through `execute`: `executemany` costs more per call.
-            calls, tasks = self._calls, self._tasks
             if len(calls) == 1:
                 db.execute(_INSERT_CALL, calls[0])
             elif calls:
@@ -222,29 +225,35 @@ class Journal:
                 db.execute(_INSERT_TASK, tasks[0])
             elif tasks:
                 db.executemany(_INSERT_TASK, tasks)
-            if self._events:
-                db.executemany("INSERT INTO events (run_id, ts, kind, task_id, data_json) "
-                               "VALUES (?,?,?,?,?)", self._events)
-            if self._cache:
-                db.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?,?,?,?)", self._cache)
-            if self._verdicts:
-                db.executemany("INSERT INTO verdicts VALUES (?,?,?,?,?,?)", self._verdicts)
-            if self._calibration:
-                db.executemany("INSERT INTO calibration VALUES (?,?,?,?,?,?)", self._calibration)
-            if self._run_update:
-                db.execute("UPDATE runs SET spent_usd=?, tokens=?, unknown_cost_calls=?, "
-                           "elapsed_s=?, done_tasks=?, updated_at=? WHERE id=?", self._run_update)
+            if rare:
+                self._write_rare(db)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._tasks.clear()
-        self._calls.clear()
-        self._events.clear()
-        self._cache.clear()
-        self._verdicts.clear()
-        self._calibration.clear()
-        self._run_update = None
+        calls.clear()
+        tasks.clear()
+        if rare:
+            self._events.clear()
+            self._cache.clear()
+            self._verdicts.clear()
+            self._calibration.clear()
+            self._run_update = None
+
+    def _write_rare(self, db: sqlite3.Connection) -> None:
+        """The rows most commits have none of: events, cache entries, verdicts, progress."""
+        if self._events:
+            db.executemany("INSERT INTO events (run_id, ts, kind, task_id, data_json) "
+                           "VALUES (?,?,?,?,?)", self._events)
+        if self._cache:
+            db.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?,?,?,?)", self._cache)
+        if self._verdicts:
+            db.executemany("INSERT INTO verdicts VALUES (?,?,?,?,?,?)", self._verdicts)
+        if self._calibration:
+            db.executemany("INSERT INTO calibration VALUES (?,?,?,?,?,?)", self._calibration)
+        if self._run_update:
+            db.execute("UPDATE runs SET spent_usd=?, tokens=?, unknown_cost_calls=?, "
+                       "elapsed_s=?, done_tasks=?, updated_at=? WHERE id=?", self._run_update)
 
     # -- plans --------------------------------------------------------------------------------
     def has_plan(self, plan_hash: str) -> bool:
