@@ -10,11 +10,9 @@ lexer callback so that the formatter can put them back.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Iterator
 
 from lark import Lark, Token, Tree
 from lark.tree import Meta
@@ -92,18 +90,6 @@ def _on_close(token: Token) -> Token:
     if session is not None and session.depth > 0:
         session.depth -= 1
     return token
-
-
-@contextmanager
-def lexing_session(max_depth: int = MAX_NESTING) -> Iterator[_Session]:
-    """Route the lexer callbacks of parses on this thread to a fresh session (comments, nesting)."""
-    session = _Session(max_depth=max_depth)
-    previous = getattr(_local, "session", None)
-    _local.session = session
-    try:
-        yield session
-    finally:
-        _local.session = previous
 
 
 def grammar_text() -> str:

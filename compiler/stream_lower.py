@@ -13,6 +13,12 @@ left to right), on the same children, with the same spans:
 - children are filtered as Lark's tree builder filters them (anonymous tokens dropped, `_rules`
   spliced into their parent, `None` for an absent `[optional]`).
 
+The tokens come from `_Lexer`, which runs Lark's own contextual lexer the way Lark does (per
+parser state, the same compiled regular expressions in the same order, keywords retyped from
+NAME by the same table, the same line and column arithmetic) in one loop with the LALR driver,
+without Lark's per-token generator, line counter and Token constructor: lexing was four fifths
+of Lark's parse. It feeds the reductions to the same parse table.
+
 Whenever the tree path would do anything but lower a clean parse, this path gives up and the
 caller takes the tree path: a syntax error (the tree path recovers and reports several), a file
 over the size or nesting limits, a tree deeper than `MAX_STREAM_DEPTH` (the tree path's recursive
@@ -26,19 +32,23 @@ from functools import cache
 from typing import Any, Callable
 
 from lark import Token, Tree
+from lark.lexer import UnlessCallback
 from lark.parse_tree_builder import maybe_create_child_filter
-from lark.parsers.lalr_parser import _Parser
+from lark.parsers.lalr_analysis import Shift
 from lark.tree import Meta
 
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import Diagnostic
 from bmad.compiler.gc_pause import collection_paused
 from bmad.compiler.lower import FileUnit, Lowerer
+from bmad.compiler.parse import _CLOSERS, _OPENERS
 from bmad.compiler.source_map import SourceMap
 
 # Far below the depth at which the tree path's recursive walk could fail, far above real files
 # (a task is 4-6 levels deep; expressions stop at 32 with BMAD-E020).
 MAX_STREAM_DEPTH = 150
+_OPENER_TYPES = frozenset(_OPENERS)
+_CLOSER_TYPES = frozenset(_CLOSERS)
 
 
 class _Node:
@@ -93,24 +103,161 @@ class _RuleShape:
             self.nones_at_end = 0
 
 
+class _StateLexer:
+    """What Lark's contextual lexer does in one parser state: its regular expressions (tried in
+    order, as `Scanner.match` tries them), the ignored types, and keywords lexed as a NAME-like
+    terminal then retyped (Lark's `UnlessCallback`)."""
+
+    __slots__ = ("patterns", "ignore", "keywords")
+
+    def __init__(self, lexer: Any, brackets: frozenset[str]):
+        scanner = lexer.scanner  # builds Lark's scanner (and its callbacks) if not yet built
+        self.patterns = tuple(scanner._mres)
+        self.ignore = frozenset(str(kind) for kind in lexer.ignore_types)
+        self.keywords: dict[str, dict[str, str]] = {}
+        for kind, callback in lexer.callback.items():
+            if isinstance(callback, UnlessCallback):
+                table: dict[str, str] = {}
+                for terminal in callback.scanner.terminals:
+                    pattern = terminal.pattern
+                    if pattern.type != "str" or pattern.flags:
+                        raise TypeError(f"keyword {terminal.name} is not a plain string")
+                    table.setdefault(pattern.value, str(terminal.name))
+                self.keywords[str(kind)] = table
+            elif kind not in brackets and kind not in self.ignore:
+                raise TypeError(f"unexpected lexer callback for {kind}")
+
+
+class _Lexer:
+    """Lark's contextual lexer for the .bmad parser, one `_StateLexer` per parser state."""
+
+    def __init__(self, contextual: Any, brackets: frozenset[str]):
+        shared: dict[int, _StateLexer] = {}
+        self.by_state: dict[int, _StateLexer] = {}
+        for state, lexer in contextual.lexers.items():
+            made = shared.get(id(lexer))
+            if made is None:
+                made = shared[id(lexer)] = _StateLexer(lexer, brackets)
+            self.by_state[state] = made
+
+
+class _Grammar:
+    """Lark's parse table for .bmad with plain-string keys, every rule's shape, and the lexer."""
+
+    def __init__(self, table: Any, rules: tuple, lexer: _Lexer):
+        self.shapes = tuple(_RuleShape(rule) for rule in rules)
+        index = {rule: i for i, rule in enumerate(rules)}
+        # state -> {terminal: (True, next state) | (False, rule index, children, rule name)}
+        self.actions: dict[int, dict[str, tuple]] = {}
+        self.gotos: dict[int, dict[str, int]] = {}  # state -> {rule name: next state}
+        for state, row in table.states.items():
+            actions, gotos = {}, {}
+            for symbol, (action, arg) in row.items():
+                symbol = str(symbol)
+                if action is Shift and not symbol.isupper() and symbol != "$END":
+                    gotos[symbol] = arg
+                if action is Shift:
+                    actions[symbol] = (True, arg)
+                else:
+                    actions[symbol] = (False, index[arg], len(arg.expansion), str(arg.origin.name))
+            self.actions[state], self.gotos[state] = actions, gotos
+        self.start_state = table.start_states["start"]
+        self.end_state = table.end_states["start"]
+        self.lexer = lexer
+
+
+def _parse(text: str, grammar: _Grammar, reducers: list, max_nesting: int) -> Any:
+    """Lex and parse `text` with Lark's parse table, calling `reducers[rule]` on each reduction
+    (as Lark's `ParserState.feed_token` does); raises `_GiveUp` where Lark would raise (an
+    unexpected character or token) or the brackets nest deeper than `max_nesting`."""
+    actions, gotos, end_state = grammar.actions, grammar.gotos, grammar.end_state
+    by_state = grammar.lexer.by_state
+    openers, closers = _OPENER_TYPES, _CLOSER_TYPES
+    state_stack = [grammar.start_state]
+    value_stack: list = []
+    new_str = str.__new__
+    token_class = Token
+    pos, size, line, line_start, mark, nesting = 0, len(text), 1, 0, 0, 0
+    while True:
+        if pos < size:
+            state_lexer = by_state[state_stack[-1]]
+            for pattern in state_lexer.patterns:
+                match = pattern.match(text, pos)
+                if match is not None:
+                    break
+            else:
+                raise _GiveUp
+            kind = match.lastgroup
+            end = match.end()
+            if end == pos:
+                raise _GiveUp
+            if kind in state_lexer.ignore:
+                pos = end
+                continue
+            value = match.group()
+            keywords = state_lexer.keywords.get(kind)
+            if keywords is not None:
+                kind = keywords.get(value, kind)
+            newlines = text.count("\n", mark, pos)
+            if newlines:
+                line += newlines
+                line_start = text.rindex("\n", mark, pos) + 1
+            token = new_str(token_class, value)
+            token.type, token.value, token.start_pos = kind, value, pos
+            token.line, token.column = line, pos - line_start + 1
+            if "\n" in value:
+                line += value.count("\n")
+                line_start = pos + value.rindex("\n") + 1
+            token.end_line, token.end_column, token.end_pos = line, end - line_start + 1, end
+            pos = mark = end
+            if kind in openers:
+                nesting += 1
+                if nesting > max_nesting:
+                    raise _GiveUp
+            elif kind in closers and nesting > 0:
+                nesting -= 1
+            at_end = False
+        else:
+            kind, token, at_end = "$END", None, True
+        while True:
+            action = actions[state_stack[-1]].get(kind)
+            if action is None:
+                raise _GiveUp
+            if action[0]:  # shift
+                if at_end:
+                    raise _GiveUp
+                state_stack.append(action[1])
+                value_stack.append(token)
+                break
+            _, rule, count, name = action
+            if count:
+                children = value_stack[-count:]
+                del state_stack[-count:]
+                del value_stack[-count:]
+            else:
+                children = []
+            value_stack.append(reducers[rule](children))
+            state_stack.append(gotos[state_stack[-1]][name])
+            if at_end and state_stack[-1] == end_state:
+                return value_stack[-1]
+
+
 @cache
-def _shapes() -> tuple[Any, tuple[_RuleShape, ...]] | None:
-    """The parse table and every rule's shape, or None if this Lark version is laid out otherwise."""
+def _grammar() -> _Grammar | None:
+    """The .bmad parser's tables and lexer, unrolled (None if this Lark version lays them out
+    otherwise: then every file takes the tree path)."""
     from bmad.compiler.parse import build_parser
 
     lark = build_parser()
     try:
-        table = lark.parser.parser.parser.parse_table
-        rules = tuple(lark.parser.parser.parser.callbacks)
-        shapes = tuple(_RuleShape(rule) for rule in rules)
-        lark.parser._make_lexer_thread  # noqa: B018 - checked here, used per parse
-    except (AttributeError, TypeError, ValueError):
+        lexer = _Lexer(lark.parser.lexer, _OPENER_TYPES | _CLOSER_TYPES)
+        parser = lark.parser.parser.parser
+        return _Grammar(parser.parse_table, tuple(parser.callbacks), lexer)
+    except (AttributeError, TypeError, KeyError, ValueError):
         return None
-    return table, shapes
 
 
-def _callback(shape: _RuleShape, method: Callable[[Any, list], Any] | None,
-              path: str) -> Callable[[list], Any]:
+def _callback(shape: _RuleShape, method: Callable[[Any, list], Any] | None) -> Callable[[list], Any]:
     """The parser's reduce action for one rule: positions, child filter, then the lowering method."""
     include = shape.include
     nones_at_end = shape.nones_at_end
@@ -189,23 +336,19 @@ def lower_while_parsing(data: str | bytes, display: str, base_dir: str | None
     """(decoded text, lowered file, lowering diagnostics) for a file that parses cleanly, or None
     when the file needs the tree path (a syntax error, a limit, a tree too deep)."""
     from bmad.compiler.limits import current_limits
-    from bmad.compiler.parse import MAX_SOURCE_CHARS, build_parser, decode_source, lexing_session
+    from bmad.compiler.parse import MAX_SOURCE_CHARS, decode_source
 
-    shaped = _shapes()
-    if shaped is None:
+    grammar = _grammar()
+    if grammar is None:
         return None
-    table, shapes = shaped
     limits = current_limits()
     text = decode_source(data)
     if len(text) > min(MAX_SOURCE_CHARS, limits.source_chars):
         return None
     lowerer = _StreamingLowerer(SourceMap(display, text), base_dir)
-    callbacks = {s.rule: _callback(s, None if s.spliced else getattr(lowerer, s.name, None), display)
-                 for s in shapes}
-    frontend = build_parser().parser
+    reducers = [_callback(s, None if s.spliced else getattr(lowerer, s.name, None)) for s in grammar.shapes]
     try:
-        with lexing_session(limits.nesting_depth):
-            result = _Parser(table, callbacks).parse(frontend._make_lexer_thread(text), "start")
+        result = _parse(text, grammar, reducers, limits.nesting_depth)
     except Exception:  # noqa: BLE001 - any failure: the tree path reports it as it always has
         return None
     unit = result.value if type(result) is _Node else result
