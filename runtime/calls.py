@@ -180,9 +180,10 @@ class ModelCaller:
                 (), node.id, model, request_meta)
             started = time.time()
             try:
-                if provider.rate_limit.paused_until or provider.rate_limit.requests is not None \
-                        or provider.rate_limit.tokens is not None:
-                    await provider.rate_limit.acquire(worst_in + max_tokens)
+                rate_limit = provider.rate_limit
+                if rate_limit.paused_until or rate_limit.requests is not None \
+                        or rate_limit.tokens is not None:
+                    await rate_limit.acquire(worst_in + max_tokens)
                 if not limiter.try_take():
                     await limiter.take()
                 try:
@@ -222,11 +223,13 @@ class ModelCaller:
                 if response.rate_limit is not None:
                     provider.rate_limit.observe(response.rate_limit)
                 latency = response.latency_s if response.latency_s else time.time() - started
-                ms.observe_latency(latency, response.output_tokens)
-                self._journal_call(path, slot, model, rhash, "ok", response.text,
-                                   response.input_tokens, response.output_tokens, cost, latency,
-                                   None, None, False, purpose, node.capability,
-                                   tally.attempts if answering else None)
+                if ms.latency_base_s is not None:  # no estimate: nothing to compare with
+                    ms.observe_latency(latency, response.output_tokens)
+                if self.journal is not None or "call_finished" in self.events.wanted:
+                    self._journal_call(path, slot, model, rhash, "ok", response.text,
+                                       response.input_tokens, response.output_tokens, cost,
+                                       latency, None, None, False, purpose, capability,
+                                       tally.attempts if answering else None)
                 return response
             # The call failed: nothing was spent (providers don't bill errors).
             ledger.release(reservation)
