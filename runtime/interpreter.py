@@ -439,7 +439,16 @@ class Interpreter:
             if self.strategy == "adaptive":
                 node = self._adapt(node, path)
             if node.plain:
-                value, model, quality = await self._plain(node, path, frame.scope, tally)
+                # `_plain`'s body, inlined: one coroutine fewer on every plain task.
+                caller = self.caller
+                messages = self._messages(node, frame.scope)
+                chain = caller.healthy_order(node.chain) if caller.breakers else node.chain
+                try:
+                    response = await caller.call(node, path, chain[0], messages, "m0/", tally)
+                    value, model, quality = response.text, chain[0], None
+                except ModelFailed as exc:
+                    value, model, quality = await self._single(node, path, messages, "", tally,
+                                                               chain=chain, failed=exc)
             else:
                 value, model, quality = await self._execute(frame, node, path, tally)
             result = TaskResult("completed", value, model, tally.attempts, tally.cost_usd,
@@ -715,23 +724,12 @@ class Interpreter:
                                      f"{parsed.error}")
         return Candidate(model, parsed.value, response.text, slot)
 
-    async def _plain(self, node: Node, path: str, scope: dict[str, Any],
-                     tally: Tally) -> tuple[Any, str | None, float | None]:
-        """A plain prompt (see `Node.plain`): the first model's answer is the task's result, as
-        `_single` would give it; a failure hands over to `_single` for the fallbacks."""
-        messages = self._messages(node, scope)
-        chain = self.caller.healthy_order(node.chain)
-        try:
-            response = await self.caller.call(node, path, chain[0], messages, "m0/", tally)
-        except ModelFailed as exc:
-            return await self._single(node, path, messages, "", tally, chain=chain, failed=exc)
-        return response.text, chain[0], None
-
     async def _single(self, node: Node, path: str, messages: tuple[Message, ...], slot: str,
                       tally: Tally, *, chain: tuple[str, ...] | None = None,
                       failed: ModelFailed | None = None) -> tuple[Any, str | None, float | None]:
         """The chain in order until a model answers (and passes the gate). `failed`: the first
-        model already failed with this on the lean path (`_plain`), so it is not asked again."""
+        model already failed with this on the lean path (plain tasks, in `_run_node`), so it is not
+        asked again."""
         gate = node.task.quality
         chain = chain if chain is not None else self.caller.healthy_order(node.chain)
         last_error: Exception | None = None

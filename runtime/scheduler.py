@@ -113,10 +113,10 @@ class Scheduler(Generic[N]):
                 finally:
                     self.running -= 1
                 self.remaining -= 1
-                self._finished.append(index)
                 if self.commit is None:
-                    self._release_finished()
+                    self._release((index,))
                 else:
+                    self._finished.append(index)
                     await self._group_commit()
                 continue
             if self._finished_all():
@@ -143,12 +143,17 @@ class Scheduler(Generic[N]):
 
     def _release_finished(self) -> None:
         finished, self._finished = self._finished, []
-        heap, waiting, keys = self.heap, self.waiting, self.keys
+        self._release(finished)
+
+    def _release(self, finished: Sequence[int]) -> None:
+        heap, waiting, keys, dependents = self.heap, self.waiting, self.keys, self.dependents
         for index in finished:
-            for child in self.dependents[index]:
+            for child in dependents[index]:
                 waiting[child] -= 1
                 if waiting[child] == 0:
                     heapq.heappush(heap, (keys[child], child))
+        if not self._idle:  # nobody to wake (a chain, or every worker busy)
+            return
         if self._finished_all():
             self._wake(len(self._idle))
         elif heap and not self.stopping:
