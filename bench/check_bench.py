@@ -202,14 +202,17 @@ def best_of(runs: int, action: Callable[[], object]) -> float:
 def stages(path: str, text: str, runs: int) -> dict[str, float]:
     """Where `bmad check` spends its time: each stage alone, best of `runs`."""
     from bmad.compiler.lower import lower_tree
+    from bmad.compiler.stream_lower import lower_while_parsing
 
     parsed = parse_text(text, path)
     program = compile_file(path).program
+    base_dir = str(Path(path).parent)
     loaded_s = best_of(runs, lambda: load_program(path))
     return {
-        "parse": best_of(runs, lambda: parse_text(text, path)),
-        "lower": best_of(runs, lambda: lower_tree(parsed.tree, parsed.source_map, str(Path(path).parent))),
-        "load (parse+lower+catalog)": loaded_s,
+        "parse to a tree": best_of(runs, lambda: parse_text(text, path)),
+        "lower the tree": best_of(runs, lambda: lower_tree(parsed.tree, parsed.source_map, base_dir)),
+        "lower while parsing": best_of(runs, lambda: lower_while_parsing(text, path, base_dir)),
+        "load (read+lower+catalog)": loaded_s,
         "checks": best_of(runs, lambda: run_checks(program)),
         "check_plan": best_of(runs, lambda: check_plan(program)),
     }

@@ -22,7 +22,7 @@ from bmad.compiler.passes.expand import expand
 from bmad.compiler.passes.learn_bars import learn_bars
 from bmad.compiler.passes.measure_prompts import measure_prompts
 from bmad.compiler.passes.resolve_dependencies import resolve_dependencies
-from bmad.compiler.passes.route_models import route_models
+from bmad.compiler.passes.route_models import route_models, without_explanations
 from bmad.compiler.passes.schedule_tasks import schedule_tasks
 from bmad.compiler.passes.seal_plan import compute_plan_hash, seal_plan, verify_plan
 from bmad.compiler.plan import Plan
@@ -85,13 +85,15 @@ def check_plan(program: ir.Program) -> list[Diagnostic]:
     """Static feasibility for `bmad check`: every model treated as available (simulated).
 
     Runs the passes up to `enforce_budget` (the budget's verdict) without scheduling or sealing a
-    plan: the same diagnostics as `plan_program`, for less work. A file of declarations only (no
+    plan, and routes without writing the explanations a plan shows (the ordered candidate table,
+    the route reasons): the same diagnostics as `plan_program`, for less work. A file of declarations only (no
     workflow, like a models file) has nothing to plan: no problems.
     """
     if not program.workflows:
         return []
     context = make_context(program, environment={}, provider_mode="sim")
-    draft = run_passes(program, context, until=FEASIBILITY_UNTIL)
+    with without_explanations():  # no plan is shown: skip the candidate tables and route reasons
+        draft = run_passes(program, context, until=FEASIBILITY_UNTIL)
     return sort_diagnostics(draft.diagnostics)
 
 

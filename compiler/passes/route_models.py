@@ -20,7 +20,10 @@ expected quality >= the task's floor (the task's `quality >= X`, else the workfl
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
+from typing import Iterator
 
 from bmad.compiler import ir
 from bmad.compiler.catalog import LOCAL_MODEL, CatalogEntry
@@ -33,6 +36,44 @@ from bmad.compiler.plan import Candidate, TaskPlan
 
 BALANCED_WEIGHTS = {"quality": 0.5, "cost": 0.3, "latency": 0.2}
 ROUTE_OBJECTIVES = {"cheapest": "cost", "fastest": "latency", "best": "quality"}
+
+# Whether routing writes its explanations into the plan: the shown candidate table (ordered, the
+# chosen marked) and the route reason. `check_plan` turns it off: no diagnostic reads them, and the
+# later passes only filter the candidates (tests/compiler/passes/test_check_plan_feasibility.py).
+_explaining: ContextVar[bool] = ContextVar("route_models_explaining", default=True)
+
+
+@contextmanager
+def without_explanations() -> Iterator[None]:
+    """Route without building the shown candidate tables and reasons (for `bmad check`)."""
+    token = _explaining.set(False)
+    try:
+        yield
+    finally:
+        _explaining.reset(token)
+
+
+_new_candidate = object.__new__
+_CANDIDATE_SETTERS = tuple(getattr(Candidate, name).__set__ for name in (
+    "model", "provider", "available", "qualified", "expected_quality", "cost_usd_expected", "latency_s",
+    "reason"))
+
+
+def _candidate(model: str, provider: str, available: bool, qualified: bool, expected_quality: float | None,
+               cost_usd_expected: float | None, latency_s: float | None, reason: str) -> Candidate:
+    """`Candidate(...)` at half the cost (the frozen dataclass's __init__ sets each slot through
+    `object.__setattr__`; this sets them directly): one is built per (task, model)."""
+    c = _new_candidate(Candidate)
+    s0, s1, s2, s3, s4, s5, s6, s7 = _CANDIDATE_SETTERS
+    s0(c, model)
+    s1(c, provider)
+    s2(c, available)
+    s3(c, qualified)
+    s4(c, expected_quality)
+    s5(c, cost_usd_expected)
+    s6(c, latency_s)
+    s7(c, reason)
+    return c
 
 
 def quality_floor(task: ir.Task, workflow: ir.Workflow, context: PassContext) -> float | None:
@@ -241,11 +282,12 @@ class TaskRouter:
             self.cache[fits_key] = fits
         evaluated = td.evaluated
         listed = []
-        for entry, quality, qualified, reason in fits:
+        make = _candidate
+        # already rounded as `evaluate` rounds
+        for (entry, quality, qualified, reason), (cost, latency) in zip(fits, solo.pool_costs(self.pool)):
             c = evaluated.get(entry.name)
             if c is None:
-                cost, latency = solo.cost_and_latency(entry)  # already rounded as `evaluate` rounds
-                c = Candidate(entry.name, entry.provider, entry.available, qualified, quality, cost, latency, reason)
+                c = make(entry.name, entry.provider, entry.available, qualified, quality, cost, latency, reason)
                 evaluated[entry.name] = c
             listed.append(c)
         return listed
@@ -320,8 +362,9 @@ class TaskRouter:
         qualities = [self._quality(td, m) for m in models]
         known = [q for q in qualities if q is not None]
         expected_quality = round(sum(known) / len(known), 4) if known else None
+        explaining = _explaining.get()
         shown_key = ("shown", self.pool_key, signature, models)
-        shown = self.cache.get(shown_key)
+        shown = self.cache.get(shown_key) if explaining else tuple(all_candidates)
         if shown is None:
             def shown_order(c: Candidate) -> tuple:  # the chosen first, then _cost_key's order
                 cost = c.cost_usd_expected
@@ -333,7 +376,7 @@ class TaskRouter:
                                     c.cost_usd_expected, c.latency_s, "chosen") if c.model in models else c
                           for c in ordered)
             self.cache[shown_key] = shown
-        reason = self._reason(rule, model, cascade, td.evaluated.get(model), len(usable), floor)
+        reason = self._reason(rule, model, cascade, td.evaluated.get(model), len(usable), floor) if explaining else ""
         # one TaskPlan per route: the fields that routing decides, the rest kept from the draft
         plan = revise(td.plan, quality_floor=floor, model=model, participants=participants, judge=judge,
                        cascade=cascade, route_rule=rule, candidates=shown,

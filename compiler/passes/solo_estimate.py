@@ -95,3 +95,45 @@ class SoloEstimate:
         else:
             total_latency = per_item * math.ceil(self.fan / max(1, entry.concurrency))
         return (None if cost is None else round(cost, 6)), round(total_latency, 3)
+
+    def pool_costs(self, entries: list[CatalogEntry]) -> list[tuple[float | None, float]]:
+        """`cost_and_latency` of each of `entries`, in order: the same floats (the same operations
+        in the same order), with what no model changes worked out once for the pool."""
+        if self.history:
+            return [self.cost_and_latency(entry) for entry in entries]
+        attempts_e = self.attempts_e * (1 + 0.0)  # no history: no failure rate
+        calls_e = attempts_e * self.fan
+        in_e, out_e, gate_in_e = self.in_e, self.out_e, self.gate_in_e
+        gated, judge_named, reduced, levels, fan = self.gated, self.judge_named, self.reduced, self.levels, self.fan
+        if gated and judge_named:
+            judge = self.gate_judge
+            named_cost, named_latency = self.gate_judge_cost, self.gate_judge_latency
+            named_priced = judge is not None and judge.priced
+        ceil = math.ceil
+        out: list[tuple[float | None, float]] = []
+        for entry in entries:
+            price_in, price_out = entry.price_input_per_m, entry.price_output_per_m
+            priced = price_in is not None and price_out is not None
+            base, per_token = entry.latency_base_s, entry.latency_per_token_s
+            latency = base + per_token * out_e
+            cost: float | None = None
+            if priced:
+                cost = 0.0 + calls_e * ((in_e * price_in + out_e * price_out) / 1e6)
+            if gated:
+                if not judge_named:
+                    judge_cost = (gate_in_e * price_in + JUDGE_OUTPUT_TOKENS * price_out) / 1e6 if priced else None
+                    judge_latency = base + per_token * JUDGE_OUTPUT_TOKENS
+                    judge_priced = priced
+                else:
+                    judge_cost, judge_latency, judge_priced = named_cost, named_latency, named_priced
+                if cost is not None:
+                    cost = cost + calls_e * judge_cost if judge_priced else None
+                per_item = (0 + latency + judge_latency) * attempts_e
+            else:
+                per_item = latency * attempts_e
+            if reduced:
+                total_latency = per_item * levels
+            else:
+                total_latency = per_item * ceil(fan / max(1, entry.concurrency))
+            out.append(((None if cost is None else round(cost, 6)), round(total_latency, 3)))
+        return out

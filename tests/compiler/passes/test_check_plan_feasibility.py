@@ -45,13 +45,70 @@ def generated_workflow(budget: str) -> str:
     return bench.workflow_source(200).replace("budget $1000000 per run", budget)
 
 
-@pytest.mark.parametrize("budget", ["budget $1000000 per run", "budget $0.05 per run", "budget $3 per run",
-                                    "budget $1000 per run\n  budget 30s", "budget $5 per run\n  budget 20k tokens"])
-def test_check_plan_matches_on_a_big_generated_workflow(tmp_path, budget):
+VARIANTS = [
+    ("budget $1000000 per run", None), ("budget $0.05 per run", None), ("budget $3 per run", None),
+    ("budget $1000 per run\n  budget 30s", None), ("budget $5 per run\n  budget 20k tokens", None),
+    # every objective, and quality gates that escalate (chain_fallbacks builds their cascade)
+    ("budget $2 per run", "optimize cost"), ("budget $2 per run", "optimize latency"),
+    ("budget $4 per run", "optimize quality"), ("budget $0.5 per run", "escalate"),
+]
+
+
+def variant_workflow(budget: str, change: str | None) -> str:
+    text = generated_workflow(budget)
+    if change == "escalate":
+        return text.replace("else refine max 2", "else escalate")
+    if change is not None:
+        return text.replace("optimize balanced", change)
+    return text
+
+
+@pytest.mark.parametrize("budget, change", VARIANTS)
+def test_check_plan_matches_on_a_big_generated_workflow(tmp_path, budget, change):
     path = tmp_path / "generated.bmad"
-    path.write_text(generated_workflow(budget))
+    path.write_text(variant_workflow(budget, change))
     result = compile_file(str(path))
     assert result.ok, result.diagnostics[:3]
     context = make_context(result.program, environment={}, provider_mode="sim")
     _plan, whole = plan_program(result.program, context)
     assert check_plan(result.program) == whole
+
+
+def _decisions(program, explaining: bool) -> dict:
+    """Every task plan after `enforce_budget`, without what only explains it (the candidate
+    table and the route reason), plus the diagnostics."""
+    from bmad.compiler.passes import run_passes
+    from bmad.compiler.passes.route_models import without_explanations
+
+    context = make_context(program, environment={}, provider_mode="sim")
+    if explaining:
+        draft = run_passes(program, context, until=FEASIBILITY_UNTIL)
+    else:
+        with without_explanations():
+            draft = run_passes(program, context, until=FEASIBILITY_UNTIL)
+    plans = {}
+    for name, wd in draft.workflows.items():
+        for td in wd.tasks.values():
+            data = td.plan.to_json()
+            data.pop("route_reason")
+            # the same candidates, whatever their order and the chosen ones' `chosen` mark
+            data["candidates"] = sorted((c["model"], c["cost_usd_expected"], c["latency_s"], c["qualified"],
+                                         c["expected_quality"]) for c in data["candidates"])
+            plans[(name, td.id)] = data
+    return {"plans": plans, "diagnostics": draft.diagnostics}
+
+
+@pytest.mark.parametrize("budget, change", VARIANTS[::2])
+def test_routing_without_explanations_decides_the_same(tmp_path, budget, change):
+    path = tmp_path / "generated.bmad"
+    path.write_text(variant_workflow(budget, change))
+    program = compile_file(str(path)).program
+    assert _decisions(program, explaining=False) == _decisions(program, explaining=True)
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES[::3], ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_routing_without_explanations_decides_the_same_on_workflow_files(path: Path):
+    result = compile_file(str(path))
+    if result.program is None or not result.ok or not result.program.workflows:
+        pytest.skip("does not compile clean: `bmad check` plans only clean programs")
+    assert _decisions(result.program, explaining=False) == _decisions(result.program, explaining=True)

@@ -36,6 +36,9 @@ def assert_same_as_estimate_task(td, catalog, history):
     for entry in catalog:
         est = estimate_task(td, SoloAssignment(entry.name, td.plan.fan_out), catalog, history, solo=True)
         assert solo.cost_and_latency(entry) == (est.cost_usd_expected, est.latency_s), (td.id, entry.name)
+    # the whole pool in one call: the same floats, in catalog order
+    entries = list(catalog)
+    assert solo.pool_costs(entries) == [solo.cost_and_latency(entry) for entry in entries], td.id
 
 
 def routed_drafts(path: Path, with_history: bool):
