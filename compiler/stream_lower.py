@@ -123,11 +123,12 @@ class _StreamingLowerer(Lowerer):
 class _RuleShape:
     """How Lark's tree builder shapes one rule's children (read once from the parser's rules)."""
 
-    __slots__ = ("rule", "name", "expand1", "include", "nones_at_end", "spliced")
+    __slots__ = ("rule", "name", "expand1", "include", "nones_at_end", "spliced", "arity")
 
     def __init__(self, rule: Any):
         options = rule.options
         self.rule = rule
+        self.arity = len(rule.expansion)
         self.name = rule.alias or options.template_source or rule.origin.name
         self.expand1 = bool(options.expand1 and not rule.alias)  # `?rule` with one child: the child
         self.spliced = rule.origin.name.startswith("_")  # `_rule`s are spliced into their parent
@@ -220,21 +221,26 @@ def _parse(text: str, grammar: _Grammar, reducers: list, max_nesting: int) -> An
     token_class = Token
     pos, size, line, line_start, mark, nesting = 0, len(text), 1, 0, 0, 0
     while True:
+        match = None
         if pos < size:
             state_lexer = by_state[state_stack[-1]]
-            for pattern in state_lexer.patterns:
-                match = pattern.match(text, pos)
-                if match is not None:
+            patterns, ignore = state_lexer.patterns, state_lexer.ignore
+            while pos < size:  # ignored tokens (blanks, comments) leave the parser state as it is
+                for pattern in patterns:
+                    match = pattern.match(text, pos)
+                    if match is not None:
+                        break
+                else:
+                    raise _GiveUp
+                end = match.end()
+                if end == pos:
+                    raise _GiveUp
+                kind = match.lastgroup
+                if kind not in ignore:
                     break
-            else:
-                raise _GiveUp
-            kind = match.lastgroup
-            end = match.end()
-            if end == pos:
-                raise _GiveUp
-            if kind in state_lexer.ignore:
                 pos = end
-                continue
+                match = None
+        if match is not None:
             value = match.group()
             keywords = state_lexer.keywords.get(kind)
             if keywords is not None:
@@ -300,6 +306,56 @@ def _grammar() -> _Grammar | None:
 
 def _callback(shape: _RuleShape, method: Callable[[Any, list], Any] | None) -> Callable[[list], Any]:
     """The parser's reduce action for one rule: positions, child filter, then the lowering method."""
+    if shape.spliced and shape.nones_at_end == 0:
+        # the commonest reductions, written out: `_rule: a | b | ...` (one child, kept as it is)
+        # and a repetition `__rule_star: __rule_star item` (the list so far, then one item)
+        if shape.include is None and shape.arity == 1:
+            return _pass_through
+        if shape.arity == 2 and shape.include == ((0, True, 0), (1, True, 0)):
+            return _extend
+        if shape.arity == 2 and shape.include == ((0, True, 0), (1, False, 0)):
+            return _append
+    return _general_callback(shape, method)
+
+
+def _pass_through(children: list) -> _Node:
+    c = children[0]
+    kind = type(c)
+    if kind is _Node:
+        return _Node(children, c.first, c.last, c.depth)
+    if kind is Token:
+        return _Node(children, c, c, 0)
+    return _Node(children, None, None, 0)
+
+
+def _extend(children: list) -> _Node:
+    before, item = children  # both spliced `_Node`s
+    kept = before.value
+    kept += item.value
+    first = before.first if before.first is not None else item.first
+    last = item.last if item.last is not None else before.last
+    return _Node(kept, first, last, before.depth if before.depth > item.depth else item.depth)
+
+
+def _append(children: list) -> _Node:
+    before, item = children  # the list so far (a spliced `_Node`), then one child kept as it is
+    kept = before.value
+    kept.append(item)
+    kind = type(item)
+    if kind is _Node:
+        item_first, item_last, item_depth = item.first, item.last, item.depth
+    elif kind is Token:
+        item_first = item_last = item
+        item_depth = 0
+    else:
+        item_first = item_last = None
+        item_depth = 0
+    first = before.first if before.first is not None else item_first
+    last = item_last if item_last is not None else before.last
+    return _Node(kept, first, last, before.depth if before.depth > item_depth else item_depth)
+
+
+def _general_callback(shape: _RuleShape, method: Callable[[Any, list], Any] | None) -> Callable[[list], Any]:
     include = shape.include
     nones_at_end = shape.nones_at_end
     expand1 = shape.expand1
