@@ -31,7 +31,7 @@ from bmad.compiler.diagnostics import Diagnostic, error, warning
 from bmad.compiler.money import format_usd
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
-from bmad.compiler.passes.solo_estimate import SoloEstimate
+from bmad.compiler.passes.solo_estimate import SoloEstimate, pool_profile
 from bmad.compiler.plan import Candidate, TaskPlan
 
 BALANCED_WEIGHTS = {"quality": 0.5, "cost": 0.3, "latency": 0.2}
@@ -243,6 +243,7 @@ class TaskRouter:
         declared = {m.name for m in draft.program.models}
         self.pool = [e for e in context.catalog if e.name in declared]
         self.pool_key = tuple(e.name for e in self.pool)
+        self.pool_profile = pool_profile(self.pool)
         self.local = context.catalog.get(LOCAL_MODEL)
         self.cache = draft.routing_cache
 
@@ -274,21 +275,27 @@ class TaskRouter:
         candidates, without `evaluate`'s per-model cache lookups (a new signature finds none)."""
         fits_key = ("pool-fits", self.pool_key, td.needs, floor)
         fits = self.cache.get(fits_key)
-        if fits is None:
+        if fits is None:  # per model: (name, provider, available, qualified, quality, reason)
             fits = []
             for entry in self.pool:
                 quality, qualified, reason = _fit(entry, td.needs, floor, self.context, self.cache)
-                fits.append((entry, None if quality is None else round(quality, 4), qualified, reason))
+                fits.append((entry.name, entry.provider, entry.available, qualified,
+                             None if quality is None else round(quality, 4), reason))
             self.cache[fits_key] = fits
         evaluated = td.evaluated
-        listed = []
         make = _candidate
-        # already rounded as `evaluate` rounds
-        for (entry, quality, qualified, reason), (cost, latency) in zip(fits, solo.pool_costs(self.pool)):
-            c = evaluated.get(entry.name)
+        costs = solo.pool_costs(self.pool, self.pool_profile)  # already rounded as `evaluate` rounds
+        if not evaluated:  # a task routed for the first time (the usual case)
+            listed = [make(name, provider, available, qualified, quality, cost, latency, reason)
+                      for (name, provider, available, qualified, quality, reason), (cost, latency)
+                      in zip(fits, costs)]
+            evaluated.update(zip(self.pool_key, listed))
+            return listed
+        listed = []
+        for (name, provider, available, qualified, quality, reason), (cost, latency) in zip(fits, costs):
+            c = evaluated.get(name)
             if c is None:
-                c = make(entry.name, entry.provider, entry.available, qualified, quality, cost, latency, reason)
-                evaluated[entry.name] = c
+                c = evaluated[name] = make(name, provider, available, qualified, quality, cost, latency, reason)
             listed.append(c)
         return listed
 

@@ -96,9 +96,11 @@ class SoloEstimate:
             total_latency = per_item * math.ceil(self.fan / max(1, entry.concurrency))
         return (None if cost is None else round(cost, 6)), round(total_latency, 3)
 
-    def pool_costs(self, entries: list[CatalogEntry]) -> list[tuple[float | None, float]]:
+    def pool_costs(self, entries: list[CatalogEntry], profile: tuple | None = None
+                   ) -> list[tuple[float | None, float]]:
         """`cost_and_latency` of each of `entries`, in order: the same floats (the same operations
-        in the same order), with what no model changes worked out once for the pool."""
+        in the same order), with what no model changes worked out once for the pool. `profile`:
+        `pool_profile(entries)`, when the caller keeps it for many tasks."""
         if self.history:
             return [self.cost_and_latency(entry) for entry in entries]
         attempts_e = self.attempts_e * (1 + 0.0)  # no history: no failure rate
@@ -111,10 +113,8 @@ class SoloEstimate:
             named_priced = judge is not None and judge.priced
         ceil = math.ceil
         out: list[tuple[float | None, float]] = []
-        for entry in entries:
-            price_in, price_out = entry.price_input_per_m, entry.price_output_per_m
+        for price_in, price_out, base, per_token, concurrency in profile or pool_profile(entries):
             priced = price_in is not None and price_out is not None
-            base, per_token = entry.latency_base_s, entry.latency_per_token_s
             latency = base + per_token * out_e
             cost: float | None = None
             if priced:
@@ -134,6 +134,13 @@ class SoloEstimate:
             if reduced:
                 total_latency = per_item * levels
             else:
-                total_latency = per_item * ceil(fan / max(1, entry.concurrency))
+                total_latency = per_item * ceil(fan / concurrency)
             out.append(((None if cost is None else round(cost, 6)), round(total_latency, 3)))
         return out
+
+
+def pool_profile(entries: list[CatalogEntry]) -> tuple[tuple, ...]:
+    """What `SoloEstimate.pool_costs` reads of each model: prices per 1M tokens, the latency
+    profile, and the concurrency (at least 1)."""
+    return tuple((e.price_input_per_m, e.price_output_per_m, e.latency_base_s, e.latency_per_token_s,
+                  max(1, e.concurrency)) for e in entries)

@@ -14,7 +14,7 @@ from bmad.compiler.history import ANY_CAPABILITY, ModelHistory, Observation
 from bmad.compiler.passes import make_context, run_passes
 from bmad.compiler.passes.draft import CallShape, revise
 from bmad.compiler.passes.estimate_cost import SoloAssignment, estimate_task
-from bmad.compiler.passes.solo_estimate import SoloEstimate
+from bmad.compiler.passes.solo_estimate import SoloEstimate, pool_profile
 
 from .conftest import REPO_ROOT, WORKFLOW_FILES
 
@@ -38,7 +38,9 @@ def assert_same_as_estimate_task(td, catalog, history):
         assert solo.cost_and_latency(entry) == (est.cost_usd_expected, est.latency_s), (td.id, entry.name)
     # the whole pool in one call: the same floats, in catalog order
     entries = list(catalog)
-    assert solo.pool_costs(entries) == [solo.cost_and_latency(entry) for entry in entries], td.id
+    one_by_one = [solo.cost_and_latency(entry) for entry in entries]
+    assert solo.pool_costs(entries) == one_by_one, td.id
+    assert solo.pool_costs(entries, pool_profile(entries)) == one_by_one, td.id
 
 
 def routed_drafts(path: Path, with_history: bool):
