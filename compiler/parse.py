@@ -9,6 +9,8 @@ lexer callback so that the formatter can put them back.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from dataclasses import dataclass, field
 from functools import cache
@@ -102,16 +104,43 @@ def build_parser() -> Lark:
     callbacks = {"COMMENT": _on_comment}
     callbacks.update({name: _on_open for name in _OPENERS})
     callbacks.update({name: _on_close for name in _CLOSERS})
+    grammar = grammar_text()
     parser = Lark(
-        grammar_text(),
+        grammar,
         parser="lalr",
         lexer="contextual",
         propagate_positions=True,
         maybe_placeholders=True,
         lexer_callbacks=callbacks,
+        cache=grammar_cache_file(grammar),
     )
     _use_direct_positions(parser)
     return parser
+
+
+def grammar_cache_file(grammar: str) -> str | bool:
+    """Where Lark keeps its analysis of the grammar between runs (building the LALR tables is
+    ~0.1 s of CPU at the start of every `bmad` command; loading them, ~0.015 s): a file named
+    after the grammar's digest in `$BMAD_CACHE_DIR`, else `$XDG_CACHE_HOME/bmad`, else
+    `~/.cache/bmad`. Lark checks the file's own digest of the grammar, its options and its
+    version before using it, and rebuilds it otherwise. False (no cache) when `BMAD_CACHE_DIR`
+    is set empty or the directory cannot be made."""
+    configured = os.environ.get("BMAD_CACHE_DIR")
+    if configured is not None:
+        folder = configured
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.path.join(base, "bmad")
+    if not folder:
+        return False
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:
+        return False
+    if not os.access(folder, os.W_OK | os.R_OK):
+        return False
+    digest = hashlib.sha256(grammar.encode("utf-8")).hexdigest()[:16]
+    return os.path.join(folder, f"grammar-{digest}.lark-cache")
 
 
 class _DirectPositions(PropagatePositions):
