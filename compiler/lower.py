@@ -832,16 +832,54 @@ class _Text:
         return self.decoded.text
 
     def template(self, lowerer: Lowerer) -> ir.Template:
-        pieces, problems = strings.split_template(self.decoded)
-        lowerer._report_string_problems(problems)
-        parts: list[ir.TextPart | ir.Interpolation] = []
-        for piece in pieces:
-            if piece.ref is None:
-                parts.append(ir.TextPart(piece.text or ""))
-            else:
-                ref = ir.Ref(piece.ref, lowerer.sm.span(piece.ref_start, piece.ref_end))
-                parts.append(ir.Interpolation(ref, lowerer.sm.span(piece.start, piece.end)))
+        parts = _plain_template_parts(self.decoded, lowerer.sm) if not self.decoded.escaped else None
+        if parts is None:
+            pieces, problems = strings.split_template(self.decoded)
+            lowerer._report_string_problems(problems)
+            parts = []
+            for piece in pieces:
+                if piece.ref is None:
+                    parts.append(ir.TextPart(piece.text or ""))
+                else:
+                    ref = ir.Ref(piece.ref, lowerer.sm.span(piece.ref_start, piece.ref_end))
+                    parts.append(ir.Interpolation(ref, lowerer.sm.span(piece.start, piece.end)))
         return ir.Template(self.decoded.text, tuple(parts), lowerer.tspan(self.token))
+
+
+def _plain_template_parts(decoded: strings.DecodedString, sm: SourceMap) -> list | None:
+    """The parts `strings.split_template` gives for a string without escapes in which every
+    `{{` is closed and holds a reference (prompts, nearly always), built straight into IR nodes;
+    None for anything else (the general path reports the problems)."""
+    text, offsets = decoded.text, decoded.offsets
+    if "{{" not in text:
+        return [ir.TextPart(text)] if text else []
+    parts: list = []
+    literal = ""
+    at = 0
+    while True:
+        start = text.find("{{", at)
+        if start == -1:
+            literal += text[at:]
+            break
+        literal += text[at:start]
+        close = text.find("}}", start + 2)
+        if close == -1:
+            return None
+        inner = text[start + 2:close]
+        name = inner.strip()
+        if not strings._REF.fullmatch(name):  # the reference syntax split_template accepts
+            return None
+        if literal:
+            parts.append(ir.TextPart(literal))
+            literal = ""
+        name_start = start + 2 + len(inner) - len(inner.lstrip())
+        ref = ir.Ref(tuple(name.split(".")),
+                     sm.span(offsets[name_start], offsets[name_start + len(name) - 1] + 1))
+        parts.append(ir.Interpolation(ref, sm.span(offsets[start], offsets[close + 1] + 1)))
+        at = close + 2
+    if literal:
+        parts.append(ir.TextPart(literal))
+    return parts
 
 
 def _decode(raw: str, start: int) -> strings.DecodedString:

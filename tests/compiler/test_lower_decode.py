@@ -29,3 +29,41 @@ def test_typical_prompt():
     decoded = _decode(raw, 40)
     assert decoded.text == "Review {{ a }}.\n\nBe concrete."
     assert decoded == strings.decode(raw, 40)
+
+
+# ----------------------------------------------------------------------------------------------
+# Templates: the fast path builds the parts strings.split_template's pieces give
+
+TEMPLATE_PIECES = ["text ", "{{ a }}", "{{b.c}}", "{{", "}}", "{{ }}", "{{ 1x }}", "{", "}", "\n", "  ",
+                   "{{ a", "x}}", "{{{ a }}}", "{{\n a \n}}"]
+
+
+def _general_parts(decoded, sm):
+    from bmad.compiler import ir
+
+    pieces, _problems = strings.split_template(decoded)
+    return [ir.TextPart(p.text or "") if p.ref is None else
+            ir.Interpolation(ir.Ref(p.ref, sm.span(p.ref_start, p.ref_end)), sm.span(p.start, p.end))
+            for p in pieces]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(TEMPLATE_PIECES), max_size=12), st.booleans(), st.integers(0, 50))
+def test_plain_template_parts_match_split_template(pieces, long, start):
+    from bmad.compiler.lower import _plain_template_parts
+    from bmad.compiler.source_map import SourceMap
+
+    body = "".join(pieces)
+    raw = f'"""{body}"""' if long else '"' + body.replace("\n", " ") + '"'
+    source = " " * start + raw + "\n"
+    decoded = _decode(raw, start)
+    sm = SourceMap("t.bmad", source)
+    fast = _plain_template_parts(decoded, sm)
+    if decoded.escaped or not decoded.text:
+        assert fast is None or fast == _general_parts(decoded, sm)
+        return
+    _pieces, problems = strings.split_template(decoded)
+    if problems:
+        assert fast is None  # the general path reports them
+    else:
+        assert fast == _general_parts(decoded, sm)
