@@ -115,9 +115,14 @@ class Scheduler(Generic[N]):
                 self.remaining -= 1
                 if self.commit is None:
                     self._release((index,))
-                else:
+                elif self.running or heap or self._flush_scheduled:
                     self._finished.append(index)
                     await self._group_commit()
+                else:
+                    # Nobody can join this commit (a chain: the next node waits for it), so it
+                    # is made here, with no group to gather.
+                    self.commit([index])
+                    self._release((index,))
                 continue
             if self._finished_all():
                 self._wake(len(self._idle))
@@ -132,8 +137,8 @@ class Scheduler(Generic[N]):
         self._flush_scheduled = True
         try:
             # Let the other workers that finish in this same tick join the transaction. With no
-            # node running and none ready (a chain: the next one waits for this commit) nobody
-            # can, so the trip through the event loop is skipped.
+            # node running and none ready nobody can, so the trip through the event loop is
+            # skipped (the worker commits without this call when it knows that beforehand).
             if self.running or self.heap:
                 await anyio.lowlevel.checkpoint()
         finally:
