@@ -8,6 +8,7 @@ model treated as available and return the passes' diagnostics (e.g. an infeasibl
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from bmad.compiler import ir
@@ -54,13 +55,14 @@ def describe_passes() -> list[tuple[str, str]]:
     return out
 
 
-def run_passes(program: ir.Program, context: PassContext, *, until: str | None = None) -> Draft:
+def run_passes(program: ir.Program, context: PassContext, *, until: str | None = None,
+               passes: tuple[Pass, ...] = PASSES) -> Draft:
     """Run the passes over `program` (all, or up to and including `until`); return the draft."""
     draft = Draft(program=program, entry=program.entry or (program.workflows[-1].name if program.workflows else ""))
     # The passes allocate much and free little: pausing the cycle collector keeps planning linear
     # on big programs (each collection would walk the whole IR and every task plan again).
     with collection_paused():
-        for p in PASSES:
+        for p in passes:
             draft = p(draft, context)
             draft.passes.append(p.__name__)
             if draft.failed or p.__name__ == until:
@@ -75,6 +77,27 @@ def plan_program(program: ir.Program, context: PassContext | None = None) -> tup
     return (None if draft.failed else draft.plan), sort_diagnostics(draft.diagnostics)
 
 
+def chain_escalations(draft: Draft, context: PassContext) -> Draft:
+    """`chain_fallbacks` for a check: only the tasks whose gate escalates, the one place a later
+    pass reads the chain (their escalation cascade is the routed model then the chain by cost,
+    and estimate_cost prices the cascade). Other tasks' fallback chains are only shown in a plan
+    and read again by nothing before `enforce_budget`, which rebuilds a moved task's chain."""
+    escalating = {}
+    for name, wd in draft.workflows.items():
+        tasks = {key: td for key, td in wd.tasks.items()
+                 if td.task.quality is not None and td.task.quality.otherwise == "escalate"}
+        if tasks:
+            escalating[name] = replace(wd, tasks=tasks)
+    if escalating:  # the real pass over those tasks (it revises their plans in place)
+        chain_fallbacks(replace(draft, workflows=escalating), context)
+    return draft
+
+
+# The passes `check_plan` runs: PASSES up to `enforce_budget`, with the fallback chains built
+# only where a diagnostic can depend on them.
+CHECK_PASSES: tuple[Pass, ...] = tuple(chain_escalations if p is chain_fallbacks else p for p in PASSES)
+
+
 # The last pass whose diagnostics `check_plan` needs: the ones after it (schedule_tasks, seal_plan)
 # only add plan notes and the seal, never a diagnostic (tests/compiler/test_check_plan_feasibility.py
 # compares both paths on every contract file, example and fixture).
@@ -85,17 +108,18 @@ def check_plan(program: ir.Program) -> list[Diagnostic]:
     """Static feasibility for `bmad check`: every model treated as available (simulated).
 
     Runs the passes up to `enforce_budget` (the budget's verdict) without scheduling or sealing a
-    plan, and routes without writing the explanations a plan shows (the ordered candidate table,
-    the route reasons): the same diagnostics as `plan_program`, for less work. A file of declarations only (no
+    plan, routes without writing the explanations a plan shows (the ordered candidate table, the
+    route reasons) and chains fallbacks only for escalating gates (`chain_escalations`): the same
+    diagnostics as `plan_program`, for less work. A file of declarations only (no
     workflow, like a models file) has nothing to plan: no problems.
     """
     if not program.workflows:
         return []
     context = make_context(program, environment={}, provider_mode="sim")
     with without_explanations():  # no plan is shown: skip the candidate tables and route reasons
-        draft = run_passes(program, context, until=FEASIBILITY_UNTIL)
+        draft = run_passes(program, context, until=FEASIBILITY_UNTIL, passes=CHECK_PASSES)
     return sort_diagnostics(draft.diagnostics)
 
 
-__all__ = ["PASSES", "FEASIBILITY_UNTIL", "PassContext", "Draft", "make_context", "plan_program", "check_plan", "run_passes",
+__all__ = ["PASSES", "CHECK_PASSES", "FEASIBILITY_UNTIL", "PassContext", "Draft", "make_context", "plan_program", "check_plan", "run_passes",
            "describe_passes", "verify_plan", "compute_plan_hash"]

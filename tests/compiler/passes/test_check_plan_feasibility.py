@@ -112,3 +112,35 @@ def test_routing_without_explanations_decides_the_same_on_workflow_files(path: P
     if result.program is None or not result.ok or not result.program.workflows:
         pytest.skip("does not compile clean: `bmad check` plans only clean programs")
     assert _decisions(result.program, explaining=False) == _decisions(result.program, explaining=True)
+
+
+def _plans_after_budget(program, passes) -> dict:
+    from bmad.compiler.passes import run_passes
+
+    context = make_context(program, environment={}, provider_mode="sim")
+    draft = run_passes(program, context, until=FEASIBILITY_UNTIL, passes=passes)
+    return {(name, td.id): (td, td.plan) for name, wd in draft.workflows.items() for td in wd.tasks.values()}
+
+
+@pytest.mark.parametrize("budget, change", [("budget $0.5 per run", "escalate"), ("budget $3 per run", "escalate"),
+                                            ("budget $1000000 per run", None)])
+def test_check_passes_chain_what_later_passes_read(tmp_path, budget, change):
+    """CHECK_PASSES chains fallbacks only for escalating gates: every estimate and cascade is the
+    one the whole pass order gives, and so is an escalating task's chain."""
+    from bmad.compiler.passes import CHECK_PASSES
+
+    path = tmp_path / "generated.bmad"
+    path.write_text(variant_workflow(budget, change))
+    program = compile_file(str(path)).program
+    checked = _plans_after_budget(program, CHECK_PASSES)
+    whole = _plans_after_budget(program, PASSES)
+    assert checked.keys() == whole.keys()
+    escalating = 0
+    for key, (td, plan) in checked.items():
+        other = whole[key][1]
+        assert (plan.model, plan.cascade, plan.estimate, plan.participants, plan.judge) == \
+               (other.model, other.cascade, other.estimate, other.participants, other.judge), key
+        if td.task.quality is not None and td.task.quality.otherwise == "escalate":
+            escalating += 1
+            assert plan.fallbacks == other.fallbacks, key
+    assert escalating or change is None
