@@ -29,7 +29,6 @@ from pathlib import Path
 import anyio
 
 from bmad.compiler import ir
-from bmad.compiler.passes import make_context, plan_program
 from bmad.compiler.plan import Plan, TaskPlan, WorkflowPlan
 from bmad.runtime.events import CallbackSink
 from bmad.runtime.executors.local import RunRequest, execute_plan_async
@@ -223,6 +222,10 @@ def planned(deps: list[list[int]], *, latency: ir.Latency) -> Plan:
     """The bench DAG planned by the real optimizer (`plan_program`, as `bmad run` plans a file):
     the ready queue's rank comes from `compiler/passes/schedule_tasks.py` (critical path first,
     then the longest remaining path by estimated latency), not from the workflow's order."""
+    # Imported here: the optimizer loads the token counter's tables (~50 MB), which would count
+    # in the peak RSS measured by `--rss` (a bare run of a built plan).
+    from bmad.compiler.passes import make_context, plan_program
+
     program = build_plan(deps, latency=latency).program
     provider = ir.replace(program.providers[0], limits=ir.Limits(concurrent=64))
     program = ir.replace(program, providers=(provider,))
