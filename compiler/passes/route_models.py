@@ -166,11 +166,11 @@ def _cost_key(c: Candidate) -> tuple:
     return (c.cost_usd_expected is None, c.cost_usd_expected or 0.0, c.latency_s or 0.0, c.model)
 
 
-def rank_candidates(candidates: list[Candidate], objective: str) -> list[Candidate]:
-    """Best first, by the objective; ties broken by cost, then name (deterministic)."""
-    candidates = list(candidates)  # any iterable; none at all ranks as none (no crash)
+def _rank_key(candidates: list[Candidate], objective: str):
+    """The sort key of `rank_candidates` for these candidates (balanced scores are relative to
+    them): best first, by the objective; ties broken by cost, then name (no two keys are equal)."""
     if objective == "cost":
-        return sorted(candidates, key=_cost_key)
+        return _cost_key
     # the keys below are `(first,) + _cost_key(c)` built in one tuple (ranking runs per task)
     if objective == "latency":
         def key(c: Candidate) -> tuple:
@@ -186,10 +186,40 @@ def rank_candidates(candidates: list[Candidate], objective: str) -> list[Candida
         def key(c: Candidate) -> tuple:
             cost = c.cost_usd_expected
             return (-scores[c.model], cost is None, cost or 0.0, c.latency_s or 0.0, c.model)
-    return sorted(candidates, key=key)
+    return key
+
+
+def rank_candidates(candidates: list[Candidate], objective: str) -> list[Candidate]:
+    """Best first, by the objective; ties broken by cost, then name (deterministic)."""
+    candidates = list(candidates)  # any iterable; none at all ranks as none (no crash)
+    return sorted(candidates, key=_rank_key(candidates, objective))
+
+
+def best_candidate(candidates: list[Candidate], objective: str) -> Candidate | None:
+    """`rank_candidates(candidates, objective)[0]` (None for none) without ordering the rest:
+    `min` by the same key finds the same first, since no two keys are equal."""
+    candidates = list(candidates)
+    if not candidates:
+        return None
+    if objective in ("cost", "latency", "quality"):
+        return min(candidates, key=_rank_key(candidates, objective))
+    # balanced: the key is (-score,) + _cost_key, so the best is the highest score, ties broken
+    # by _cost_key (a NaN score, which max would misplace, takes the general path)
+    scores = _balanced_score_list(candidates)
+    top = max(scores)
+    if top != top or any(s != s for s in scores):
+        return min(candidates, key=_rank_key(candidates, objective))
+    tied = [c for c, score in zip(candidates, scores) if score == top]
+    return tied[0] if len(tied) == 1 else min(tied, key=_cost_key)
 
 
 def _balanced_scores(candidates: list[Candidate]) -> dict[str, float]:
+    candidates = list(candidates)  # an iterator would be spent by the first pass below
+    return dict(zip([c.model for c in candidates], _balanced_score_list(candidates)))
+
+
+def _balanced_score_list(candidates: list[Candidate]) -> list[float]:
+    """Each candidate's `0.5*quality - 0.3*cost - 0.2*latency`, min-max normalised over them."""
     def normalise(values: list[float]) -> list[float]:
         lo, hi = min(values), max(values)
         if hi == lo:
@@ -197,9 +227,8 @@ def _balanced_scores(candidates: list[Candidate]) -> dict[str, float]:
         span = hi - lo
         return [(v - lo) / span for v in values]
 
-    candidates = list(candidates)  # an iterator would be spent by the first pass below
     if not candidates:  # nothing to score (no model at all): no crash, the router reports it
-        return {}
+        return []
     costs = [c.cost_usd_expected for c in candidates]
     known = [c for c in costs if c is not None]
     worst_cost = max(known) if known else 0.0
@@ -207,7 +236,7 @@ def _balanced_scores(candidates: list[Candidate]) -> dict[str, float]:
     cost = normalise([worst_cost if c is None else c for c in costs])
     lat = normalise([c.latency_s or 0.0 for c in candidates])
     wq, wc, wl = BALANCED_WEIGHTS["quality"], BALANCED_WEIGHTS["cost"], BALANCED_WEIGHTS["latency"]
-    return {c.model: wq * qi - wc * ci - wl * li for c, qi, ci, li in zip(candidates, q, cost, lat)}
+    return [wq * qi - wc * ci - wl * li for qi, ci, li in zip(q, cost, lat)]
 
 
 def _spread_providers(ranked: list[Candidate], count: int) -> list[str]:
@@ -299,12 +328,19 @@ class TaskRouter:
             listed.append(c)
         return listed
 
-    def _ranked(self, considered: list[Candidate], deciding: str, key: tuple) -> tuple[list[Candidate], list[Candidate]]:
-        """(usable: available and qualified, ranked best first), cached per `key`."""
+    def _ranked(self, considered: list[Candidate], deciding: str, key: tuple,
+                whole: bool = True) -> tuple[list[Candidate], list[Candidate]]:
+        """(usable: available and qualified, ranked best first), cached per `key`; not `whole`:
+        only the best of the ranking (at most one), for a caller that reads nothing after it."""
+        key = key + (whole,)
         found = self.cache.get(key)
         if found is None:
             usable = [c for c in considered if c.available and c.qualified]
-            found = (usable, rank_candidates(usable, deciding))
+            if whole:
+                found = (usable, rank_candidates(usable, deciding))
+            else:
+                best = best_candidate(usable, deciding)
+                found = (usable, [] if best is None else [best])
             self.cache[key] = found
         return found
 
@@ -326,8 +362,13 @@ class TaskRouter:
             rule = f"budget:{objective}"
         all_candidates = self.candidates(td, floor, signature=signature)
         considered = self.candidates(td, floor, route_names, signature) if route_names else all_candidates
+        consensus = task.consensus
+        explaining = _explaining.get()
+        # Only consensus reads past the first of the ranking (the judge reads its models as a
+        # set): without explanations, other tasks take the best alone.
         usable, ranked = self._ranked(considered, deciding,
-                                      ("ranked", self.pool_key, signature, deciding, route_names))
+                                      ("ranked", self.pool_key, signature, deciding, route_names),
+                                      whole=explaining or (consensus is not None and task.call is None))
         participants: tuple[str, ...] = ()
         cascade: tuple[str, ...] = ()
         chosen: str | None = None
@@ -354,7 +395,6 @@ class TaskRouter:
                                      f"pinned model `{pinned.name}` for task `{task.name}` is unavailable "
                                      f"({pinned.unavailable_reason}); routed by the objective instead",
                                      "set the provider's key variable, or plan with --provider sim"))
-        consensus = task.consensus
         if chosen is None and consensus is not None and task.call is None:
             participants, chosen, rule = self._route_consensus(td, consensus, ranked, rule, diags)
         if chosen is None and ranked:
@@ -364,12 +404,11 @@ class TaskRouter:
         if not participants and consensus is not None and task.call is None:
             participants = (chosen,) * max(1, consensus.size or 1)
         model = participants[0] if participants else chosen
-        judge = self._judge(td, model, ranked, diags)
+        judge = self._judge(td, model, usable, diags)
         models = participants or (model,)
         qualities = [self._quality(td, m) for m in models]
         known = [q for q in qualities if q is not None]
         expected_quality = round(sum(known) / len(known), 4) if known else None
-        explaining = _explaining.get()
         shown_key = ("shown", self.pool_key, signature, models)
         shown = self.cache.get(shown_key) if explaining else tuple(all_candidates)
         if shown is None:
@@ -458,13 +497,15 @@ class TaskRouter:
                                  "lower the count, lower the floor, or make more models available"))
         return tuple(names), names[0], "consensus:chosen"
 
-    def _judge(self, td: TaskDraft, model: str | None, ranked: list[Candidate], diags) -> str | None:
+    def _judge(self, td: TaskDraft, model: str | None, usable: list[Candidate], diags) -> str | None:
+        """The task's judge; `usable`: the qualified available candidates, in any order (the best
+        judge is found by a key no two of them share)."""
         task, ctx = td.task, self.context
         named = None
         if task.consensus is not None and task.consensus.method in ("judge", "ensemble", "best_of"):
             named = task.consensus.judge
             if named is None:
-                best = sorted(ranked, key=lambda c: (-(c.expected_quality or 0.0),) + _cost_key(c))
+                best = sorted(usable, key=lambda c: (-(c.expected_quality or 0.0),) + _cost_key(c))
                 return best[0].model if best else model
         elif task.quality is not None:
             named = task.quality.judge
@@ -472,7 +513,7 @@ class TaskRouter:
             return None
         entry = ctx.catalog.get(named.name)
         if entry is not None and not entry.available:
-            substitute = sorted(ranked, key=lambda c: (-(c.expected_quality or 0.0),) + _cost_key(c))
+            substitute = sorted(usable, key=lambda c: (-(c.expected_quality or 0.0),) + _cost_key(c))
             other = substitute[0].model if substitute else model
             diags.append(warning("BMAD-W203", named.span,
                                  f"judge `{named.name}` of task `{td.id}` is unavailable "
