@@ -12,6 +12,7 @@ import difflib
 import json
 import os
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
@@ -846,6 +847,33 @@ class _Text:
         return ir.Template(self.decoded.text, tuple(parts), lowerer.tspan(self.token))
 
 
+_new_node = object.__new__
+_SPAN_SLOTS = tuple(getattr(ir.Span, name).__set__
+                    for name in ("file", "line", "column", "end_line", "end_column", "start", "end"))
+_REF_SLOTS = (ir.Ref.path.__set__, ir.Ref.span.__set__)
+_INTERPOLATION_SLOTS = (ir.Interpolation.ref.__set__, ir.Interpolation.span.__set__)
+
+
+def _line_span(path: str, line: int, line_start: int, start: int, end: int) -> ir.Span:
+    """`SourceMap.span(start, end)` for offsets on one `line` (which begins at `line_start`),
+    its slots set directly (a prompt's references ask for two spans each)."""
+    span = _new_node(ir.Span)
+    s0, s1, s2, s3, s4, s5, s6 = _SPAN_SLOTS
+    s0(span, path)
+    s1(span, line)
+    s2(span, start - line_start + 1)
+    s3(span, line)
+    s4(span, end - line_start + 1)
+    s5(span, start)
+    s6(span, end)
+    return span
+
+
+# Source maps whose `span` is SourceMap's arithmetic (not moved, as incremental's regions are):
+# `_plain_template_parts` works their spans out itself. stream_lower adds its own.
+PLAIN_SPAN_MAPS: set[type] = {SourceMap}
+
+
 def _plain_template_parts(decoded: strings.DecodedString, sm: SourceMap) -> list | None:
     """The parts `strings.split_template` gives for a string without escapes in which every
     `{{` is closed and holds a reference (prompts, nearly always), built straight into IR nodes;
@@ -853,29 +881,49 @@ def _plain_template_parts(decoded: strings.DecodedString, sm: SourceMap) -> list
     text, offsets = decoded.text, decoded.offsets
     if "{{" not in text:
         return [ir.TextPart(text)] if text else []
+    path, starts, size = sm.path, sm.line_starts, len(sm.text)
+    plain = type(sm) in PLAIN_SPAN_MAPS
+    last_line = len(starts)
+    is_ref, find = strings._REF.fullmatch, text.find
+    set_path, set_ref_span = _REF_SLOTS
+    set_ref, set_span = _INTERPOLATION_SLOTS
     parts: list = []
     literal = ""
     at = 0
     while True:
-        start = text.find("{{", at)
+        start = find("{{", at)
         if start == -1:
             literal += text[at:]
             break
         literal += text[at:start]
-        close = text.find("}}", start + 2)
+        close = find("}}", start + 2)
         if close == -1:
             return None
         inner = text[start + 2:close]
         name = inner.strip()
-        if not strings._REF.fullmatch(name):  # the reference syntax split_template accepts
+        if not is_ref(name):  # the reference syntax split_template accepts
             return None
         if literal:
             parts.append(ir.TextPart(literal))
             literal = ""
         name_start = start + 2 + len(inner) - len(inner.lstrip())
-        ref = ir.Ref(tuple(name.split(".")),
-                     sm.span(offsets[name_start], offsets[name_start + len(name) - 1] + 1))
-        parts.append(ir.Interpolation(ref, sm.span(offsets[start], offsets[close + 1] + 1)))
+        begin, end = offsets[start], offsets[close + 1] + 1
+        ref_begin, ref_end = offsets[name_start], offsets[name_start + len(name) - 1] + 1
+        line = bisect_right(starts, begin)
+        if plain and 0 <= begin and end <= size and (line == last_line or end < starts[line]):
+            # all on one line (the usual case): the spans SourceMap.span gives, one lookup
+            line_start = starts[line - 1]
+            ref_span = _line_span(path, line, line_start, ref_begin, ref_end)
+            span = _line_span(path, line, line_start, begin, end)
+        else:
+            ref_span, span = sm.span(ref_begin, ref_end), sm.span(begin, end)
+        ref = _new_node(ir.Ref)
+        set_path(ref, tuple(name.split(".")))
+        set_ref_span(ref, ref_span)
+        interpolation = _new_node(ir.Interpolation)
+        set_ref(interpolation, ref)
+        set_span(interpolation, span)
+        parts.append(interpolation)
         at = close + 2
     if literal:
         parts.append(ir.TextPart(literal))

@@ -41,7 +41,7 @@ from lark.tree import Meta
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import Diagnostic
 from bmad.compiler.gc_pause import collection_paused
-from bmad.compiler.lower import FileUnit, Lowerer
+from bmad.compiler.lower import PLAIN_SPAN_MAPS, FileUnit, Lowerer
 from bmad.compiler.parse import _CLOSERS, _OPENERS
 from bmad.compiler.source_map import SourceMap
 
@@ -101,6 +101,9 @@ class _QuickSourceMap(SourceMap):
         to = 0 if stop < 0 else (size if stop > size else stop)
         end_line = bisect_right(starts, to)
         return _span(self.path, line, column, end_line, to - starts[end_line - 1] + 1, start, stop)
+
+
+PLAIN_SPAN_MAPS.add(_QuickSourceMap)
 
 
 class _StreamingLowerer(Lowerer):

@@ -35,7 +35,7 @@ def test_typical_prompt():
 # Templates: the fast path builds the parts strings.split_template's pieces give
 
 TEMPLATE_PIECES = ["text ", "{{ a }}", "{{b.c}}", "{{", "}}", "{{ }}", "{{ 1x }}", "{", "}", "\n", "  ",
-                   "{{ a", "x}}", "{{{ a }}}", "{{\n a \n}}"]
+                   "{{ a", "x}}", "{{{ a }}}", "{{\n a \n}}", "{{ a\n}}", "{{\na }}", "{{ a }}\n", "{{ a.b }}"]
 
 
 def _general_parts(decoded, sm):
@@ -48,14 +48,14 @@ def _general_parts(decoded, sm):
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.sampled_from(TEMPLATE_PIECES), max_size=12), st.booleans(), st.integers(0, 50))
-def test_plain_template_parts_match_split_template(pieces, long, start):
+@given(st.lists(st.sampled_from(TEMPLATE_PIECES), max_size=12), st.booleans(), st.integers(0, 50), st.booleans())
+def test_plain_template_parts_match_split_template(pieces, long, start, last_line):
     from bmad.compiler.lower import _plain_template_parts
     from bmad.compiler.source_map import SourceMap
 
     body = "".join(pieces)
     raw = f'"""{body}"""' if long else '"' + body.replace("\n", " ") + '"'
-    source = " " * start + raw + "\n"
+    source = " " * start + raw + ("" if last_line else "\n")  # the file's last line has no newline
     decoded = _decode(raw, start)
     sm = SourceMap("t.bmad", source)
     fast = _plain_template_parts(decoded, sm)
@@ -67,3 +67,21 @@ def test_plain_template_parts_match_split_template(pieces, long, start):
         assert fast is None  # the general path reports them
     else:
         assert fast == _general_parts(decoded, sm)
+
+
+def test_plain_template_parts_ask_a_moved_map_for_its_spans():
+    """A map whose spans are moved (the incremental compiler's regions) is asked, not bypassed."""
+    from bmad.compiler import ir
+    from bmad.compiler.lower import _plain_template_parts
+    from bmad.compiler.source_map import SourceMap
+
+    class Moved(SourceMap):
+        def span(self, start: int, end: int) -> ir.Span:
+            s = super().span(start, end)
+            return ir.Span(s.file, s.line + 10, s.column, s.end_line + 10, s.end_column, s.start + 99, s.end + 99)
+
+    raw = '"""\n  Review {{ a }} and {{ b.c }}.\n"""'
+    source = "x = " + raw + "\n"
+    decoded = _decode(raw, 4)
+    for sm in (SourceMap("t.bmad", source), Moved("t.bmad", source)):
+        assert _plain_template_parts(decoded, sm) == _general_parts(decoded, sm)
