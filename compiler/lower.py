@@ -943,32 +943,31 @@ def _dedent_plain_block(raw: str, start: int) -> strings.DecodedString:
     text with a blank first and last line dropped, and each character's source offset."""
     body = raw[3:-3]
     base = start + 3
-    lines: list[list] = []  # [offset of the line in body, text without its newline, has a newline]
+    texts = body.split("\n")
+    ats = []  # where each line starts in body
     at = 0
-    for text in body.split("\n"):
-        lines.append([at, text, True])
+    for text in texts:
+        ats.append(at)
         at += len(text) + 1
-    lines[-1][2] = False
-
-    def blank(line: list) -> bool:
-        return not line[1].strip(" \t")
-
-    if len(lines) > 1 and blank(lines[0]):
-        lines = lines[1:]
-    if len(lines) > 1 and blank(lines[-1]):
-        lines = lines[:-1]
-        lines[-1][2] = False  # the newline before the dropped closing line
-    width = len(strings.common_margin(line[1][:len(line[1]) - len(line[1].lstrip(" \t"))]
-                                      for line in lines if not blank(line)))
+    first, stop = 0, len(texts)  # the lines kept: texts[first:stop], each but the last ends in "\n"
+    if stop > 1 and not texts[0].strip(" \t"):
+        first = 1
+    if stop - first > 1 and not texts[-1].strip(" \t"):
+        stop -= 1
+    # the margin: the longest whitespace every non-blank line starts with (strings.common_margin)
+    width = len(os.path.commonprefix([text[:len(text) - len(text.lstrip(" \t"))]
+                                      for text in texts[first:stop] if text.strip(" \t")]))
     pieces: list[str] = []
     offsets: list[int] = []
-    for at, text, newline in lines:
+    last = stop - 1
+    for i in range(first, stop):
+        text, at = texts[i], base + ats[i]
         if text.strip(" \t"):  # not blank: without the margin (a blank line keeps its newline only)
             pieces.append(text[width:])
-            offsets.extend(range(base + at + width, base + at + len(text)))
-        if newline:
+            offsets.extend(range(at + width, at + len(text)))
+        if i != last:
             pieces.append("\n")
-            offsets.append(base + at + len(text))
+            offsets.append(at + len(text))
     end_offset = start + len(raw) - 3
     offsets.append(max(end_offset, offsets[-1] + 1) if offsets else end_offset)
     return strings.DecodedString("".join(pieces), offsets)
