@@ -314,10 +314,21 @@ class TaskRouter:
         evaluated = td.evaluated
         make = _candidate
         costs = solo.pool_costs(self.pool, self.pool_profile)  # already rounded as `evaluate` rounds
-        if not evaluated:  # a task routed for the first time (the usual case)
-            listed = [make(name, provider, available, qualified, quality, cost, latency, reason)
-                      for (name, provider, available, qualified, quality, reason), (cost, latency)
-                      in zip(fits, costs)]
+        if not evaluated:  # a task routed for the first time (the usual case): `_candidate` inlined
+            listed = []
+            append, new = listed.append, _new_candidate
+            s0, s1, s2, s3, s4, s5, s6, s7 = _CANDIDATE_SETTERS
+            for (name, provider, available, qualified, quality, reason), (cost, latency) in zip(fits, costs):
+                c = new(Candidate)
+                s0(c, name)
+                s1(c, provider)
+                s2(c, available)
+                s3(c, qualified)
+                s4(c, quality)
+                s5(c, cost)
+                s6(c, latency)
+                s7(c, reason)
+                append(c)
             evaluated.update(zip(self.pool_key, listed))
             return listed
         listed = []
