@@ -58,6 +58,15 @@ def _completed_rows(journal: Path) -> int:
         return 0
 
 
+def _wait_for_rows(driver: subprocess.Popen, journal: Path, rows: int) -> None:
+    """Until `rows` runs of the batch are completed in the journal (the driver still running)."""
+    deadline = time.monotonic() + 240
+    while _completed_rows(journal) < rows:
+        assert driver.poll() is None, driver.communicate()[1].decode()[-3000:]
+        assert time.monotonic() < deadline, "the batch made no progress"
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def cluster():
     why = can_make_namespaces()
@@ -89,11 +98,7 @@ def test_a_node_killed_mid_batch_loses_and_repeats_nothing(cluster, tmp_path):
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     # Kill the second node once the batch is well under way (but far from done).
-    deadline = time.monotonic() + 240
-    while _completed_rows(journal) < 60:
-        assert driver.poll() is None, driver.communicate()[1].decode()[-3000:]
-        assert time.monotonic() < deadline, "the batch made no progress"
-        time.sleep(0.2)
+    _wait_for_rows(driver, journal, 60)
     cluster.kill_node(1)
     done_at_kill = _completed_rows(journal)
 
@@ -149,11 +154,7 @@ def test_losing_the_head_node_stops_the_batch_and_resume_finishes_it_locally(clu
          "--journal", str(journal), "--budget", f"${BUDGET_USD}", "--concurrency", "16"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={"RAY_gcs_rpc_server_reconnect_timeout_s": "5"})  # give up on the GCS in 5 s, not 60
-    deadline = time.monotonic() + 240
-    while _completed_rows(journal) < 30:
-        assert driver.poll() is None, driver.communicate()[1].decode()[-3000:]
-        assert time.monotonic() < deadline, "the batch made no progress"
-        time.sleep(0.2)
+    _wait_for_rows(driver, journal, 30)
     cluster.kill_node(0)
     driver.communicate(timeout=300)
     assert driver.returncode != 0  # it could not finish without its cluster
