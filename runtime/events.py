@@ -185,7 +185,8 @@ class LiveDisplay:
         elif event.kind == "call_finished":
             self.spent += d.get("cost_usd") or 0.0
         elif event.kind == "budget_alert":
-            self.console.print(f"[yellow]budget alert:[/] {int(d['threshold'] * 100)}% of the "
+            whose = f"task {event.task}'s" if event.task else "the run's"
+            self.console.print(f"[yellow]budget alert:[/] {int(d['threshold'] * 100)}% of {whose} "
                                f"{d['kind']} budget spent")
         elif event.kind == "task_retried":
             self.console.print(f"[dim]retry {event.task} ({d.get('model')}): {d.get('error')}[/]")

@@ -15,7 +15,7 @@ import hashlib
 import random
 import time
 from dataclasses import dataclass, field
-from typing import AbstractSet, Any, Sequence
+from typing import AbstractSet, Any, Callable, Sequence
 
 import anyio
 
@@ -475,7 +475,16 @@ class Interpreter:
         if budget is None or (budget.usd is None and budget.tokens is None and budget.time_s is None):
             return frame.ledger
         return ScopedLedger(frame.ledger or self.ledger, scope=f"task `{path}` budget", usd=budget.usd,
-                            tokens=budget.tokens, time_s=budget.time_s)
+                            tokens=budget.tokens, time_s=budget.time_s, on_alert=self._scope_alerts(path))
+
+    def _scope_alerts(self, path: str) -> Callable[[str, float, float, float], None]:
+        """`budget_alert` events for a task's (or the workflow it calls) own budget: the event's
+        task is `path`; the run's own alerts have none."""
+        def on_alert(kind: str, threshold: float, spent: float, cap: float) -> None:
+            if self.events.active:
+                self.events.emit("budget_alert", path, kind=kind, threshold=threshold,
+                                 spent=round(spent, 6), budget=cap)
+        return on_alert
 
     def _adapt(self, node: Node, path: str) -> Node:
         """`strategy adaptive`: move work off slow models and, when money runs short, to cheaper ones."""
@@ -671,7 +680,8 @@ class Interpreter:
                                    or budget.time_s is not None):
             ledger = ScopedLedger(ledger or self.ledger, usd=budget.usd, tokens=budget.tokens,
                                   time_s=budget.time_s,
-                                  scope=f"workflow call `{path}` (`{call.workflow.name}` budget)")
+                                  scope=f"workflow call `{path}` (`{call.workflow.name}` budget)",
+                                  on_alert=self._scope_alerts(path))
         sub = await self.run_workflow(call.workflow.name, inputs, prefix=f"{path}/", ledger=ledger)
         for r in sub.results.values():
             tally.attempts += r.attempts

@@ -199,10 +199,12 @@ class ScopedLedger:
 
     def __init__(self, parent: "BudgetLedger | ScopedLedger", *, scope: str, usd: float | None = None,
                  tokens: int | None = None, time_s: float | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 on_alert: Callable[[str, float, float, float], None] | None = None):
         self.parent = parent
         self.scope = scope
-        self.own = BudgetLedger(usd=usd, tokens=tokens, time_s=time_s, clock=clock)
+        # `on_alert`: this scope's own 50/80/100% alerts (the parent raises its own)
+        self.own = BudgetLedger(usd=usd, tokens=tokens, time_s=time_s, clock=clock, on_alert=on_alert)
         self.exhausted: BudgetExhausted | None = None
 
     # -- reading ------------------------------------------------------------------------------

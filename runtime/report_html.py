@@ -15,6 +15,7 @@ from typing import Any
 
 from bmad.compiler.html_page import (STATUS_COLOURS, bar_chart, cards, colour_map, esc, legend, num, page,
                                      section, status_html, table)
+from bmad.runtime.run_report import budget_owner
 
 GANTT_WIDTH = 1180
 GANTT_LABEL = 200
@@ -221,9 +222,9 @@ def _escalations(extra: dict[str, Any]) -> str:
             + "<h3>Skipped tasks</h3>"
             + table(("task", "reason"), [(e.get("task"), e.get("reason")) for e in extra["skips"]])
             + "<h3>Budget alerts</h3>"
-            + table(("budget", "threshold", "spent", "cap"),
-                    [(e.get("kind"), f"{100 * (e.get('threshold') or 0):.0f}%", e.get("spent"), e.get("budget"))
-                     for e in extra["budget_alerts"]]))
+            + table(("whose", "budget", "threshold", "spent", "cap"),
+                    [(budget_owner(e), e.get("kind"), f"{100 * (e.get('threshold') or 0):.0f}%", e.get("spent"),
+                      e.get("budget")) for e in extra["budget_alerts"]]))
 
 
 def _consensus(items: list[dict[str, Any]]) -> str:

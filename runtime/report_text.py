@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bmad.runtime.report_html import seconds, usd, value_text
+from bmad.runtime.run_report import budget_owner
 
 BAR_WIDTH = 48
 EXCERPT = 1200
@@ -102,9 +103,9 @@ def render_run_text(report: dict[str, Any], *, width: int = 120, color: bool = F
     _table(console, "Escalations", ("task", "from", "to", "reason"),
            [(e.get("task"), e.get("from_model"), e.get("to_model"), e.get("reason")) for e in extra["escalations"]])
     _table(console, "Skipped", ("task", "reason"), [(e.get("task"), e.get("reason")) for e in extra["skips"]])
-    _table(console, "Budget alerts", ("budget", "threshold", "spent", "cap"),
-           [(e.get("kind"), f"{100 * (e.get('threshold') or 0):.0f}%", e.get("spent"), e.get("budget"))
-            for e in extra["budget_alerts"]])
+    _table(console, "Budget alerts", ("whose", "budget", "threshold", "spent", "cap"),
+           [(budget_owner(e), e.get("kind"), f"{100 * (e.get('threshold') or 0):.0f}%", e.get("spent"),
+             e.get("budget")) for e in extra["budget_alerts"]])
     console.print("\n[bold]Consensus votes[/bold]")
     if not extra["consensus"]:
         console.print("  none")

@@ -9,7 +9,8 @@ more key, `report`, that the detailed text and HTML reports draw:
   and how many calls had no known price.
 - `routing`: per planned task, the model the planner chose, the rule and reason, the candidates
   it weighed, the fallbacks, and the model that actually answered; `reroutes` (adaptive moves).
-- `retries`, `escalations`, `skips`, `budget_alerts`: the journaled events.
+- `retries`, `escalations`, `skips`, `budget_alerts`: the journaled events (a budget alert with a
+  `task` is about that task's own budget, or the workflow it calls; `budget_owner` names it).
 - `consensus`: per task answered by several models, the method, each participant's answer (the
   vote) and the winner; `quality`: each task's score against its floor, with the judges' replies.
 """
@@ -28,6 +29,11 @@ from bmad.runtime.journal import Journal
 ANSWER_EXCERPT = 4000  # characters of each participant's answer kept in a report
 _PARTICIPANT_SLOT = re.compile(r"(?:^|/)p(\d+)/$")
 _INDEX = re.compile(r"\[\d+\]")
+
+
+def budget_owner(alert: dict[str, Any]) -> str:
+    """Whose budget a `budget_alert` is about: the run's, or a task's own (or its called workflow's)."""
+    return f"task {alert['task']}" if alert.get("task") else "run"
 
 
 def build_run_report(journal: Journal, run_id: str) -> dict[str, Any] | None:

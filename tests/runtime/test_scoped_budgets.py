@@ -124,3 +124,26 @@ def test_a_task_never_spends_more_than_its_budget(tmp_path, budget):
     usd, _ = spent_by(data, "each")
     assert 0 < usd <= budget + 1e-9
     assert tasks_by_id(data)["other"]["status"] == "completed"
+
+
+def test_a_task_budget_raises_its_own_alerts_and_the_journal_keeps_them(tmp_path):
+    plan = plan_source(tmp_path, """
+    workflow w {
+      budget $1 per run
+      input items: list<text>
+      task each for each it in items {
+        prompt "Describe {{ it }}" model cheap budget $0.004 on_error continue
+      }
+      output each
+    }
+    """)
+    outcome, rec = run_plan(plan, tmp_path, inputs={"items": [f"thing {i}" for i in range(12)]},
+                            config=RunConfig(for_each_concurrency=4))
+    alerts = [(e.task, e.data["kind"], e.data["threshold"]) for e in rec.kinds("budget_alert")]
+    assert ("each", "usd", 0.5) in alerts
+    assert ("each", "usd", 1.0) in alerts  # the cap refused a call (80% may be jumped over)
+    assert all(task == "each" for task, *_ in alerts)  # the run's $1 was far from its marks
+    assert len(alerts) == len(set(alerts))  # each mark once
+    journaled = [e for e in exported(tmp_path, outcome.run_id)["events"] if e["event"] == "budget_alert"]
+    assert sorted((e["task"], e["threshold"]) for e in journaled) == sorted((t, th) for t, _, th in alerts)
+    assert all(e["budget"] == 0.004 for e in journaled)
