@@ -58,6 +58,19 @@ def _completed_rows(journal: Path) -> int:
         return 0
 
 
+def _start_batch(cluster, tmp_path: Path, rows: int, *extra: str, env: dict | None = None) -> subprocess.Popen:
+    """`bmad run` of WORKFLOW over `rows` input rows on the cluster (journal `runs.db`)."""
+    (tmp_path / "review.bmad").write_text(WORKFLOW, encoding="utf-8")
+    with (tmp_path / "rows.jsonl").open("w", encoding="utf-8") as f:
+        for i in range(rows):
+            f.write(json.dumps({"topic": f"subject number {i}"}) + "\n")
+    return cluster.popen(
+        [sys.executable, "-m", "bmad", "run", "review.bmad", "--inputs", "rows.jsonl",
+         "--provider", "sim", "--executor", "ray", "--ray-address", cluster.address,
+         "--journal", str(tmp_path / "runs.db"), "--budget", f"${BUDGET_USD}", "--concurrency", "16",
+         *extra], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
 def _wait_for_rows(driver: subprocess.Popen, journal: Path, rows: int) -> None:
     """Until `rows` runs of the batch are completed in the journal (the driver still running)."""
     deadline = time.monotonic() + 240
@@ -85,17 +98,8 @@ def cluster():
 # keeps CI honest without hiding a real regression, which fails both times.
 @pytest.mark.flaky(reruns=1)
 def test_a_node_killed_mid_batch_loses_and_repeats_nothing(cluster, tmp_path):
-    (tmp_path / "review.bmad").write_text(WORKFLOW, encoding="utf-8")
-    with (tmp_path / "rows.jsonl").open("w", encoding="utf-8") as f:
-        for i in range(ROWS):
-            f.write(json.dumps({"topic": f"subject number {i}"}) + "\n")
     journal = tmp_path / "runs.db"
-    driver = cluster.popen(
-        [sys.executable, "-m", "bmad", "run", "review.bmad", "--inputs", "rows.jsonl",
-         "--provider", "sim", "--executor", "ray", "--ray-address", cluster.address,
-         "--journal", str(journal), "--budget", f"${BUDGET_USD}", "--concurrency", "16",
-         "-o", "results.jsonl"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    driver = _start_batch(cluster, tmp_path, ROWS, "-o", "results.jsonl")
 
     # Kill the second node once the batch is well under way (but far from done).
     _wait_for_rows(driver, journal, 60)
@@ -143,17 +147,9 @@ def test_losing_the_head_node_stops_the_batch_and_resume_finishes_it_locally(clu
     completed is journaled, and `--resume` on the local executor finishes the rest, paying for no
     call twice and staying within the batch's budget."""
     rows = 200
-    (tmp_path / "review.bmad").write_text(WORKFLOW, encoding="utf-8")
-    with (tmp_path / "rows.jsonl").open("w", encoding="utf-8") as f:
-        for i in range(rows):
-            f.write(json.dumps({"topic": f"subject number {i}"}) + "\n")
     journal = tmp_path / "runs.db"
-    driver = cluster.popen(
-        [sys.executable, "-m", "bmad", "run", "review.bmad", "--inputs", "rows.jsonl",
-         "--provider", "sim", "--executor", "ray", "--ray-address", cluster.address,
-         "--journal", str(journal), "--budget", f"${BUDGET_USD}", "--concurrency", "16"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={"RAY_gcs_rpc_server_reconnect_timeout_s": "5"})  # give up on the GCS in 5 s, not 60
+    # give up on the GCS in 5 s, not 60
+    driver = _start_batch(cluster, tmp_path, rows, env={"RAY_gcs_rpc_server_reconnect_timeout_s": "5"})
     _wait_for_rows(driver, journal, 30)
     cluster.kill_node(0)
     driver.communicate(timeout=300)
