@@ -38,7 +38,7 @@ def resumes_batch(resume: str | None, journal_path: Path) -> bool:
 
 def run_batch(options: dict[str, Any]) -> None:
     """Run (or resume) a batch with `bmad run`'s options; always ends with `typer.Exit`."""
-    from bmad.cli.run_cmd import _budget, _fail, _journal_path, _load_plan
+    from bmad.cli.run_cmd import _budget, _fail, _journal_path, _load_plan, _retention_rules
     from bmad.runtime.batch import BatchRequest, execute_batch, write_results
     from bmad.runtime.events import JsonLinesSink
     from bmad.runtime.executors.local import RunRefused, RunRequest
@@ -92,6 +92,7 @@ def run_batch(options: dict[str, Any]) -> None:
         journal_path=journal_path, explain_cache=o["explain_cache"], sinks=sinks,
         handle_signals=True, source=o["file"], **sim)
     display = BatchDisplay(sys.stderr)
+    retention = _retention_rules()  # a mistake in bmad.toml stops the batch before it starts
     request = BatchRequest(run=run, inputs_path=o["rows"], resume=resume, executor=o["executor"],
                            ray_address=o["ray_address"], on_progress=display.update)
     try:
@@ -108,6 +109,8 @@ def run_batch(options: dict[str, Any]) -> None:
 
     journal = Journal(journal_path, readonly=True)
     try:
+        batch_runs = frozenset(r for (r,) in journal.db.execute(
+            "SELECT run_id FROM batch_rows WHERE batch_id=? AND run_id IS NOT NULL", (outcome.batch_id,)))
         if o["output"] is not None:
             write_results(journal, outcome.batch_id, o["output"])
         elif not o["json_events"]:
@@ -118,6 +121,10 @@ def run_batch(options: dict[str, Any]) -> None:
     finally:
         journal.db.close()
     print_final_table(outcome, sys.stderr)
+    if retention.after_run:
+        from bmad.cli.runs_prune import prune_after_run
+
+        prune_after_run(journal_path, retention, batch_runs)  # never the batch's own rows' runs
     raise typer.Exit(outcome.exit_code)
 
 

@@ -297,7 +297,7 @@ def register(app: typer.Typer) -> None:
         if retention.after_run:
             from bmad.cli.runs_prune import prune_after_run
 
-            prune_after_run(journal_path, retention, outcome.run_id)
+            prune_after_run(journal_path, retention, frozenset({outcome.run_id}))
         raise typer.Exit(outcome.exit_code)
 
     @app.command("export", help="Export a journaled run: json (run, tasks, calls, events, outputs), yaml, "

@@ -1,5 +1,5 @@
 """`bmad runs --prune`: apply journal retention (flags, else bmad.toml's `[journal]`) and report it;
-and the same rules after each `bmad run` when `[journal] prune_after_run = true`."""
+and the same rules after each `bmad run` (a batch too) when `[journal] prune_after_run = true`."""
 
 from __future__ import annotations
 
@@ -47,9 +47,10 @@ def prune_journal(path: Path, older_than_days: float | None, keep: int | None, a
                      + "\n")
 
 
-def prune_after_run(path: Path, retention, run_id: str) -> None:
-    """`[journal] prune_after_run = true`: apply the rules once a run is over, sparing that run.
-    A journal another process holds locked is left for the next run (said on stderr)."""
+def prune_after_run(path: Path, retention, spare: frozenset[str]) -> None:
+    """`[journal] prune_after_run = true`: apply the rules once a run (or a batch) is over,
+    sparing the runs it made (`spare`). A journal another process holds locked is left for the
+    next run (said on stderr)."""
     import sqlite3
 
     from bmad.runtime.journal import Journal, JournalError
@@ -60,7 +61,7 @@ def prune_after_run(path: Path, retention, run_id: str) -> None:
     try:
         journal = Journal(path, readonly=True)
         try:
-            report = prune_runs(journal.db, retention, spare=frozenset({run_id}))
+            report = prune_runs(journal.db, retention, spare=spare)
         finally:
             journal.db.close()
     except (JournalError, sqlite3.OperationalError) as exc:

@@ -7,7 +7,7 @@
 [journal]
 keep_days = 30          # runs that started more than 30 days ago are removed
 keep_runs = 500         # only the 500 newest runs are kept
-prune_after_run = true  # `bmad run` applies the two rules above when it finishes (default false)
+prune_after_run = true  # `bmad run` (a batch too) applies them when it finishes (default false)
 ```
 
 A run still `running` is never removed, however old (a live process is writing it; a dead one's
@@ -35,7 +35,7 @@ class RetentionError(ValueError):
 class Retention:
     keep_days: float | None = None
     keep_runs: int | None = None
-    after_run: bool = False  # `prune_after_run`: every `bmad run` prunes when it finishes
+    after_run: bool = False  # `prune_after_run`: every `bmad run` (and batch) prunes when it finishes
 
     @property
     def empty(self) -> bool:

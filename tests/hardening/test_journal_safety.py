@@ -243,3 +243,18 @@ def test_bmad_run_prunes_when_it_finishes_if_bmad_toml_says_so(tmp_path):
     result = bmad("run", str(flow), "--provider", "sim", "--journal", str(path), cwd=tmp_path)
     assert result.returncode == 2 and "prune_after_run must be true or false" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_batch_prunes_when_it_finishes_and_spares_its_own_rows(tmp_path):
+    path = tmp_path / "runs.db"
+    _journal_with_runs(path, [1, 2])
+    flow = write_workflow(tmp_path, 1)
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps({"topic": f"t{i}"}) + "\n" for i in range(3)))
+    (tmp_path / "bmad.toml").write_text("[journal]\nkeep_runs = 1\nprune_after_run = true\n")
+    result = bmad("run", str(flow), "--inputs", "rows.jsonl", "--provider", "sim", "--journal", str(path),
+                  "-o", "results.jsonl", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "pruned 2 old run(s)" in result.stderr
+    left = {r["id"] for r in Journal(path, readonly=True).runs()}
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert left == {r["run_id"] for r in rows} and len(left) == 3
