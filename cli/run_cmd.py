@@ -368,7 +368,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="JSON instead of text."),
         journal: Optional[Path] = typer.Option(None, "--journal", help="The journal file."),
     ) -> None:
-        from bmad.runtime.journal import _alive
+        from bmad.runtime.journal import process_alive
 
         path = _existing_journal_path(journal, as_json)
         if path is None:
@@ -377,7 +377,7 @@ def register(app: typer.Typer) -> None:
         rows = j.runs(limit=200, status="running" if active else None)
         j.db.close()
         if active:
-            rows = [r for r in rows if r["pid"] and _alive(r["pid"])]
+            rows = [r for r in rows if r["pid"] and process_alive(r["pid"])]
         if as_json:
             sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
             return

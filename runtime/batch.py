@@ -31,7 +31,7 @@ from bmad.runtime.executors.local import (EXIT_CODES, RunRefused, RunRequest,
                                           refuse_unrunnable_models)
 from bmad.runtime.executors.ray import current_run_id
 from bmad.runtime.interpreter import Interpreter
-from bmad.runtime.journal import Journal, RecordedCall, _alive, default_journal_path, dumps
+from bmad.runtime.journal import Journal, RecordedCall, process_alive, default_journal_path, dumps
 from bmad.runtime.ledger import BudgetLedger
 from bmad.runtime.model_pool import ModelPool
 
@@ -182,7 +182,7 @@ class _BatchRunner:
             if batch["status"] == "completed":
                 raise RunRefused(f"batch `{batch['id']}` already completed; nothing to resume",
                                  "BMAD-E323", "start a new batch instead")
-            if batch["status"] == "running" and batch["pid"] and _alive(batch["pid"]):
+            if batch["status"] == "running" and batch["pid"] and process_alive(batch["pid"]):
                 raise RunRefused(f"batch `{batch['id']}` is running (process {batch['pid']})",
                                  "BMAD-E323", "wait for it, or stop that process first")
             if batch["plan_hash"] != self.plan.plan_hash:
@@ -540,6 +540,6 @@ def _fail_stale_batches(journal: Journal) -> None:
     """Batches left `running` by a dead driver are `interrupted` (resumable)."""
     for batch_id, pid in journal.db.execute(
             "SELECT id, pid FROM batches WHERE status='running'").fetchall():
-        if pid and not _alive(pid):
+        if pid and not process_alive(pid):
             journal.db.execute("UPDATE batches SET status='interrupted' WHERE id=?", (batch_id,))
 

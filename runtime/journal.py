@@ -6,6 +6,10 @@ Writes are buffered and committed in one transaction per scheduling tick (`flush
 flushes a finished task's rows before any dependent starts, so a crash never loses a result that
 something downstream has used. Another process can read the same file at any time (WAL).
 Default location: `.bmad/runs.db` under the working directory, or under `$BMAD_HOME`.
+
+Each run owns a block of call ids (`runs.call_block`; ids `block << 32` up to the next block),
+so a run's calls are one range of the `calls` table's own b-tree: reading them needs no index
+and writing one needs no index entry (one page fewer per commit).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ CREATE TABLE IF NOT EXISTS runs (
   spent_usd REAL DEFAULT 0, tokens INTEGER DEFAULT 0, unknown_cost_calls INTEGER DEFAULT 0,
   elapsed_s REAL DEFAULT 0,
   started_at REAL, finished_at REAL, updated_at REAL, total_tasks INTEGER, done_tasks INTEGER DEFAULT 0,
-  pid INTEGER, error TEXT, source TEXT, inputs_json TEXT, options_json TEXT, plan_json TEXT);
+  pid INTEGER, error TEXT, source TEXT, inputs_json TEXT, options_json TEXT, plan_json TEXT,
+  call_block INTEGER);
 CREATE TABLE IF NOT EXISTS tasks (
   run_id TEXT, task_id TEXT, status TEXT, model TEXT, attempts INTEGER, cost_usd REAL,
   tokens INTEGER, quality REAL, output_json TEXT, error TEXT, started_at REAL, finished_at REAL,
@@ -43,7 +48,6 @@ CREATE TABLE IF NOT EXISTS calls (
   request_hash TEXT, status TEXT, response_text TEXT, input_tokens INTEGER, output_tokens INTEGER,
   cost_usd REAL, latency_s REAL, error TEXT, error_kind TEXT, cached INTEGER DEFAULT 0,
   purpose TEXT, capability TEXT, quality REAL, created_at REAL, attempt INTEGER);
-CREATE INDEX IF NOT EXISTS calls_of_run ON calls (run_id);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, ts REAL, kind TEXT, task_id TEXT, data_json TEXT);
 CREATE TABLE IF NOT EXISTS plans (plan_hash TEXT PRIMARY KEY, plan_json TEXT);
@@ -66,10 +70,10 @@ CREATE TABLE IF NOT EXISTS batch_rows (
   PRIMARY KEY (batch_id, row_index));
 """
 
-_INSERT_CALL = ("INSERT INTO calls (run_id, task_id, slot, model, request_hash, status, "
+_INSERT_CALL = ("INSERT INTO calls (id, run_id, task_id, slot, model, request_hash, status, "
                 "response_text, input_tokens, output_tokens, cost_usd, latency_s, error, "
                 "error_kind, cached, purpose, capability, quality, created_at, attempt) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 _INSERT_TASK = "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 # The common rows without the columns they leave NULL (or at their default, `cached` 0): an
 # answered call (no error, not cached, no quality; without a capability, or with one) and a task
@@ -77,7 +81,7 @@ _INSERT_TASK = "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?
 # Python's sqlite3 binds a None through its adapter lookup, ~0.4 us each (an int ~0.1), and a
 # chain binds two rows per commit. The rows stored are exactly those of the full statements; a
 # row's width says which statement it goes through.
-_ANSWER_COLUMNS = ("run_id, task_id, slot, model, request_hash, status, response_text, "
+_ANSWER_COLUMNS = ("id, run_id, task_id, slot, model, request_hash, status, response_text, "
                    "input_tokens, output_tokens, cost_usd, latency_s, purpose")
 _RESULT_COLUMNS = ("run_id, task_id, status, model, attempts, cost_usd, tokens, output_json, "
                    "started_at, finished_at")
@@ -88,15 +92,32 @@ def _insert(verb: str, table: str, columns: str) -> str:
 
 
 _CALL_SQL = {  # by the row's width
-    19: _INSERT_CALL,
-    15: _insert("INSERT", "calls", _ANSWER_COLUMNS + ", capability, created_at, attempt"),
-    14: _insert("INSERT", "calls", _ANSWER_COLUMNS + ", created_at, attempt"),
+    20: _INSERT_CALL,
+    16: _insert("INSERT", "calls", _ANSWER_COLUMNS + ", capability, created_at, attempt"),
+    15: _insert("INSERT", "calls", _ANSWER_COLUMNS + ", created_at, attempt"),
 }
 _TASK_SQL = {
     15: _INSERT_TASK,
     12: _insert("INSERT OR REPLACE", "tasks", _RESULT_COLUMNS + ", quality, capability"),
     10: _insert("INSERT OR REPLACE", "tasks", _RESULT_COLUMNS),
 }
+
+# A run's calls have the ids `call_block << CALL_BLOCK_BITS` onwards (block 0: calls of no run).
+CALL_BLOCK_BITS = 32
+_CALL_BLOCK_SIZE = 1 << CALL_BLOCK_BITS
+# One run's calls, by id range (parameters: `Journal.calls_of(run_id)`); the run id test keeps
+# block 0 apart by run.
+CALLS_OF_RUN = "id BETWEEN ? AND ? AND run_id = ?"
+# Joins `runs r` to its calls `c` by id range (SQLite walks `calls`' own b-tree for each run).
+CALLS_OF_RUN_JOIN = (f"calls c ON c.id BETWEEN r.call_block * {_CALL_BLOCK_SIZE} "
+                     f"AND r.call_block * {_CALL_BLOCK_SIZE} + {_CALL_BLOCK_SIZE - 1}")
+
+
+def call_id_range(block: int) -> tuple[int, int]:
+    """The first and last call id of a run's block."""
+    first = block << CALL_BLOCK_BITS
+    return first, first + _CALL_BLOCK_SIZE - 1
+
 
 FINAL_TASK_STATUSES = ("completed", "skipped")
 ACTIVE_RUN_STATUSES = ("running",)
@@ -180,6 +201,7 @@ class Journal:
         self._verdicts: list[tuple] = []
         self._calibration: list[tuple] = []
         self._run_update: tuple | None = None
+        self._next_call_id: dict[str, int] = {}  # by run: the id its next call row takes
 
     def close(self) -> None:
         try:
@@ -215,20 +237,44 @@ class Journal:
                  quality: float | None = None, attempt: int | None = None) -> None:
         """`attempt`: the task's try number for an answering call made now (None for judge and
         review calls, and for recorded calls a resume reuses)."""
+        call_id = self._next_call_id.get(run_id)
+        if call_id is None:
+            call_id = self._first_free_call_id(run_id)
+        self._next_call_id[run_id] = call_id + 1
         if error is None and error_kind is None and quality is None and not cached:  # an answer
             if capability is None:
-                self._calls.append((run_id, task_id, slot, model, request_hash, status, text,
-                                    input_tokens, output_tokens, cost_usd, latency_s, purpose,
-                                    time.time(), attempt))
+                self._calls.append((call_id, run_id, task_id, slot, model, request_hash, status,
+                                    text, input_tokens, output_tokens, cost_usd, latency_s,
+                                    purpose, time.time(), attempt))
             else:
-                self._calls.append((run_id, task_id, slot, model, request_hash, status, text,
-                                    input_tokens, output_tokens, cost_usd, latency_s, purpose,
-                                    capability, time.time(), attempt))
+                self._calls.append((call_id, run_id, task_id, slot, model, request_hash, status,
+                                    text, input_tokens, output_tokens, cost_usd, latency_s,
+                                    purpose, capability, time.time(), attempt))
         else:
-            self._calls.append((run_id, task_id, slot, model, request_hash, status, text,
-                                input_tokens, output_tokens, cost_usd, latency_s, error,
+            self._calls.append((call_id, run_id, task_id, slot, model, request_hash, status,
+                                text, input_tokens, output_tokens, cost_usd, latency_s, error,
                                 error_kind, int(cached), purpose, capability, quality,
                                 time.time(), attempt))
+
+    def calls_range(self, run_id: str) -> tuple[int, int]:
+        """The ids a run's calls have: its block, or block 0 for a run the journal holds no row
+        of (calls written without one, or kept from a run since removed). Readers select
+        `CALLS_OF_RUN` with `calls_of(run_id)`."""
+        row = self.db.execute("SELECT call_block FROM runs WHERE id=?", (run_id,)).fetchone()
+        return call_id_range(row[0] if row and row[0] is not None else 0)
+
+    def calls_of(self, run_id: str) -> tuple[int, int, str]:
+        """The parameters of `CALLS_OF_RUN` for one run."""
+        return (*self.calls_range(run_id), run_id)
+
+    def _first_free_call_id(self, run_id: str) -> int:
+        """The id after the largest in the run's block. Later ids come from `_next_call_id`: one
+        process writes a run at a time (a resume of a run still running elsewhere is refused),
+        and `flush` re-numbers if another writer took an id anyway."""
+        first, last = self.calls_range(run_id)
+        largest = self.db.execute("SELECT MAX(id) FROM calls WHERE id BETWEEN ? AND ?",
+                                  (first, last)).fetchone()[0]
+        return first if largest is None else largest + 1
 
     def add_verdict(self, run_id: str, task_id: str, model: str, capability: str | None,
                     agreement: float) -> None:
@@ -261,6 +307,25 @@ class Journal:
             or self._run_update
         if not (calls or tasks or rare):
             return
+        try:
+            self._commit(calls, tasks, rare)
+        except sqlite3.IntegrityError:
+            # Only a call id can clash (task rows replace): another writer used ids of this
+            # run's block. Take the ids after the block's largest and commit once more.
+            if not calls:
+                raise
+            self._renumber_calls()
+            self._commit(self._calls, tasks, rare)
+        self._calls.clear()
+        tasks.clear()
+        if rare:
+            self._events.clear()
+            self._cache.clear()
+            self._verdicts.clear()
+            self._calibration.clear()
+            self._run_update = None
+
+    def _commit(self, calls: list[tuple], tasks: list[tuple], rare: Any) -> None:
         cur = self._writer
         cur.execute("BEGIN IMMEDIATE")  # take the write lock up front: waits out another process
         try:
@@ -285,14 +350,20 @@ class Journal:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        calls.clear()
-        tasks.clear()
-        if rare:
-            self._events.clear()
-            self._cache.clear()
-            self._verdicts.clear()
-            self._calibration.clear()
-            self._run_update = None
+
+    def _renumber_calls(self) -> None:
+        """Give the buffered call rows fresh ids, in their order, after those already stored."""
+        for run_id in {row[1] for row in self._calls}:
+            self._next_call_id.pop(run_id, None)
+        renumbered = []
+        for row in self._calls:
+            run_id = row[1]
+            call_id = self._next_call_id.get(run_id)
+            if call_id is None:
+                call_id = self._first_free_call_id(run_id)
+            self._next_call_id[run_id] = call_id + 1
+            renumbered.append((call_id, *row[1:]))
+        self._calls[:] = renumbered
 
     def _write_rare(self, db: sqlite3.Connection) -> None:
         """The rows most commits have none of: events, cache entries, verdicts, progress."""
@@ -327,17 +398,21 @@ class Journal:
                    inputs: dict[str, Any], budget: tuple[float | None, int | None, float | None],
                    total_tasks: int, source: str | None, options: dict[str, Any]) -> None:
         now = time.time()
+        # The next block: one statement, so two processes starting runs can't take the same one.
         self.db.execute(
             "INSERT INTO runs (id, workflow, plan_hash, status, budget_usd, budget_tokens, "
             "budget_time_s, started_at, updated_at, total_tasks, pid, source, inputs_json, "
-            "options_json, plan_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "options_json, plan_json, call_block) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+            "(SELECT COALESCE(MAX(call_block), 0) + 1 FROM runs))",
             (run_id, workflow, plan_hash, "running", budget[0], budget[1], budget[2], now, now,
              total_tasks, os.getpid(), source, dumps(inputs), dumps(options), plan_json))
+        self._next_call_id[run_id] = self.calls_range(run_id)[0]
 
     def reopen_run(self, run_id: str,
                    budget: tuple[float | None, int | None, float | None] | None = None) -> None:
         self.db.execute("UPDATE runs SET status='running', finished_at=NULL, error=NULL, pid=?, "
                         "updated_at=? WHERE id=?", (os.getpid(), time.time(), run_id))
+        self._next_call_id.pop(run_id, None)  # continue after the calls it made before
         if budget is not None:
             self.db.execute("UPDATE runs SET budget_usd=?, budget_tokens=?, budget_time_s=? "
                             "WHERE id=?", (*budget, run_id))
@@ -387,7 +462,8 @@ class Journal:
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
     def call_rows(self, run_id: str) -> list[dict[str, Any]]:
-        cur = self.db.execute("SELECT * FROM calls WHERE run_id=? ORDER BY id", (run_id,))
+        cur = self.db.execute(f"SELECT * FROM calls WHERE {CALLS_OF_RUN} ORDER BY id",
+                              self.calls_of(run_id))
         names = [c[0] for c in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
@@ -415,7 +491,7 @@ class Journal:
         """Successful responses of a run by request hash, for a resume to reuse."""
         rows = self.db.execute(
             "SELECT request_hash, response_text, input_tokens, output_tokens, cost_usd, latency_s "
-            "FROM calls WHERE run_id=? AND status='ok' ORDER BY id", (run_id,))
+            f"FROM calls WHERE {CALLS_OF_RUN} AND status='ok' ORDER BY id", self.calls_of(run_id))
         return {h: RecordedCall(t or "", i or 0, o or 0, c, l or 0.0) for h, t, i, o, c, l in rows}
 
     def spend(self, run_id: str) -> tuple[float, int, int]:
@@ -423,13 +499,13 @@ class Journal:
         usd, tokens, unknown = self.db.execute(
             "SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(input_tokens + output_tokens), 0), "
             "SUM(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) FROM calls "
-            "WHERE run_id=? AND cached=0", (run_id,)).fetchone()
+            f"WHERE {CALLS_OF_RUN} AND cached=0", self.calls_of(run_id)).fetchone()
         return float(usd), int(tokens), int(unknown or 0)
 
     def fail_stale_runs(self) -> None:
         """Runs left `running` by a dead process are `interrupted` (resumable)."""
         for run_id, pid in self.db.execute("SELECT id, pid FROM runs WHERE status='running'").fetchall():
-            if pid and not _alive(pid):
+            if pid and not process_alive(pid):
                 self.db.execute("UPDATE runs SET status='interrupted' WHERE id=? AND status='running'",
                                 (run_id,))
 
@@ -454,7 +530,7 @@ class Journal:
                             run_id, time.time()))
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from statistics import fmean
 from typing import Any, Sequence
 
-from bmad.runtime.journal import Journal
+from bmad.runtime.journal import CALLS_OF_RUN_JOIN, Journal
 
 _INDEX = re.compile(r"\[\d+\]")
 
@@ -94,7 +94,8 @@ def model_figures(journal: Journal, run_ids: Sequence[str]) -> list[Figures]:
     if not run_ids:
         return []
     calls = journal.db.execute(
-        f"SELECT model, status, latency_s, cost_usd FROM calls WHERE cached=0 AND run_id IN ({_placeholders(run_ids)})",
+        f"SELECT c.model, c.status, c.latency_s, c.cost_usd FROM runs r JOIN {CALLS_OF_RUN_JOIN} "
+        f"WHERE c.cached=0 AND r.id IN ({_placeholders(run_ids)}) ORDER BY c.id",
         list(run_ids)).fetchall()
     qualities: dict[str, list[float]] = {}
     for model, quality in journal.db.execute(

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bmad.runtime.journal import Journal, _alive
+from bmad.runtime.journal import CALLS_OF_RUN, Journal, process_alive
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,7 @@ def active_run_rows(journal: Journal) -> list[dict[str, Any]]:
     cur = journal.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE status='running' ORDER BY started_at")
     names = [c[0] for c in cur.description]
     rows = [dict(zip(names, r)) for r in cur.fetchall()]
-    return [r for r in rows if r["pid"] and _alive(r["pid"])]
+    return [r for r in rows if r["pid"] and process_alive(r["pid"])]
 
 
 def _plan_tasks(plan_json: str | None) -> list[tuple[str, tuple[str, ...], float | None]]:
@@ -134,14 +134,15 @@ def snapshot_run(journal: Journal, row: dict[str, Any], rules: AlertRules, now: 
     finished = {task: end for task, end in journal.db.execute(
         "SELECT task_id, finished_at FROM tasks WHERE run_id=?", (run_id,))}
     statuses = [s for (s,) in journal.db.execute(
-        "SELECT status FROM calls WHERE run_id=? ORDER BY id DESC LIMIT ?", (run_id, rules.failure_window))]
+        f"SELECT status FROM calls WHERE {CALLS_OF_RUN} ORDER BY id DESC LIMIT ?",
+        (*journal.calls_of(run_id), rules.failure_window))]
     running = []
     for task, depends, expected in plans.get(journal, run_id):
         if task in finished or any(d not in finished for d in depends):
             continue
         since = max([finished[d] or row["started_at"] for d in depends] + [row["started_at"] or now])
         running.append(RunningTask(task, max(0.0, now - since), expected))
-    return RunSnapshot(run_id, row["workflow"] or "", row["status"] or "", bool(row["pid"] and _alive(row["pid"])),
+    return RunSnapshot(run_id, row["workflow"] or "", row["status"] or "", bool(row["pid"] and process_alive(row["pid"])),
                        row["spent_usd"] or 0.0, row["budget_usd"], row["tokens"] or 0, row["budget_tokens"],
                        row["done_tasks"] or 0, row["total_tasks"] or 0, row["started_at"] or now,
                        row["updated_at"], len(statuses), sum(1 for s in statuses if s != "ok"), running)

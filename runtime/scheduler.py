@@ -1,8 +1,9 @@
 """Dependency-driven dispatch: a pool of workers takes ready tasks in rank order, with group commits.
 
 No stage barriers: a task becomes ready the moment its last dependency is released. Workers are a
-fixed pool (the task concurrency), so there is no task spawned per node and an idle worker is woken
-individually. A finished node is only *released* (its dependents made ready) after `commit` has
+pool of at most the task concurrency, so there is no task spawned per node and an idle worker is
+woken individually; the pool grows only as far as ready work needs (a chain never has more than
+one worker, a wide fan-out the whole pool). A finished node is only *released* (its dependents made ready) after `commit` has
 run for it; nodes that finish in the same scheduling tick share one commit, so the journal writes
 one transaction per tick rather than one per task.
 """
@@ -13,6 +14,7 @@ import heapq
 from typing import Awaitable, Callable, Generic, Sequence, TypeVar
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 
 N = TypeVar("N")
@@ -79,6 +81,9 @@ class Scheduler(Generic[N]):
         self._idle: list[anyio.Event] = []
         self._finished: list[int] = []
         self._flush_scheduled = False
+        self._group: anyio.abc.TaskGroup | None = None
+        self._spawned = 0  # workers started so far (at most `workers`)
+        self._starting = 0  # of those, the ones that haven't taken a node yet
 
     def stop(self) -> None:
         """Start no more nodes; the ones running finish normally."""
@@ -89,8 +94,14 @@ class Scheduler(Generic[N]):
         if self.remaining == 0:
             return
         async with anyio.create_task_group() as tg:
-            for _ in range(min(self.workers, self.remaining)):
-                tg.start_soon(self._worker)
+            self._group = tg
+            self._spawn(min(self.workers, max(1, len(self.heap))))
+
+    def _spawn(self, count: int) -> None:
+        self._spawned += count
+        self._starting += count
+        for _ in range(count):
+            self._group.start_soon(self._worker)  # type: ignore[union-attr]
 
     # -- internals ----------------------------------------------------------------------------
     def _finished_all(self) -> bool:
@@ -104,6 +115,7 @@ class Scheduler(Generic[N]):
 
     async def _worker(self) -> None:
         heap = self.heap
+        self._starting -= 1
         while True:
             if heap and not self.stopping:
                 _, index = heapq.heappop(heap)
@@ -157,10 +169,17 @@ class Scheduler(Generic[N]):
                 waiting[child] -= 1
                 if waiting[child] == 0:
                     heapq.heappush(heap, (keys[child], child))
-        if not self._idle:  # nobody to wake (a chain, or every worker busy)
+        if not self._idle:  # nobody to wake: a chain, or every worker busy (or not started yet)
+            if self._spawned < self.workers and len(heap) > 1 + self._starting \
+                    and not self.stopping:
+                # This worker takes one itself, the ones starting one each; start more.
+                self._spawn(min(len(heap) - 1 - self._starting, self.workers - self._spawned))
             return
         if self._finished_all():
             self._wake(len(self._idle))
         elif heap and not self.stopping:
-            # This worker takes one itself; wake others for the rest.
+            # This worker takes one itself; wake others for the rest (and start more if needed).
+            extra = len(heap) - 1 - len(self._idle) - self._starting
             self._wake(len(heap) - 1)
+            if extra > 0 and self._spawned < self.workers:
+                self._spawn(min(extra, self.workers - self._spawned))

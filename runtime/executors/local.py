@@ -9,6 +9,7 @@ records the outcome: `completed`, `failed`, `budget_exhausted` or `cancelled` (e
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import time
@@ -24,7 +25,7 @@ from bmad.runtime.events import EventBus, JournalSink, Sink
 from bmad.runtime.heap_freeze import freeze_new, long_lived_frozen
 from bmad.runtime.inputs import InputError, bind_inputs
 from bmad.runtime.interpreter import Interpreter, RunConfig
-from bmad.runtime.journal import Journal, default_journal_path
+from bmad.runtime.journal import Journal, default_journal_path, process_alive
 from bmad.runtime.ledger import BudgetLedger
 from bmad.runtime.model_pool import ModelPool, ModelUnknown, ProviderFactory
 from bmad.runtime.providers import base, keys
@@ -155,6 +156,12 @@ async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal |
                              "list runs with `bmad runs`")
         if row["status"] == "completed":
             raise RunRefused(f"run `{row['id']}` already completed; nothing to resume", "BMAD-E302")
+        if row["status"] == "running" and row["pid"] and row["pid"] != os.getpid() \
+                and process_alive(row["pid"]):
+            # Two processes on one run would make its calls twice (and share its call ids).
+            raise RunRefused(f"run `{row['id']}` is still running (process {row['pid']})",
+                             "BMAD-E308", "wait for it to finish, or stop that process "
+                             "(Ctrl-C, or kill PID), then resume")
         if row["plan_hash"] != plan.plan_hash:
             raise RunRefused(f"run `{row['id']}` was made from plan {row['plan_hash'][:12]}, not "
                              f"{plan.plan_hash[:12]}", "BMAD-E303",

@@ -39,7 +39,7 @@ def _full_rows(tmp_path, calls, tasks):
 
 
 def _full_tuples(journal_calls, journal_tasks):
-    calls = [(c["run_id"], c["task_id"], c["slot"], c["model"], c["request_hash"], c["status"],
+    calls = [(c["id"], c["run_id"], c["task_id"], c["slot"], c["model"], c["request_hash"], c["status"],
               c["response_text"], c["input_tokens"], c["output_tokens"], c["cost_usd"],
               c["latency_s"], c["error"], c["error_kind"], c["cached"], c["purpose"],
               c["capability"], c["quality"], c["created_at"], c["attempt"]) for c in journal_calls]

@@ -1,12 +1,13 @@
 """Journal schema 4: `tasks` WITHOUT ROWID and `calls` without AUTOINCREMENT (fewer pages per
-commit); a version-3 journal is rebuilt into it keeping every row, id and index."""
+commit); a version-3 journal is rebuilt into it keeping every row and index, and then (schema 5,
+tests/runtime/test_journal_v5.py) its calls are moved into their run's block of ids."""
 
 from __future__ import annotations
 
 import sqlite3
 
 from bmad.runtime.export import export_run
-from bmad.runtime.journal import Journal
+from bmad.runtime.journal import CALL_BLOCK_BITS, Journal
 from bmad.runtime.journal_schema import CURRENT_VERSION
 
 V3_JOURNAL = """
@@ -57,16 +58,17 @@ def test_a_version_3_journal_is_rebuilt_keeping_rows_ids_and_indexes(tmp_path):
     db.executescript(V3_JOURNAL)
     db.close()
     journal = Journal(path)
-    assert journal.db.execute("PRAGMA user_version").fetchone()[0] == CURRENT_VERSION == 4
+    assert journal.db.execute("PRAGMA user_version").fetchone()[0] == CURRENT_VERSION
     assert "WITHOUT ROWID" in _sql(journal, "tasks")
     assert "AUTOINCREMENT" not in _sql(journal, "calls")
     indexes = {r[0] for r in journal.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert "calls_of_run" in indexes and "calls_by_run" not in indexes
-    assert "runs_by_started" in indexes
+    assert "calls_by_run" not in indexes and "calls_of_run" not in indexes
+    assert {"runs_by_started", "runs_by_call_block"} <= indexes
     tables = {r[0] for r in journal.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert not any(t.endswith("_before_v4") for t in tables)
+    assert not any("_before_v" in t for t in tables)
+    first = 1 << CALL_BLOCK_BITS  # the run's block (schema 5), in the order the calls were made
     assert [(c["id"], c["task_id"], c["attempt"]) for c in journal.call_rows("r")] == \
-        [(7, "a", 1), (9, "a", 2), (12, "b", 1)]
+        [(first, "a", 1), (first + 1, "a", 2), (first + 2, "b", 1)]
     assert journal.final_tasks("r") == {"a": {"status": "completed", "model": "m", "attempts": 2,
                                               "cost_usd": None, "tokens": None, "quality": None,
                                               "output": "x"}}
@@ -79,19 +81,18 @@ def test_a_version_3_journal_is_rebuilt_keeping_rows_ids_and_indexes(tmp_path):
     journal.add_call("r", "b", "m0/", "m", "h4", "ok", text="y", attempt=2)
     journal.add_task("r", "b", "completed", model="m", attempts=2, output="y")
     journal.flush()
-    assert [c["id"] for c in journal.call_rows("r")][-1] > 12
+    assert [c["id"] for c in journal.call_rows("r")][-1] == first + 3
     assert journal.final_tasks("r")["b"]["output"] == "y"
     assert journal.db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == 2
     journal.close()
 
     journal = Journal(path)  # opening it again changes nothing
-    assert [c["id"] for c in journal.call_rows("r")][:3] == [7, 9, 12]
+    assert [c["id"] for c in journal.call_rows("r")][:3] == [first, first + 1, first + 2]
     journal.close()
 
 
-def test_a_new_journal_is_created_at_version_4(tmp_path):
+def test_a_new_journal_has_the_version_4_tables(tmp_path):
     journal = Journal(tmp_path / "runs.db")
-    assert journal.db.execute("PRAGMA user_version").fetchone()[0] == 4
     assert "WITHOUT ROWID" in _sql(journal, "tasks")
     assert "AUTOINCREMENT" not in _sql(journal, "calls")
     journal.close()
