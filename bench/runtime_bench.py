@@ -33,7 +33,7 @@ from bmad.compiler.plan import Plan, TaskPlan, WorkflowPlan
 from bmad.runtime.events import CallbackSink
 from bmad.runtime.executors.local import RunRequest, execute_plan_async
 from bmad.runtime.interpreter import RunConfig
-from bmad.runtime.journal import CALLS_OF_RUN, Journal
+from bmad.runtime.journal import ROWS_OF_RUN, Journal
 
 
 # ----------------------------------------------------------------------------------------------
@@ -254,8 +254,8 @@ def makespan(n: int = 400, concurrency: int = 16, scale: float = 0.02, overshoot
     wall = stamps["run_finished"] - stamps["run_started"]
     journal = Journal(db, readonly=True)
     latency = {t: l for t, l in journal.db.execute(
-        f"SELECT task_id, latency_s FROM calls WHERE {CALLS_OF_RUN} AND status='ok'",
-        journal.calls_of(run_id))}
+        f"SELECT task_id, latency_s FROM calls WHERE {ROWS_OF_RUN} AND status='ok'",
+        journal.rows_of(run_id))}
     journal.db.close()
     finish: list[float] = []
     for i, ds in enumerate(deps):

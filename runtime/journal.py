@@ -7,9 +7,12 @@ flushes a finished task's rows before any dependent starts, so a crash never los
 something downstream has used. Another process can read the same file at any time (WAL).
 Default location: `.bmad/runs.db` under the working directory, or under `$BMAD_HOME`.
 
-Each run owns a block of call ids (`runs.call_block`; ids `block << 32` up to the next block),
-so a run's calls are one range of the `calls` table's own b-tree: reading them needs no index
-and writing one needs no index entry (one page fewer per commit).
+Each run owns a block of row ids (`runs.call_block`; ids `block << 32` up to the next block) in
+`calls` and in `tasks`: a run's rows are one range of each table's own b-tree, so reading them
+needs no index, and a commit appends at the end of its block (no index entry, no insert in the
+middle of a text-keyed b-tree: two pages fewer per chain commit). A task has one row per run:
+when it is written again (a resumed run finishing a task that failed before), the earlier row
+is deleted in the same commit.
 """
 
 from __future__ import annotations
@@ -39,10 +42,9 @@ CREATE TABLE IF NOT EXISTS runs (
   pid INTEGER, error TEXT, source TEXT, inputs_json TEXT, options_json TEXT, plan_json TEXT,
   call_block INTEGER);
 CREATE TABLE IF NOT EXISTS tasks (
-  run_id TEXT, task_id TEXT, status TEXT, model TEXT, attempts INTEGER, cost_usd REAL,
-  tokens INTEGER, quality REAL, output_json TEXT, error TEXT, started_at REAL, finished_at REAL,
-  cache_key TEXT, cached INTEGER DEFAULT 0, capability TEXT, PRIMARY KEY (run_id, task_id))
-  WITHOUT ROWID;
+  id INTEGER PRIMARY KEY, run_id TEXT, task_id TEXT, status TEXT, model TEXT, attempts INTEGER,
+  cost_usd REAL, tokens INTEGER, quality REAL, output_json TEXT, error TEXT, started_at REAL,
+  finished_at REAL, cache_key TEXT, cached INTEGER DEFAULT 0, capability TEXT);
 CREATE TABLE IF NOT EXISTS calls (
   id INTEGER PRIMARY KEY, run_id TEXT, task_id TEXT, slot TEXT, model TEXT,
   request_hash TEXT, status TEXT, response_text TEXT, input_tokens INTEGER, output_tokens INTEGER,
@@ -74,7 +76,9 @@ _INSERT_CALL = ("INSERT INTO calls (id, run_id, task_id, slot, model, request_ha
                 "response_text, input_tokens, output_tokens, cost_usd, latency_s, error, "
                 "error_kind, cached, purpose, capability, quality, created_at, attempt) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-_INSERT_TASK = "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_TASK = ("INSERT INTO tasks (id, run_id, task_id, status, model, attempts, cost_usd, "
+                "tokens, quality, output_json, error, started_at, finished_at, cache_key, cached, "
+                "capability) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 # The common rows without the columns they leave NULL (or at their default, `cached` 0): an
 # answered call (no error, not cached, no quality; without a capability, or with one) and a task
 # that neither failed nor came from the cache (without quality and capability, or with them).
@@ -83,7 +87,7 @@ _INSERT_TASK = "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?
 # row's width says which statement it goes through.
 _ANSWER_COLUMNS = ("id, run_id, task_id, slot, model, request_hash, status, response_text, "
                    "input_tokens, output_tokens, cost_usd, latency_s, purpose")
-_RESULT_COLUMNS = ("run_id, task_id, status, model, attempts, cost_usd, tokens, output_json, "
+_RESULT_COLUMNS = ("id, run_id, task_id, status, model, attempts, cost_usd, tokens, output_json, "
                    "started_at, finished_at")
 
 
@@ -97,26 +101,43 @@ _CALL_SQL = {  # by the row's width
     15: _insert("INSERT", "calls", _ANSWER_COLUMNS + ", created_at, attempt"),
 }
 _TASK_SQL = {
-    15: _INSERT_TASK,
-    12: _insert("INSERT OR REPLACE", "tasks", _RESULT_COLUMNS + ", quality, capability"),
-    10: _insert("INSERT OR REPLACE", "tasks", _RESULT_COLUMNS),
+    16: _INSERT_TASK,
+    13: _insert("INSERT", "tasks", _RESULT_COLUMNS + ", quality, capability"),
+    11: _insert("INSERT", "tasks", _RESULT_COLUMNS),
 }
 
-# A run's calls have the ids `call_block << CALL_BLOCK_BITS` onwards (block 0: calls of no run).
+# A run's rows in `calls` and `tasks` have the ids `call_block << CALL_BLOCK_BITS` onwards (block
+# 0: rows of no run the journal holds).
 CALL_BLOCK_BITS = 32
 _CALL_BLOCK_SIZE = 1 << CALL_BLOCK_BITS
-# One run's calls, by id range (parameters: `Journal.calls_of(run_id)`); the run id test keeps
-# block 0 apart by run.
-CALLS_OF_RUN = "id BETWEEN ? AND ? AND run_id = ?"
-# Joins `runs r` to its calls `c` by id range (SQLite walks `calls`' own b-tree for each run).
-CALLS_OF_RUN_JOIN = (f"calls c ON c.id BETWEEN r.call_block * {_CALL_BLOCK_SIZE} "
-                     f"AND r.call_block * {_CALL_BLOCK_SIZE} + {_CALL_BLOCK_SIZE - 1}")
+# One run's rows of `calls` or `tasks`, by id range (parameters: `Journal.rows_of(run_id)`); the
+# run id test keeps block 0 apart by run.
+ROWS_OF_RUN = "id BETWEEN ? AND ? AND run_id = ?"
+
+
+def rows_of_runs_join(table: str, alias: str) -> str:
+    """Joins `runs r` to its rows of `table` (`calls` or `tasks`) by id range: SQLite walks the
+    table's own b-tree for each run."""
+    return (f"{table} {alias} ON {alias}.id BETWEEN r.call_block * {_CALL_BLOCK_SIZE} "
+            f"AND r.call_block * {_CALL_BLOCK_SIZE} + {_CALL_BLOCK_SIZE - 1}")
 
 
 def call_id_range(block: int) -> tuple[int, int]:
-    """The first and last call id of a run's block."""
+    """The first and last row id of a run's block."""
     first = block << CALL_BLOCK_BITS
     return first, first + _CALL_BLOCK_SIZE - 1
+
+
+class _RunRows:
+    """What the journal knows of one run's rows: the ids its next call and task rows take, and
+    each task's row (a task written again replaces it)."""
+
+    __slots__ = ("next_call", "next_task", "tasks")
+
+    def __init__(self, next_call: int, next_task: int, tasks: dict[str, int]):
+        self.next_call = next_call
+        self.next_task = next_task
+        self.tasks = tasks
 
 
 FINAL_TASK_STATUSES = ("completed", "skipped")
@@ -201,7 +222,8 @@ class Journal:
         self._verdicts: list[tuple] = []
         self._calibration: list[tuple] = []
         self._run_update: tuple | None = None
-        self._next_call_id: dict[str, int] = {}  # by run: the id its next call row takes
+        self._task_deletes: list[tuple[int]] = []  # rows of tasks written again
+        self._runs: dict[str, _RunRows] = {}
 
     def close(self) -> None:
         try:
@@ -217,17 +239,25 @@ class Journal:
                  started_at: float | None = None, finished_at: float | None = None,
                  cache_key: str | None = None, cached: bool = False,
                  capability: str | None = None) -> None:
+        rows = self._runs.get(run_id) or self._run_rows(run_id)
+        row_id = rows.next_task
+        rows.next_task = row_id + 1
+        earlier = rows.tasks.get(task_id)
+        if earlier is not None:  # one row per task and run: the new one replaces it
+            self._task_deletes.append((earlier,))
+        rows.tasks[task_id] = row_id
         if error is None and cache_key is None and not cached:  # the common rows: `_TASK_SQL`
             if quality is None and capability is None:
-                self._tasks.append((run_id, task_id, status, model, attempts, cost_usd, tokens,
-                                    dumps(output), started_at, finished_at))
+                self._tasks.append((row_id, run_id, task_id, status, model, attempts, cost_usd,
+                                    tokens, dumps(output), started_at, finished_at))
             else:
-                self._tasks.append((run_id, task_id, status, model, attempts, cost_usd, tokens,
-                                    dumps(output), started_at, finished_at, quality, capability))
+                self._tasks.append((row_id, run_id, task_id, status, model, attempts, cost_usd,
+                                    tokens, dumps(output), started_at, finished_at, quality,
+                                    capability))
         else:
-            self._tasks.append((run_id, task_id, status, model, attempts, cost_usd, tokens,
-                                quality, dumps(output), error, started_at, finished_at, cache_key,
-                                int(cached), capability))
+            self._tasks.append((row_id, run_id, task_id, status, model, attempts, cost_usd,
+                                tokens, quality, dumps(output), error, started_at, finished_at,
+                                cache_key, int(cached), capability))
 
     def add_call(self, run_id: str, task_id: str, slot: str, model: str, request_hash: str,
                  status: str, text: str | None = None, input_tokens: int = 0,
@@ -237,10 +267,9 @@ class Journal:
                  quality: float | None = None, attempt: int | None = None) -> None:
         """`attempt`: the task's try number for an answering call made now (None for judge and
         review calls, and for recorded calls a resume reuses)."""
-        call_id = self._next_call_id.get(run_id)
-        if call_id is None:
-            call_id = self._first_free_call_id(run_id)
-        self._next_call_id[run_id] = call_id + 1
+        rows = self._runs.get(run_id) or self._run_rows(run_id)
+        call_id = rows.next_call
+        rows.next_call = call_id + 1
         if error is None and error_kind is None and quality is None and not cached:  # an answer
             if capability is None:
                 self._calls.append((call_id, run_id, task_id, slot, model, request_hash, status,
@@ -256,25 +285,32 @@ class Journal:
                                 error_kind, int(cached), purpose, capability, quality,
                                 time.time(), attempt))
 
-    def calls_range(self, run_id: str) -> tuple[int, int]:
-        """The ids a run's calls have: its block, or block 0 for a run the journal holds no row
-        of (calls written without one, or kept from a run since removed). Readers select
-        `CALLS_OF_RUN` with `calls_of(run_id)`."""
+    def rows_range(self, run_id: str) -> tuple[int, int]:
+        """The ids a run's rows of `calls` and `tasks` have: its block, or block 0 for a run the
+        journal holds no row of (rows written without one, or kept from a run since removed).
+        Readers select `ROWS_OF_RUN` with `rows_of(run_id)`."""
         row = self.db.execute("SELECT call_block FROM runs WHERE id=?", (run_id,)).fetchone()
         return call_id_range(row[0] if row and row[0] is not None else 0)
 
-    def calls_of(self, run_id: str) -> tuple[int, int, str]:
-        """The parameters of `CALLS_OF_RUN` for one run."""
-        return (*self.calls_range(run_id), run_id)
+    def rows_of(self, run_id: str) -> tuple[int, int, str]:
+        """The parameters of `ROWS_OF_RUN` for one run."""
+        return (*self.rows_range(run_id), run_id)
 
-    def _first_free_call_id(self, run_id: str) -> int:
-        """The id after the largest in the run's block. Later ids come from `_next_call_id`: one
-        process writes a run at a time (a resume of a run still running elsewhere is refused),
-        and `flush` re-numbers if another writer took an id anyway."""
-        first, last = self.calls_range(run_id)
-        largest = self.db.execute("SELECT MAX(id) FROM calls WHERE id BETWEEN ? AND ?",
-                                  (first, last)).fetchone()[0]
-        return first if largest is None else largest + 1
+    def _run_rows(self, run_id: str) -> _RunRows:
+        """What the file holds of a run's rows: ids continue after the largest in its block, and
+        its task rows are known. Kept from then on in memory: one process writes a run at a time
+        (a resume of a run still running elsewhere is refused), and `flush` re-numbers if
+        another writer took an id anyway."""
+        first, last = self.rows_range(run_id)
+        ids = []
+        for table in ("calls", "tasks"):
+            largest = self.db.execute(f"SELECT MAX(id) FROM {table} WHERE id BETWEEN ? AND ?",
+                                      (first, last)).fetchone()[0]
+            ids.append(first if largest is None else largest + 1)
+        tasks = dict(self.db.execute(f"SELECT task_id, id FROM tasks WHERE {ROWS_OF_RUN} "
+                                     f"ORDER BY id", (first, last, run_id)))
+        rows = self._runs[run_id] = _RunRows(ids[0], ids[1], tasks)
+        return rows
 
     def add_verdict(self, run_id: str, task_id: str, model: str, capability: str | None,
                     agreement: float) -> None:
@@ -298,27 +334,29 @@ class Journal:
     @property
     def pending(self) -> bool:
         return bool(self._tasks or self._calls or self._events or self._cache
-                    or self._verdicts or self._calibration or self._run_update)
+                    or self._verdicts or self._calibration or self._run_update
+                    or self._task_deletes)
 
     def flush(self) -> None:
         """Commit everything buffered in one transaction."""
         calls, tasks = self._calls, self._tasks
         rare = self._events or self._cache or self._verdicts or self._calibration \
-            or self._run_update
+            or self._run_update or self._task_deletes
         if not (calls or tasks or rare):
             return
         try:
             self._commit(calls, tasks, rare)
         except sqlite3.IntegrityError:
-            # Only a call id can clash (task rows replace): another writer used ids of this
-            # run's block. Take the ids after the block's largest and commit once more.
-            if not calls:
+            # Only a row id can clash: another writer used ids of this run's block. Take the
+            # ids after the block's largest and commit once more.
+            if not (calls or tasks):
                 raise
-            self._renumber_calls()
-            self._commit(self._calls, tasks, rare)
-        self._calls.clear()
+            self._renumber()
+            self._commit(calls, tasks, rare)
+        calls.clear()
         tasks.clear()
         if rare:
+            self._task_deletes.clear()
             self._events.clear()
             self._cache.clear()
             self._verdicts.clear()
@@ -351,22 +389,25 @@ class Journal:
             self.db.execute("ROLLBACK")
             raise
 
-    def _renumber_calls(self) -> None:
-        """Give the buffered call rows fresh ids, in their order, after those already stored."""
-        for run_id in {row[1] for row in self._calls}:
-            self._next_call_id.pop(run_id, None)
-        renumbered = []
-        for row in self._calls:
-            run_id = row[1]
-            call_id = self._next_call_id.get(run_id)
-            if call_id is None:
-                call_id = self._first_free_call_id(run_id)
-            self._next_call_id[run_id] = call_id + 1
-            renumbered.append((call_id, *row[1:]))
-        self._calls[:] = renumbered
+    def _renumber(self) -> None:
+        """Give the buffered call and task rows fresh ids, in their order, after those stored."""
+        for row in self._calls + self._tasks:
+            self._runs.pop(row[1], None)
+        for buffered, field in ((self._calls, "next_call"), (self._tasks, "next_task")):
+            renumbered = []
+            for row in buffered:
+                rows = self._runs.get(row[1]) or self._run_rows(row[1])
+                row_id = getattr(rows, field)
+                setattr(rows, field, row_id + 1)
+                renumbered.append((row_id, *row[1:]))
+                if buffered is self._tasks:
+                    rows.tasks[row[2]] = row_id
+            buffered[:] = renumbered
 
     def _write_rare(self, db: sqlite3.Connection) -> None:
         """The rows most commits have none of: events, cache entries, verdicts, progress."""
+        if self._task_deletes:  # before the rows that replace them
+            db.executemany("DELETE FROM tasks WHERE id=?", self._task_deletes)
         if self._events:
             db.executemany("INSERT INTO events (run_id, ts, kind, task_id, data_json) "
                            "VALUES (?,?,?,?,?)", self._events)
@@ -406,13 +447,14 @@ class Journal:
             "(SELECT COALESCE(MAX(call_block), 0) + 1 FROM runs))",
             (run_id, workflow, plan_hash, "running", budget[0], budget[1], budget[2], now, now,
              total_tasks, os.getpid(), source, dumps(inputs), dumps(options), plan_json))
-        self._next_call_id[run_id] = self.calls_range(run_id)[0]
+        first = self.rows_range(run_id)[0]
+        self._runs[run_id] = _RunRows(first, first, {})
 
     def reopen_run(self, run_id: str,
                    budget: tuple[float | None, int | None, float | None] | None = None) -> None:
         self.db.execute("UPDATE runs SET status='running', finished_at=NULL, error=NULL, pid=?, "
                         "updated_at=? WHERE id=?", (os.getpid(), time.time(), run_id))
-        self._next_call_id.pop(run_id, None)  # continue after the calls it made before
+        self._runs.pop(run_id, None)  # continue after the rows it wrote before
         if budget is not None:
             self.db.execute("UPDATE runs SET budget_usd=?, budget_tokens=?, budget_time_s=? "
                             "WHERE id=?", (*budget, run_id))
@@ -422,6 +464,7 @@ class Journal:
                    error: str | None = None, outputs: dict[str, Any] | None = None) -> None:
         self._run_update = None
         self.flush()
+        self._runs.pop(run_id, None)  # a later write (a resume) reads the run's rows back
         now = time.time()
         self.db.execute("BEGIN")
         self.db.execute("UPDATE runs SET status=?, spent_usd=?, tokens=?, unknown_cost_calls=?, "
@@ -456,14 +499,15 @@ class Journal:
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
     def task_rows(self, run_id: str) -> list[dict[str, Any]]:
-        cur = self.db.execute("SELECT * FROM tasks WHERE run_id=? ORDER BY started_at, task_id",
-                              (run_id,))
+        """A run's task rows (each task's one row, without its row id)."""
+        cur = self.db.execute(f"SELECT * FROM tasks WHERE {ROWS_OF_RUN} "
+                              f"ORDER BY started_at, task_id", self.rows_of(run_id))
         names = [c[0] for c in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
+        return [{k: v for k, v in zip(names, r) if k != "id"} for r in cur.fetchall()]
 
     def call_rows(self, run_id: str) -> list[dict[str, Any]]:
-        cur = self.db.execute(f"SELECT * FROM calls WHERE {CALLS_OF_RUN} ORDER BY id",
-                              self.calls_of(run_id))
+        cur = self.db.execute(f"SELECT * FROM calls WHERE {ROWS_OF_RUN} ORDER BY id",
+                              self.rows_of(run_id))
         names = [c[0] for c in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
@@ -482,7 +526,8 @@ class Journal:
         """Tasks a resume must not run again: completed or skipped."""
         rows = self.db.execute(
             "SELECT task_id, status, model, attempts, cost_usd, tokens, quality, output_json "
-            "FROM tasks WHERE run_id=? AND status IN ('completed', 'skipped')", (run_id,))
+            f"FROM tasks WHERE {ROWS_OF_RUN} AND status IN ('completed', 'skipped')",
+            self.rows_of(run_id))
         return {t: {"status": s, "model": m, "attempts": a, "cost_usd": c, "tokens": tok,
                     "quality": q, "output": loads(o)}
                 for t, s, m, a, c, tok, q, o in rows}
@@ -491,7 +536,7 @@ class Journal:
         """Successful responses of a run by request hash, for a resume to reuse."""
         rows = self.db.execute(
             "SELECT request_hash, response_text, input_tokens, output_tokens, cost_usd, latency_s "
-            f"FROM calls WHERE {CALLS_OF_RUN} AND status='ok' ORDER BY id", self.calls_of(run_id))
+            f"FROM calls WHERE {ROWS_OF_RUN} AND status='ok' ORDER BY id", self.rows_of(run_id))
         return {h: RecordedCall(t or "", i or 0, o or 0, c, l or 0.0) for h, t, i, o, c, l in rows}
 
     def spend(self, run_id: str) -> tuple[float, int, int]:
@@ -499,7 +544,7 @@ class Journal:
         usd, tokens, unknown = self.db.execute(
             "SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(input_tokens + output_tokens), 0), "
             "SUM(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) FROM calls "
-            f"WHERE {CALLS_OF_RUN} AND cached=0", self.calls_of(run_id)).fetchone()
+            f"WHERE {ROWS_OF_RUN} AND cached=0", self.rows_of(run_id)).fetchone()
         return float(usd), int(tokens), int(unknown or 0)
 
     def fail_stale_runs(self) -> None:

@@ -140,11 +140,12 @@ def _index_call_blocks(db: sqlite3.Connection, schema: str) -> None:
 
 
 def _call_id_blocks(db: sqlite3.Connection, schema: str) -> None:
-    """Version 5: each run owns a block of call ids (`runs.call_block`; its calls have the ids
-    `block << 32` onwards, in the order they were made), so a run's calls are found by id range
-    in the table's own b-tree and the `calls_of_run` index, one more page written per commit,
-    is dropped. Runs are numbered in the order they started; calls whose run is gone take block
-    0. Every call keeps its row and its order within its run."""
+    """Version 5: each run owns a block of row ids (`runs.call_block`; its rows have the ids
+    `block << 32` onwards) in `calls` and in `tasks`, so a run's rows are found by id range in
+    each table's own b-tree and a commit appends at the end of its block: the `calls_of_run`
+    index and the `tasks` key b-tree (text keys, inserts all over it), each a page written per
+    commit, are gone. Runs are numbered in the order they started; rows whose run is gone take
+    block 0. Every row is kept, and a run's calls keep their order."""
     from bmad.runtime.journal import CALL_BLOCK_BITS
 
     if "call_block" not in {r[1] for r in db.execute('PRAGMA table_info("runs")')}:
@@ -158,19 +159,20 @@ def _call_id_blocks(db: sqlite3.Connection, schema: str) -> None:
     finally:
         db.execute("DROP TABLE numbered_runs")
     _index_call_blocks(db, schema)
-    old = "calls_before_v5"
-    db.execute(f'ALTER TABLE calls RENAME TO "{old}"')  # its index goes with it
-    db.execute(_create_statement(schema, "calls"))
-    have = [r[1] for r in db.execute(f'PRAGMA table_info("{old}")')]
-    want = {r[1] for r in db.execute('PRAGMA table_info("calls")')}
-    columns = [c for c in have if c in want and c != "id"]
-    db.execute(
-        f'INSERT INTO calls (id, {", ".join(columns)}) '
-        f'SELECT (COALESCE(r.call_block, 0) << {CALL_BLOCK_BITS}) + ROW_NUMBER() OVER '
-        f'(PARTITION BY r.call_block ORDER BY c.id) - 1, '
-        f'{", ".join(f"c.{col}" for col in columns)} '
-        f'FROM "{old}" c LEFT JOIN runs r ON r.id = c.run_id ORDER BY c.id')
-    db.execute(f'DROP TABLE "{old}"')
+    for table, order in (("calls", "x.id"), ("tasks", "x.started_at, x.task_id")):
+        old = f"{table}_before_v5"
+        db.execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')  # its indexes go with it
+        db.execute(_create_statement(schema, table))
+        have = [r[1] for r in db.execute(f'PRAGMA table_info("{old}")')]
+        want = {r[1] for r in db.execute(f'PRAGMA table_info("{table}")')}
+        columns = [c for c in have if c in want and c != "id"]
+        db.execute(
+            f'INSERT INTO "{table}" (id, {", ".join(columns)}) '
+            f'SELECT (COALESCE(r.call_block, 0) << {CALL_BLOCK_BITS}) + ROW_NUMBER() OVER '
+            f'(PARTITION BY r.call_block ORDER BY {order}) - 1, '
+            f'{", ".join(f"x.{col}" for col in columns)} '
+            f'FROM "{old}" x LEFT JOIN runs r ON r.id = x.run_id ORDER BY {order}')
+        db.execute(f'DROP TABLE "{old}"')
 
 
 # MIGRATIONS[n] takes a journal from version n-1 to version n.

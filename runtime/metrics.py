@@ -19,7 +19,9 @@ from dataclasses import asdict, dataclass
 from statistics import fmean
 from typing import Any, Sequence
 
-from bmad.runtime.journal import CALLS_OF_RUN_JOIN, Journal
+from bmad.runtime.journal import Journal, rows_of_runs_join
+
+_CALLS, _TASKS = rows_of_runs_join("calls", "c"), rows_of_runs_join("tasks", "t")
 
 _INDEX = re.compile(r"\[\d+\]")
 
@@ -94,13 +96,13 @@ def model_figures(journal: Journal, run_ids: Sequence[str]) -> list[Figures]:
     if not run_ids:
         return []
     calls = journal.db.execute(
-        f"SELECT c.model, c.status, c.latency_s, c.cost_usd FROM runs r JOIN {CALLS_OF_RUN_JOIN} "
+        f"SELECT c.model, c.status, c.latency_s, c.cost_usd FROM runs r JOIN {_CALLS} "
         f"WHERE c.cached=0 AND r.id IN ({_placeholders(run_ids)}) ORDER BY c.id",
         list(run_ids)).fetchall()
     qualities: dict[str, list[float]] = {}
     for model, quality in journal.db.execute(
-            f"SELECT model, quality FROM tasks WHERE quality IS NOT NULL AND model IS NOT NULL "
-            f"AND run_id IN ({_placeholders(run_ids)})", list(run_ids)):
+            f"SELECT t.model, t.quality FROM runs r JOIN {_TASKS} WHERE t.quality IS NOT NULL "
+            f"AND t.model IS NOT NULL AND r.id IN ({_placeholders(run_ids)})", list(run_ids)):
         qualities.setdefault(model, []).append(quality)
     grouped: dict[str, list[tuple]] = {}
     for row in calls:
@@ -123,7 +125,7 @@ def task_figures(journal: Journal, run_ids: Sequence[str]) -> list[Figures]:
         return []
     rows = journal.db.execute(
         f"SELECT r.workflow, t.run_id, t.task_id, t.status, t.started_at, t.finished_at, t.cost_usd, t.quality, t.cached "
-        f"FROM tasks t JOIN runs r ON r.id = t.run_id WHERE t.run_id IN ({_placeholders(run_ids)})",
+        f"FROM runs r JOIN {_TASKS} WHERE r.id IN ({_placeholders(run_ids)})",
         list(run_ids)).fetchall()
     # One observation per (run, task): the items of a fan-out are summed into their task.
     runs: dict[tuple[str, str, str], dict[str, Any]] = {}

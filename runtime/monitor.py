@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bmad.runtime.journal import CALLS_OF_RUN, Journal, process_alive
+from bmad.runtime.journal import ROWS_OF_RUN, Journal, process_alive
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +132,10 @@ def snapshot_run(journal: Journal, row: dict[str, Any], rules: AlertRules, now: 
     plans = plans or PlanCache()
     run_id = row["id"]
     finished = {task: end for task, end in journal.db.execute(
-        "SELECT task_id, finished_at FROM tasks WHERE run_id=?", (run_id,))}
+        f"SELECT task_id, finished_at FROM tasks WHERE {ROWS_OF_RUN}", journal.rows_of(run_id))}
     statuses = [s for (s,) in journal.db.execute(
-        f"SELECT status FROM calls WHERE {CALLS_OF_RUN} ORDER BY id DESC LIMIT ?",
-        (*journal.calls_of(run_id), rules.failure_window))]
+        f"SELECT status FROM calls WHERE {ROWS_OF_RUN} ORDER BY id DESC LIMIT ?",
+        (*journal.rows_of(run_id), rules.failure_window))]
     running = []
     for task, depends, expected in plans.get(journal, run_id):
         if task in finished or any(d not in finished for d in depends):

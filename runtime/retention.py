@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from bmad.compiler.settings import SettingsError, read_settings
-from bmad.runtime.journal import CALLS_OF_RUN_JOIN
+from bmad.runtime.journal import rows_of_runs_join
 
-# Tables whose rows name their run; a run's calls are found by their id block instead.
-RUN_TABLES = ("tasks", "events", "outputs", "verdicts", "cache")
+# Tables whose rows name their run; a run's calls and tasks are found by their id block instead.
+RUN_TABLES = ("events", "outputs", "verdicts", "cache")
 
 
 class RetentionError(ValueError):
@@ -107,8 +107,9 @@ def prune_runs(db: Any, retention: Retention, *, now: float | None = None,
         db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed_runs (id TEXT PRIMARY KEY)")
         db.execute("DELETE FROM doomed_runs")
         db.executemany("INSERT INTO doomed_runs VALUES (?)", [(r,) for r in doomed])
-        db.execute(f"DELETE FROM calls WHERE id IN (SELECT c.id FROM doomed_runs d "
-                   f"JOIN runs r ON r.id = d.id JOIN {CALLS_OF_RUN_JOIN})")
+        for table in ("calls", "tasks"):  # a run's rows are its block of ids
+            db.execute(f"DELETE FROM {table} WHERE id IN (SELECT x.id FROM doomed_runs d "
+                       f"JOIN runs r ON r.id = d.id JOIN {rows_of_runs_join(table, 'x')})")
         for table in RUN_TABLES:
             db.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT id FROM doomed_runs)")
         # a run that started `running` after we looked is spared by the status test here too

@@ -17,7 +17,7 @@ from bmad.compiler.plan import Plan
 from bmad.runtime.executors.local import RunRequest, execute_plan
 from bmad.runtime.history import read_history
 from bmad.runtime.interpreter import RunConfig
-from bmad.runtime.journal import CALLS_OF_RUN, Journal
+from bmad.runtime.journal import ROWS_OF_RUN, Journal
 
 from bmad.bench.routing.split import INPUT_OF_EVAL, Item
 
@@ -100,8 +100,8 @@ def run_workflow(workflow: Path, items: list[Item], data: Path, journal_path: Pa
     journal = Journal(journal_path, readonly=True)
     try:
         for row in journal.db.execute("SELECT task_id, slot, model, cost_usd FROM calls "
-                                      f"WHERE {CALLS_OF_RUN} AND status='ok'",
-                                      journal.calls_of(outcome.run_id)):
+                                      f"WHERE {ROWS_OF_RUN} AND status='ok'",
+                                      journal.rows_of(outcome.run_id)):
             task, slot, model, cost = row
             m = _ITEM_SLOT.match(slot or "")
             name = next((n for n, t in task_of_input.items() if t == task), None)

@@ -43,7 +43,7 @@ def _full_tuples(journal_calls, journal_tasks):
               c["response_text"], c["input_tokens"], c["output_tokens"], c["cost_usd"],
               c["latency_s"], c["error"], c["error_kind"], c["cached"], c["purpose"],
               c["capability"], c["quality"], c["created_at"], c["attempt"]) for c in journal_calls]
-    tasks = [tuple(t.values()) for t in journal_tasks]
+    tasks = [(i, *t.values()) for i, t in enumerate(journal_tasks)]  # ids in block 0: no run row
     return calls, tasks
 
 

@@ -1,6 +1,6 @@
-"""Journal schema 4: `tasks` WITHOUT ROWID and `calls` without AUTOINCREMENT (fewer pages per
-commit); a version-3 journal is rebuilt into it keeping every row and index, and then (schema 5,
-tests/runtime/test_journal_v5.py) its calls are moved into their run's block of ids."""
+"""A version-3 journal is brought forward through schema 4 (`calls` without AUTOINCREMENT, `tasks`
+rebuilt) and schema 5 (tests/runtime/test_journal_v5.py: each run's calls and tasks moved into
+its block of ids) keeping every row, each run's call order, and the indexes."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_a_version_3_journal_is_rebuilt_keeping_rows_ids_and_indexes(tmp_path):
     db.close()
     journal = Journal(path)
     assert journal.db.execute("PRAGMA user_version").fetchone()[0] == CURRENT_VERSION
-    assert "WITHOUT ROWID" in _sql(journal, "tasks")
+    assert "id INTEGER PRIMARY KEY" in _sql(journal, "tasks")  # schema 5: rows in blocks
     assert "AUTOINCREMENT" not in _sql(journal, "calls")
     indexes = {r[0] for r in journal.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "calls_by_run" not in indexes and "calls_of_run" not in indexes
@@ -88,11 +88,4 @@ def test_a_version_3_journal_is_rebuilt_keeping_rows_ids_and_indexes(tmp_path):
 
     journal = Journal(path)  # opening it again changes nothing
     assert [c["id"] for c in journal.call_rows("r")][:3] == [first, first + 1, first + 2]
-    journal.close()
-
-
-def test_a_new_journal_has_the_version_4_tables(tmp_path):
-    journal = Journal(tmp_path / "runs.db")
-    assert "WITHOUT ROWID" in _sql(journal, "tasks")
-    assert "AUTOINCREMENT" not in _sql(journal, "calls")
     journal.close()

@@ -1,6 +1,7 @@
-"""Journal schema 5: each run owns a block of call ids, so its calls are one id range of the
-`calls` table (no `calls_of_run` index to write on every commit). A version-4 journal is moved
-into blocks keeping every row and each run's order; new journals use 1 KiB pages."""
+"""Journal schema 5: each run owns a block of row ids, so its calls and tasks are one id range of
+each table (no `calls_of_run` index, no text-keyed `tasks` b-tree to write on every commit), and a
+task keeps one row per run. A version-4 journal is moved into blocks keeping every row and each
+run's call order; new journals use 1 KiB pages."""
 
 from __future__ import annotations
 
@@ -43,8 +44,12 @@ CREATE TABLE events (
 CREATE INDEX runs_by_started ON runs (started_at);
 INSERT INTO runs (id, workflow, plan_hash, status, started_at) VALUES ('late', 'w', 'p', 'failed', 2.0);
 INSERT INTO runs (id, workflow, plan_hash, status, started_at) VALUES ('early', 'w', 'p', 'completed', 1.0);
-INSERT INTO tasks (run_id, task_id, status, model, attempts, output_json)
-  VALUES ('early', 'a', 'completed', 'm', 1, '"x"');
+INSERT INTO tasks (run_id, task_id, status, model, attempts, output_json, started_at)
+  VALUES ('early', 'a', 'completed', 'm', 1, '"x"', 1.0);
+INSERT INTO tasks (run_id, task_id, status, model, attempts, output_json, error, started_at)
+  VALUES ('late', 'b', 'failed', 'm', 2, NULL, 'boom', 2.0);
+INSERT INTO tasks (run_id, task_id, status, model, attempts, output_json, started_at)
+  VALUES ('late', 'c', 'completed', 'm', 1, '"c"', 2.5);
 INSERT INTO calls (id, run_id, task_id, slot, model, request_hash, status, response_text, cost_usd, purpose, attempt, created_at)
   VALUES (3, 'early', 'a', 'm0/', 'm', 'h1', 'ok', 'x', 0.5, 'answer', 1, 10.0);
 INSERT INTO calls (id, run_id, task_id, slot, model, request_hash, status, response_text, cost_usd, purpose, attempt, created_at)
@@ -94,6 +99,11 @@ def test_a_version_4_journal_moves_each_runs_calls_into_its_block_in_order(tmp_p
     # Every column of every row kept.
     after = {r[0]: r for r in journal.db.execute("SELECT * FROM calls")}
     assert sorted(row[1:] for row in after.values()) == sorted(row[1:] for row in before.values())
+    # Task rows too, in their run's block.
+    assert [(t["task_id"], t["status"], t["error"]) for t in journal.task_rows("late")] == \
+        [("b", "failed", "boom"), ("c", "completed", None)]
+    assert [i for (i,) in journal.db.execute("SELECT id FROM tasks ORDER BY id")] == \
+        [early, late, late + 1]
     assert "calls_of_run" not in _indexes(journal) and "runs_by_call_block" in _indexes(journal)
     tables = {r[0] for r in journal.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert not any("_before_v" in t for t in tables)
@@ -104,10 +114,17 @@ def test_a_version_4_journal_moves_each_runs_calls_into_its_block_in_order(tmp_p
     assert [c["status"] for c in export_run(journal, "late")["calls"]] == ["error", "ok"]
 
     # A resumed run's new calls continue after its own; another run's block is untouched.
+    # The task that failed is finished: its row is replaced, the run keeps one row per task.
+    journal.close()
+    journal = Journal(tmp_path / "runs.db")
     journal.reopen_run("late")
     journal.add_call("late", "b", "m0/", "m", "h6", "ok", text="w", attempt=3)
+    journal.add_task("late", "b", "completed", "m", 3, 1.0, 5, None, "w", started_at=3.0)
     journal.flush()
     assert [c["id"] for c in journal.call_rows("late")] == [late, late + 1, late + 2]
+    assert [(t["task_id"], t["status"]) for t in journal.task_rows("late")] == \
+        [("c", "completed"), ("b", "completed")]
+    assert journal.final_tasks("late")["b"]["output"] == "w"
     journal.close()
 
     journal = Journal(tmp_path / "runs.db")  # opening it again changes nothing
@@ -122,7 +139,7 @@ def test_a_new_journal_uses_small_pages_and_reads_a_runs_calls_by_id_range(tmp_p
     assert "calls_of_run" not in _indexes(journal) and "runs_by_call_block" in _indexes(journal)
     plan = " ".join(r[3] for r in journal.db.execute(
         "EXPLAIN QUERY PLAN SELECT * FROM calls WHERE id BETWEEN ? AND ? AND run_id = ?",
-        journal.calls_of("r")))
+        journal.rows_of("r")))
     assert "INTEGER PRIMARY KEY" in plan and "SCAN" not in plan, plan
     journal.close()
 
@@ -145,7 +162,7 @@ def test_runs_started_from_two_connections_take_distinct_blocks(tmp_path):
             journal.add_call(run_id, "t", "m0/", "m", f"{run_id}-h2", "ok", text="y", attempt=2)
             journal.flush()
     for run_id in ("a0", "b2"):
-        first, last = one.calls_range(run_id)
+        first, last = one.rows_range(run_id)
         ids = [c["id"] for c in one.call_rows(run_id)]
         assert ids == [first, first + 1] and ids[-1] <= last
     one.close()
@@ -158,12 +175,14 @@ def test_a_call_id_taken_by_another_writer_is_renumbered_not_lost(tmp_path):
     one.add_call("r", "a", "m0/", "m", "h1", "ok", text="x", attempt=1)
     two.add_call("r", "b", "m0/", "m", "h2", "ok", text="y", attempt=1)  # takes the same id
     one.flush()
-    two.add_task("r", "b", "completed", "m", 1, 0.0, 0, None, "y")
-    two.flush()  # the id clashes: renumbered after the block's largest, committed once more
-    first = one.calls_range("r")[0]
+    one.add_task("r", "a", "completed", "m", 1, 0.0, 0, None, "x")
+    one.flush()
+    two.add_task("r", "b", "completed", "m", 1, 0.0, 0, None, "y")  # takes the same task row id
+    two.flush()  # the ids clash: renumbered after the block's largest, committed once more
+    first = one.rows_range("r")[0]
     assert [(c["id"], c["request_hash"]) for c in one.call_rows("r")] == \
         [(first, "h1"), (first + 1, "h2")]
-    assert one.final_tasks("r")["b"]["output"] == "y"
+    assert {t: v["output"] for t, v in one.final_tasks("r").items()} == {"a": "x", "b": "y"}
     two.add_call("r", "b", "m0/", "m", "h3", "ok", text="z", attempt=2)
     two.flush()
     assert [c["id"] for c in one.call_rows("r")][-1] == first + 2
@@ -171,11 +190,12 @@ def test_a_call_id_taken_by_another_writer_is_renumbered_not_lost(tmp_path):
     two.close()
 
 
-def test_pruning_a_run_removes_its_block_of_calls_only(tmp_path):
+def test_pruning_a_run_removes_its_block_of_calls_and_tasks_only(tmp_path):
     journal = Journal(tmp_path / "runs.db")
     for run_id in ("old", "new"):
         _create(journal, run_id)
         journal.add_call(run_id, "a", "m0/", "m", "h", "ok", text="x", attempt=1)
+        journal.add_task(run_id, "a", "completed", "m", 1, 0.0, 0, None, "x")
         journal.flush()
         journal.finish_run(run_id, "completed", spent_usd=0.0, tokens=0, unknown_cost_calls=0,
                            elapsed_s=0.0, done_tasks=1)
@@ -183,6 +203,7 @@ def test_pruning_a_run_removes_its_block_of_calls_only(tmp_path):
     report = prune_runs(journal.db, Retention(keep_runs=1))
     assert report.removed == ["old"]
     assert journal.db.execute("SELECT DISTINCT run_id FROM calls").fetchall() == [("new",)]
+    assert journal.db.execute("SELECT DISTINCT run_id FROM tasks").fetchall() == [("new",)]
     journal.close()
 
 
