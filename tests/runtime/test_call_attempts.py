@@ -8,6 +8,7 @@ import sqlite3
 from bmad.runtime.journal import Journal
 from bmad.runtime.journal_schema import CURRENT_VERSION
 
+from old_journals import META_AND_RUNS_BEFORE_V5
 from runtime_support import exported, plan_source, run_plan, sim_factory
 
 RETRYING = """
@@ -43,15 +44,7 @@ def test_each_answering_call_carries_its_attempt_number(tmp_path):
     assert "attempts" not in tables
 
 
-V2_JOURNAL = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE runs (
-  id TEXT PRIMARY KEY, workflow TEXT, plan_hash TEXT, status TEXT,
-  budget_usd REAL, budget_tokens INTEGER, budget_time_s REAL,
-  spent_usd REAL DEFAULT 0, tokens INTEGER DEFAULT 0, unknown_cost_calls INTEGER DEFAULT 0,
-  elapsed_s REAL DEFAULT 0,
-  started_at REAL, finished_at REAL, updated_at REAL, total_tasks INTEGER, done_tasks INTEGER DEFAULT 0,
-  pid INTEGER, error TEXT, source TEXT, inputs_json TEXT, options_json TEXT, plan_json TEXT);
+V2_JOURNAL = META_AND_RUNS_BEFORE_V5 + """
 CREATE TABLE tasks (
   run_id TEXT, task_id TEXT, status TEXT, model TEXT, attempts INTEGER, cost_usd REAL,
   tokens INTEGER, quality REAL, output_json TEXT, error TEXT, started_at REAL, finished_at REAL,
