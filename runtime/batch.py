@@ -28,7 +28,7 @@ from bmad.runtime.cache import TaskCache
 from bmad.runtime.events import EventBus, JournalSink
 from bmad.runtime.executors.local import (EXIT_CODES, RunRefused, RunRequest,
                                           default_provider_factory, new_run_id,
-                                          refuse_unrunnable_models)
+                                          refuse_unrunnable_models, same_plan)
 from bmad.runtime.executors.ray import current_run_id
 from bmad.runtime.interpreter import Interpreter
 from bmad.runtime.journal import Journal, RecordedCall, process_alive, default_journal_path, dumps
@@ -185,7 +185,8 @@ class _BatchRunner:
             if batch["status"] == "running" and batch["pid"] and process_alive(batch["pid"]):
                 raise RunRefused(f"batch `{batch['id']}` is running (process {batch['pid']})",
                                  "BMAD-E323", "wait for it, or stop that process first")
-            if batch["plan_hash"] != self.plan.plan_hash:
+            if batch["plan_hash"] != self.plan.plan_hash \
+                    and not same_plan(self.plan, batch["plan_hash"]):
                 raise RunRefused(f"batch `{batch['id']}` was made from plan "
                                  f"{batch['plan_hash'][:12]}, not {self.plan.plan_hash[:12]}",
                                  "BMAD-E303", "resume with the batch's own plan (omit FILE)")

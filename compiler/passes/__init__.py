@@ -25,7 +25,8 @@ from bmad.compiler.passes.measure_prompts import measure_prompts
 from bmad.compiler.passes.resolve_dependencies import resolve_dependencies
 from bmad.compiler.passes.route_models import route_models, without_explanations
 from bmad.compiler.passes.schedule_tasks import schedule_tasks
-from bmad.compiler.passes.seal_plan import compute_plan_hash, seal_plan, verify_plan
+from bmad.compiler.passes.seal_plan import (compute_plan_hash, plan_hash_matches, seal_plan,
+                                             verify_plan)
 from bmad.compiler.plan import Plan
 
 Pass = Callable[[Draft, PassContext], Draft]
@@ -136,4 +137,4 @@ def _release(draft: Draft) -> None:
 
 
 __all__ = ["PASSES", "CHECK_PASSES", "FEASIBILITY_UNTIL", "PassContext", "Draft", "make_context", "plan_program", "check_plan", "run_passes",
-           "describe_passes", "verify_plan", "compute_plan_hash"]
+           "describe_passes", "verify_plan", "compute_plan_hash", "plan_hash_matches"]

@@ -5,6 +5,11 @@ without spans (`ir_codec.to_data(..., spans=False)`), the catalog entries (model
 declarations) the tasks use, every task plan except its explanations (`candidates`,
 `route_reason`), budget, objective, strategy, scheduling, provider mode and concurrency, and the
 sha256 of each source file. Notes and the list of passes are for people and are not hashed.
+
+Paths the compiler resolved (source files, imports, replay data, GGUF files) are hashed relative
+to the main file's folder when they lie inside it: a project moved or cloned elsewhere plans to
+the same hash, so `--resume RUN FILE` and sealed plans keep working there. Hashes made before
+this (over absolute paths) still verify and still match their runs (`legacy_plan_hash`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import fields, is_dataclass
 from functools import cache
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bmad.compiler import ir, ir_codec
 from bmad.compiler.diagnostics import Diagnostic, error
@@ -91,8 +96,44 @@ def _used_models(plan: Plan) -> list[str]:
     return sorted(names)
 
 
-def hash_payload(plan: Plan) -> dict[str, Any]:
-    """What the hash covers, as data for `canonical_json` (tuples and IR nodes left as they are)."""
+def _relative_paths(program: ir.Program) -> Callable[[str | None], str | None]:
+    """Maps a path inside the main file's folder (absolute, or relative to the working directory,
+    as the compiler names the files it read) to its path relative to that folder; other paths (an
+    installed model file, `<std>/...`) stay as they are."""
+    main = next((f.path for f in program.files if f.role == "main"), None)
+    if main is None or main.startswith("<"):
+        return lambda path: path
+    root = Path(main).absolute().parent  # a main file named relative to the working directory
+
+    def rel(path: str | None) -> str | None:
+        if not path or path.startswith("<"):  # `<std>/NAME.bmad`, `<stdin>`: no place on disk
+            return path
+        try:
+            return Path(path).absolute().relative_to(root).as_posix()
+        except ValueError:
+            return path
+
+    return rel
+
+
+def _portable(program: ir.Program, rel: Callable[[str | None], str | None]) -> ir.Program:
+    return ir.replace(
+        program,
+        files=tuple(ir.replace(f, path=rel(f.path)) for f in program.files),
+        imports=tuple(ir.replace(i, resolved=rel(i.resolved)) for i in program.imports),
+        uses=tuple(ir.replace(u, resolved=rel(u.resolved)) for u in program.uses),
+        providers=tuple(ir.replace(p, data=rel(p.data)) if p.data else p for p in program.providers),
+        models=tuple(ir.replace(m, path=rel(m.path)) if m.path else m for m in program.models))
+
+
+def hash_payload(plan: Plan, *, portable: bool = True) -> dict[str, Any]:
+    """What the hash covers, as data for `canonical_json` (tuples and IR nodes left as they are).
+    `portable=False`: absolute paths, as hashes were made before (`legacy_plan_hash`)."""
+    program, sources = plan.program, plan.sources
+    if portable:
+        rel = _relative_paths(program)
+        program = _portable(program, rel)
+        sources = {rel(path): digest for path, digest in sources.items()}
     payload: dict[str, Any] = {
         "plan_version": plan.plan_version, "ir_version": plan.ir_version, "workflow": plan.workflow,
         "budget": [plan.budget.usd, plan.budget.tokens, plan.budget.time_s],
@@ -100,14 +141,14 @@ def hash_payload(plan: Plan) -> dict[str, Any]:
         "provider_mode": plan.provider_mode, "entry": _workflow_payload(plan.entry),
         "subplans": [_workflow_payload(s) for s in plan.subplans],
         "provider_concurrency": dict(sorted(plan.provider_concurrency.items())),
-        "sources": dict(sorted(plan.sources.items())),
-        "program": plan.program,  # IR nodes: encoded span-free by `canonical_json`
+        "sources": dict(sorted(sources.items())),
+        "program": program,  # IR nodes: encoded span-free by `canonical_json`
     }
     catalog = {}
     for name in _used_models(plan):
-        model = plan.program.model(name)
+        model = program.model(name)
         if model is not None:
-            provider = plan.program.provider(model.provider.name)
+            provider = program.provider(model.provider.name)
             catalog[name] = {"model": model, "provider": provider}
     payload["catalog"] = catalog
     return payload
@@ -115,6 +156,18 @@ def hash_payload(plan: Plan) -> dict[str, Any]:
 
 def compute_plan_hash(plan: Plan) -> str:
     return hashlib.sha256(canonical_json(hash_payload(plan)).encode("utf-8")).hexdigest()
+
+
+def legacy_plan_hash(plan: Plan) -> str:
+    """The hash as bmad made it before hashes were portable (absolute paths): what plans sealed
+    and runs journaled then carry."""
+    return hashlib.sha256(canonical_json(hash_payload(plan, portable=False)).encode("utf-8")).hexdigest()
+
+
+def plan_hash_matches(plan: Plan, recorded: str) -> bool:
+    """Whether `recorded` (a sealed plan's or a journaled run's hash) is this plan's hash, as made
+    now or as made before hashes were portable."""
+    return recorded == plan.plan_hash or recorded == legacy_plan_hash(plan)
 
 
 def _workflow_plan(wd: WorkflowDraft) -> WorkflowPlan:
@@ -157,7 +210,7 @@ def verify_plan(plan: Plan, current_sources: dict[str, str] | None = None) -> li
     """
     problems: list[Diagnostic] = []
     first = next(iter(plan.sources), "<plan>")
-    if compute_plan_hash(plan) != plan.plan_hash:
+    if compute_plan_hash(plan) != plan.plan_hash and legacy_plan_hash(plan) != plan.plan_hash:
         problems.append(error("BMAD-E220", ir.Span.unknown(first),
                               "the plan's hash doesn't verify: the plan file was edited after it was sealed",
                               "plan again with `bmad plan FILE -o plan.json`, or run with --replan"))

@@ -142,6 +142,14 @@ async def execute_plan_async(plan: Plan, request: RunRequest) -> RunOutcome:
             journal.close()
 
 
+def same_plan(plan: Plan, recorded: str) -> bool:
+    """A hash journaled before plan hashes were portable (absolute paths) still names this plan.
+    Imported only here: the optimizer's modules are not loaded for a run of a sealed plan."""
+    from bmad.compiler.passes.seal_plan import plan_hash_matches
+
+    return plan_hash_matches(plan, recorded)
+
+
 async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal | None) -> RunOutcome:
     config = request.config
     resumed: dict[str, dict[str, Any]] = {}
@@ -162,7 +170,7 @@ async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal |
             raise RunRefused(f"run `{row['id']}` is still running (process {row['pid']})",
                              "BMAD-E308", "wait for it to finish, or stop that process "
                              "(Ctrl-C, or kill PID), then resume")
-        if row["plan_hash"] != plan.plan_hash:
+        if row["plan_hash"] != plan.plan_hash and not same_plan(plan, row["plan_hash"]):
             raise RunRefused(f"run `{row['id']}` was made from plan {row['plan_hash'][:12]}, not "
                              f"{plan.plan_hash[:12]}", "BMAD-E303",
                              "resume with the run's own plan (omit FILE), or start a new run")

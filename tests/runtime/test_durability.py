@@ -67,3 +67,13 @@ def test_fault_injection_completes_and_records_every_failure(tmp_path):
     assert {"transient", "rate_limited", "timeout"} <= kinds
     assert len(rec.kinds("task_retried")) == len(errors)
     assert sum(c["status"] == "ok" for c in calls) == 31
+
+
+def test_a_run_resumes_from_its_project_moved_elsewhere(tmp_path):
+    (tmp_path / "here").mkdir()
+    (tmp_path / "moved").mkdir()
+    first, _ = run_plan(plan_source(tmp_path / "here", CHAIN), tmp_path, budget_usd=0.0002)
+    assert first.status == "budget_exhausted"
+    moved = plan_source(tmp_path / "moved", CHAIN)  # the same file, in another folder
+    second, _ = run_plan(moved, tmp_path, resume=first.run_id, budget_usd=1.0)
+    assert second.status == "completed" and second.run_id == first.run_id
