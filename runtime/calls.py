@@ -267,6 +267,8 @@ class ModelCaller:
                                   input_tokens, output_tokens, cost, latency, error, error_kind,
                                   cached, purpose, capability, None, attempt)
         if "call_finished" in self.events.wanted:
-            self.events.emit("call_finished", path, model=model, slot=slot, purpose=purpose,
+            provider = self.pool.get(model).provider
+            self.events.emit("call_finished", path, model=model, provider=provider.name,
+                             provider_kind=provider.kind, slot=slot, purpose=purpose,
                              status=status, input_tokens=input_tokens, output_tokens=output_tokens,
                              cost_usd=cost, latency_s=round(latency, 6), cached=cached, error=error)

@@ -28,8 +28,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "task_escalated": ("from_model", "to_model", "reason"),
     "task_rerouted": ("from_model", "to_model", "reason"),
     "task_skipped": ("reason",),
-    "call_finished": ("model", "slot", "purpose", "status", "input_tokens", "output_tokens",
-                      "cost_usd", "latency_s", "cached", "error"),
+    "call_finished": ("model", "provider", "provider_kind", "slot", "purpose", "status",
+                      "input_tokens", "output_tokens", "cost_usd", "latency_s", "cached", "error"),
     "budget_alert": ("kind", "threshold", "spent", "budget"),
     "cache_decision": ("hit", "key", "reason"),
     "run_finished": ("status", "spent_usd", "tokens", "elapsed_s", "error"),
@@ -196,16 +196,26 @@ class LiveDisplay:
         self.live.stop()
 
 
-class OpenTelemetrySink:
-    """Spans per run, task and call with the GenAI semantic conventions' attribute names."""
+# `gen_ai.system` (now also `gen_ai.provider.name`) as the GenAI semantic conventions name the
+# providers; other kinds (sim, replay, llama_cpp) are named by their kind.
+GENAI_SYSTEMS = {"openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini",
+                 "ollama": "ollama"}
 
-    def __init__(self) -> None:
+
+class OpenTelemetrySink:
+    """Spans per run, task and call with the GenAI semantic conventions' attribute names: a run
+    span, a span per task under it, and a `chat MODEL` span per model call under its task.
+    Spans go to the tracer provider given, else the process's global one (see
+    `runtime/otel_export.py` for how `bmad run` sets that up from the OTEL_* variables)."""
+
+    def __init__(self, tracer_provider: Any = None) -> None:
         from opentelemetry import trace
 
         self.trace = trace
-        self.tracer = trace.get_tracer("bmad.runtime")
-        self.run_span: Any = None
-        self.task_spans: dict[str, Any] = {}
+        self.tracer = trace.get_tracer("bmad.runtime", tracer_provider=tracer_provider)
+        # By run: a batch's rows run side by side, each its own trace.
+        self.run_spans: dict[str, Any] = {}
+        self.task_spans: dict[tuple[str, str], Any] = {}
 
     @staticmethod
     def available() -> bool:
@@ -219,42 +229,63 @@ class OpenTelemetrySink:
         d = event.data
         ns = int(event.ts * 1e9)
         if event.kind == "run_started":
-            self.run_span = self.tracer.start_span(
+            self.run_spans[event.run_id] = self.tracer.start_span(
                 f"bmad.run {d.get('workflow')}", start_time=ns,
                 attributes={"bmad.run_id": event.run_id, "bmad.workflow": d.get("workflow") or "",
-                            "bmad.plan_hash": d.get("plan_hash") or ""})
+                            "bmad.plan_hash": d.get("plan_hash") or "",
+                            "bmad.resumed": bool(d.get("resumed"))})
         elif event.kind == "task_started" and event.task:
-            ctx = self.trace.set_span_in_context(self.run_span) if self.run_span else None
-            self.task_spans[event.task] = self.tracer.start_span(
+            run_span = self.run_spans.get(event.run_id)
+            ctx = self.trace.set_span_in_context(run_span) if run_span else None
+            self.task_spans[(event.run_id, event.task)] = self.tracer.start_span(
                 f"bmad.task {event.task}", context=ctx, start_time=ns,
                 attributes={"bmad.task": event.task, "gen_ai.request.model": d.get("model") or ""})
         elif event.kind == "call_finished":
-            parent = self.task_spans.get(event.task or "") or self.run_span
+            parent = self.task_spans.get((event.run_id, event.task or "")) \
+                or self.run_spans.get(event.run_id)
             ctx = self.trace.set_span_in_context(parent) if parent else None
             start = ns - int((d.get("latency_s") or 0.0) * 1e9)
+            kind = d.get("provider_kind") or ""
+            system = GENAI_SYSTEMS.get(kind, kind or "_OTHER")
             span = self.tracer.start_span(
                 f"chat {d.get('model')}", context=ctx, start_time=start,
-                attributes={"gen_ai.operation.name": "chat", "gen_ai.system": "bmad",
+                attributes={"gen_ai.operation.name": "chat", "gen_ai.system": system,
+                            "gen_ai.provider.name": system,
                             "gen_ai.request.model": d.get("model") or "",
                             "gen_ai.usage.input_tokens": d.get("input_tokens") or 0,
                             "gen_ai.usage.output_tokens": d.get("output_tokens") or 0,
+                            "bmad.provider": d.get("provider") or "",
+                            "bmad.purpose": d.get("purpose") or "",
                             "bmad.cost_usd": d.get("cost_usd") or 0.0,
                             "bmad.cached": bool(d.get("cached"))})
             if d.get("status") != "ok":
                 span.set_attribute("error.type", str(d.get("error") or "error"))
+                span.set_status(self.trace.Status(self.trace.StatusCode.ERROR))
             span.end(end_time=ns)
         elif event.kind == "task_finished" and event.task:
-            span = self.task_spans.pop(event.task, None)
+            span = self.task_spans.pop((event.run_id, event.task), None)
             if span is not None:
-                span.set_attribute("bmad.status", d.get("status") or "")
+                status = d.get("status") or ""
+                span.set_attribute("bmad.status", status)
+                for key, value in (("bmad.model", d.get("model")), ("bmad.cost_usd", d.get("cost_usd")),
+                                   ("bmad.quality", d.get("quality")), ("bmad.attempts", d.get("attempts"))):
+                    if value is not None:
+                        span.set_attribute(key, value)
+                if status == "failed":
+                    span.set_attribute("error.type", str(d.get("error") or "failed"))
+                    span.set_status(self.trace.Status(self.trace.StatusCode.ERROR))
                 span.end(end_time=ns)
-        elif event.kind == "run_finished" and self.run_span is not None:
-            self.run_span.set_attribute("bmad.status", d.get("status") or "")
-            self.run_span.end(end_time=ns)
-            self.run_span = None
+        elif event.kind == "run_finished" and event.run_id in self.run_spans:
+            run_span = self.run_spans.pop(event.run_id)
+            status = d.get("status") or ""
+            run_span.set_attribute("bmad.status", status)
+            run_span.set_attribute("bmad.spent_usd", d.get("spent_usd") or 0.0)
+            if status == "failed":
+                run_span.set_status(self.trace.Status(self.trace.StatusCode.ERROR))
+            run_span.end(end_time=ns)
 
     def close(self) -> None:
-        for span in self.task_spans.values():
+        for span in [*self.task_spans.values(), *self.run_spans.values()]:
             span.end()
-        if self.run_span is not None:
-            self.run_span.end()
+        self.task_spans.clear()
+        self.run_spans.clear()

@@ -30,6 +30,7 @@ class ProviderSlot:
     rate_limit: ProviderRateLimit
     breaker: CircuitBreaker
     timeout_s: float | None
+    kind: str = ""  # the provider declaration's kind: openai, anthropic, sim...
     # The client answers without ever suspending (the sim at latency scale 0): a timeout scope
     # around its call could never fire, so the caller skips it (the sim still applies
     # `timeout_s` to its simulated latency itself).
@@ -122,7 +123,7 @@ class ModelPool:
         slot = ProviderSlot(name=name, client=client, limiter=Slots(concurrent),
                             rate_limit=ProviderRateLimit(limits),
                             breaker=CircuitBreaker(self.breaker_threshold, self.breaker_cooldown_s),
-                            timeout_s=decl.timeout_s,
+                            timeout_s=decl.timeout_s, kind=decl.kind,
                             instant=bool(getattr(client, "answers_instantly", False)))
         self.providers[name] = slot
         return slot

@@ -70,11 +70,12 @@ class Recorder:
 
 
 def run_plan(plan, tmp_path: Path, *, inputs: dict | None = None, factory=None,
-             config: RunConfig | None = None, recorder: Recorder | None = None, **request: Any):
+             config: RunConfig | None = None, recorder: Recorder | None = None,
+             sinks: tuple = (), **request: Any):
     rec = recorder or Recorder()
     req = RunRequest(inputs=inputs or {}, config=config or RunConfig(),
                      provider_factory=factory or sim_factory(plan), provider_mode="sim",
-                     journal_path=tmp_path / "runs.db", sinks=[rec.sink()], **request)
+                     journal_path=tmp_path / "runs.db", sinks=[rec.sink(), *sinks], **request)
     outcome = execute_plan(plan, req)
     return outcome, rec
 
