@@ -81,17 +81,14 @@ def configure_export(environ: Mapping[str, str] | None = None) -> Callable[[], N
     except ImportError:
         raise TracingError("OTEL_TRACES_EXPORTER asks for spans, but the OpenTelemetry SDK is "
                            "not installed: pip install 'bmad[otel]'") from None
+    unknown = [n for n in wanted if n not in ("otlp", "console")]
+    if unknown:  # said even when the process is set up already: the variable is a mistake
+        raise TracingError(f"OTEL_TRACES_EXPORTER={unknown[0]} is not supported here "
+                           f"(use otlp, console or none)")
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return None  # someone set the process up already (opentelemetry-instrument, an app)
-    exporters = []
-    for name in wanted:
-        if name == "otlp":
-            exporters.append(_otlp_exporter(environ))
-        elif name == "console":
-            exporters.append(ConsoleSpanExporter(out=sys.stderr))
-        else:
-            raise TracingError(f"OTEL_TRACES_EXPORTER={name} is not supported here "
-                               f"(use otlp, console or none)")
+    exporters = [_otlp_exporter(environ) if name == "otlp" else ConsoleSpanExporter(out=sys.stderr)
+                 for name in wanted]
     attributes = {} if environ.get("OTEL_SERVICE_NAME") else {"service.name": "bmad"}
     provider = TracerProvider(resource=Resource.create(attributes))
     for exporter in exporters:
