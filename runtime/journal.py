@@ -406,7 +406,7 @@ class Journal:
 
     def _write_rare(self, db: sqlite3.Connection) -> None:
         """The rows most commits have none of: events, cache entries, verdicts, progress."""
-        if self._task_deletes:  # before the rows that replace them
+        if self._task_deletes:  # earlier rows of tasks written again (by id: any order works)
             db.executemany("DELETE FROM tasks WHERE id=?", self._task_deletes)
         if self._events:
             db.executemany("INSERT INTO events (run_id, ts, kind, task_id, data_json) "
