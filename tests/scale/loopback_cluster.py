@@ -78,10 +78,11 @@ class LoopbackCluster:
         return self
 
     def wait_for_nodes(self, count: int, timeout_s: float = 120.0) -> None:
-        """Until the head's GCS lists `count` live nodes: `ray start` can return before a worker
-        has registered, and a driver that connects then sees (and places its actors on) fewer."""
-        probe = ("import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR', "
-                 "log_to_driver=False); print(sum(1 for n in ray.nodes() if n.get('Alive')))")
+        """Until `count` live nodes each ran a task pinned to it. `ray start` can return before a
+        worker has registered, and a node listed alive may not take work yet: a driver that
+        starts then places its actors on fewer nodes (soft node affinity falls back), seen here
+        under load as "4 call actors on 1 node(s)"."""
+        probe = _READY_PROBE
         deadline = time.monotonic() + timeout_s
         seen = "nothing"
         while time.monotonic() < deadline:
@@ -144,6 +145,22 @@ class LoopbackCluster:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# Prints how many live nodes ran a task pinned (hard node affinity) to each of them, within 30 s.
+_READY_PROBE = """
+import sys
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
+@ray.remote(num_cpus=0)
+def where():
+    return ray.get_runtime_context().get_node_id()
+ran = ray.get([where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote()
+               for n in nodes], timeout=30)
+print(len(nodes) if sorted(ran) == nodes else 0)
+"""
 
 
 def _kill_group(pgid: int) -> None:
