@@ -148,8 +148,12 @@ def test_a_node_killed_mid_batch_loses_and_repeats_nothing(cluster, tmp_path):
 def test_losing_the_head_node_stops_the_batch_and_resume_finishes_it_locally(cluster, tmp_path):
     """Ray can't outlive its head (the GCS holds the cluster's state), so the driver stops; what
     completed is journaled, and `--resume` on the local executor finishes the rest, paying for no
-    call twice and staying within the batch's budget."""
-    rows = 200
+    call twice and staying within the batch's budget.
+
+    The actors on the surviving node keep answering until the driver gives up on the GCS (5 s
+    here), ~40 rows a second: the batch is long enough that this can't finish it (with 200 rows
+    it once did, the call actors spread over both nodes)."""
+    rows = 600
     journal = tmp_path / "runs.db"
     # give up on the GCS in 5 s, not 60
     driver = _start_batch(cluster, tmp_path, rows, env={"RAY_gcs_rpc_server_reconnect_timeout_s": "5"})
