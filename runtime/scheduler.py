@@ -3,9 +3,9 @@
 No stage barriers: a task becomes ready the moment its last dependency is released. Workers are a
 pool of at most the task concurrency, so there is no task spawned per node and an idle worker is
 woken individually; the pool grows only as far as ready work needs (a chain never has more than
-one worker, a wide fan-out the whole pool). A finished node is only *released* (its dependents made ready) after `commit` has
-run for it; nodes that finish in the same scheduling tick share one commit, so the journal writes
-one transaction per tick rather than one per task.
+one worker, a wide fan-out the whole pool). A finished node is only *released* (its dependents
+made ready) after `commit` has run for it; nodes that finish in the same scheduling tick share one
+commit, so the journal writes one transaction per tick rather than one per task.
 """
 
 from __future__ import annotations
@@ -170,16 +170,20 @@ class Scheduler(Generic[N]):
                 if waiting[child] == 0:
                     heapq.heappush(heap, (keys[child], child))
         if not self._idle:  # nobody to wake: a chain, or every worker busy (or not started yet)
-            if self._spawned < self.workers and len(heap) > 1 + self._starting \
-                    and not self.stopping:
-                # This worker takes one itself, the ones starting one each; start more.
-                self._spawn(min(len(heap) - 1 - self._starting, self.workers - self._spawned))
+            if len(heap) > 1 and self._spawned < self.workers and not self.stopping:
+                self._grow(len(heap) - 1)  # this worker takes one itself
             return
         if self._finished_all():
             self._wake(len(self._idle))
         elif heap and not self.stopping:
-            # This worker takes one itself; wake others for the rest (and start more if needed).
-            extra = len(heap) - 1 - len(self._idle) - self._starting
+            # This worker takes one itself; idle workers, then new ones, take the rest.
+            unstaffed = len(heap) - 1 - len(self._idle)
             self._wake(len(heap) - 1)
-            if extra > 0 and self._spawned < self.workers:
-                self._spawn(min(extra, self.workers - self._spawned))
+            self._grow(unstaffed)
+
+    def _grow(self, unstaffed: int) -> None:
+        """Start workers for ready nodes no worker will take (those starting take one each),
+        up to the pool's size."""
+        more = min(unstaffed - self._starting, self.workers - self._spawned)
+        if more > 0:
+            self._spawn(more)
