@@ -8,7 +8,6 @@ unless --replan), then runs it with the durable interpreter. Exit codes: 0 compl
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -118,44 +117,6 @@ def _budget(text: Optional[str]):
     return parsed
 
 
-def _start_tracing(sinks: list[Any]):
-    """Spans for the run when OpenTelemetry is installed, exported as the OTEL_* variables say
-    (runtime/otel_export.py); returns what flushes them at the end, or None. Tracing never stops
-    a run: what can't be set up is said on stderr."""
-    from bmad.runtime.events import OpenTelemetrySink
-
-    if not OpenTelemetrySink.available():
-        if os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower() not in ("", "none") \
-                or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-            sys.stderr.write("note: OTEL_* variables ask for spans, but OpenTelemetry is not "
-                             "installed: pip install 'bmad[otel]'\n")
-        return None
-    from bmad.runtime.otel_export import TracingError, configure_export
-
-    try:
-        stop = configure_export()
-    except TracingError as exc:
-        sys.stderr.write(f"note: no spans exported: {exc}\n")
-        stop = None
-    sinks.append(OpenTelemetrySink())
-    if stop is None:
-        return None
-
-    def flush_and_stop() -> None:
-        from opentelemetry import trace
-
-        provider = trace.get_tracer_provider()
-        provider.force_flush(timeout_millis=_TRACE_FLUSH_MS)  # type: ignore[attr-defined]
-        stop()
-
-    return flush_and_stop
-
-
-# How long the end of a run waits for spans to reach the collector (one that is down must not
-# hold the command up).
-_TRACE_FLUSH_MS = 5000
-
-
 def _load_plan(file: str, *, replan: bool, provider: Optional[str], budget, optimize: Optional[str]):
     """A sealed plan from FILE: plan a workflow file, or load (and verify) a plan JSON."""
     from bmad.cli.common import file_problem
@@ -238,6 +199,7 @@ def register(app: typer.Typer) -> None:
         if rows is not None or resumes_batch(resume, _journal_path(journal)):
             run_batch(dict(locals()))  # every option of `bmad run`, applied to each row
         from bmad.runtime.events import JsonLinesSink, LiveDisplay
+        from bmad.runtime.otel_export import start_tracing
         from bmad.runtime.executors.local import RunRefused, RunRequest, execute_plan, load_run_plan
         from bmad.runtime.interpreter import RunConfig
         from bmad.runtime.journal import Journal, JournalError
@@ -286,7 +248,7 @@ def register(app: typer.Typer) -> None:
         elif sys.stderr.isatty():
             live = LiveDisplay(override.usd if override and override.usd is not None else plan.budget.usd)
             sinks.append(live)
-        stop_tracing = _start_tracing(sinks)
+        stop_tracing = start_tracing(sinks, sys.stderr.write)
         kinds = tuple(k.strip() for k in sim_failure_kinds.split(",")) if sim_failure_kinds else None
         request = RunRequest(
             inputs=values, input_texts=texts,

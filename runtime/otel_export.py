@@ -23,18 +23,22 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 
 # How long an export (with its retries) may take when OTEL_EXPORTER_OTLP_TIMEOUT doesn't say.
 DEFAULT_EXPORT_TIMEOUT_S = 4
+# How long the end of a run waits for spans still queued (a collector that is down must not hold
+# the command up).
+FLUSH_TIMEOUT_MS = 5000
 
 
 class TracingError(Exception):
     """The OTEL_* variables ask for something this installation can't do; the message says what."""
 
 
-def _wanted_exporters(environ: Mapping[str, str]) -> list[str]:
+def wanted_exporters(environ: Mapping[str, str]) -> list[str]:
+    """The exporters the variables ask for (`otlp` when only an endpoint is set)."""
     names = [n.strip().lower() for n in environ.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
     if not names and (environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
                       or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
@@ -70,7 +74,7 @@ def configure_export(environ: Mapping[str, str] | None = None) -> Callable[[], N
     environ = os.environ if environ is None else environ
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None
-    wanted = _wanted_exporters(environ)
+    wanted = wanted_exporters(environ)
     if not wanted:
         return None
     try:
@@ -94,4 +98,34 @@ def configure_export(environ: Mapping[str, str] | None = None) -> Callable[[], N
     for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    return provider.shutdown
+
+    def flush_and_stop() -> None:
+        provider.force_flush(timeout_millis=FLUSH_TIMEOUT_MS)
+        provider.shutdown()
+
+    return flush_and_stop
+
+
+def start_tracing(sinks: list[Any], note: Callable[[str], Any]) -> Callable[[], None] | None:
+    """What `bmad run` and a batch do: set up export from the variables (`configure_export`) and
+    add an `OpenTelemetrySink` to `sinks` when its spans have somewhere to go (a provider set up
+    here or before); returns what flushes them at the end, or None. Tracing never stops a run:
+    a request that can't be met is said through `note`. Without a destination no sink is added,
+    so a run with OpenTelemetry merely installed builds no spans and no call events."""
+    from bmad.runtime.events import OpenTelemetrySink
+
+    if not OpenTelemetrySink.available():
+        if wanted_exporters(os.environ):
+            note("note: OTEL_* variables ask for spans, but OpenTelemetry is not installed: "
+                 "pip install 'bmad[otel]'\n")
+        return None
+    try:
+        stop = configure_export()
+    except TracingError as exc:
+        note(f"note: no spans exported: {exc}\n")
+        stop = None
+    from opentelemetry import trace
+
+    if stop is not None or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        sinks.append(OpenTelemetrySink())
+    return stop
