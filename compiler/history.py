@@ -23,6 +23,7 @@ class Observation:
     failure_rate: float | None = None  # failed calls / calls, 0..1
     cost_usd: float | None = None  # mean cost of one call
     samples: int = 0
+    quality_samples: int = 0  # how many scores `quality` is the mean of (0: not told, take `samples`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,7 @@ def read_history(journal: Journal, *, min_samples: int = 3, simulated: bool = Fa
             failure_rate=failures / n if n else None,
             cost_usd=cost_sum / ok if ok else None,
             samples=max(int(n), len(qs)),
+            quality_samples=len(qs),
         )
     return ModelHistory(observations=observations, min_samples=min_samples,
                         calibration=_calibration(journal, is_simulated, simulated))

@@ -758,6 +758,7 @@ class Interpreter:
                 return cand.value, model, None
             threshold = gate.threshold if gate else self._cascade_floor(node)
             score, critique = await self._score(node, path, messages, cand, f"{slot}m{step}/", tally)
+            self._record_score(path, node, model, score)
             otherwise = (gate.otherwise if gate else None) or ("escalate" if node.plan.cascade
                                                                else "accept")
             rounds = 0
@@ -776,6 +777,8 @@ class Interpreter:
                                               f"{slot}m{step}/{otherwise}{rounds}/", tally, follow)
                     score, critique = await self._score(node, path, messages, cand,
                                                         f"{slot}m{step}/{otherwise}{rounds}/", tally)
+                    if otherwise == "retry":  # a fresh answer (a refined one owes the critique)
+                        self._record_score(path, node, model, score)
                     continue
                 if otherwise == "escalate" and step + 1 < len(chain):
                     break
@@ -952,6 +955,13 @@ class Interpreter:
                    else 0.0) if exact else scorers.similarity(before.value, settled.value)
         self.journal.add_calibration(self.run_id, path, node.capability, before.agreement,
                                      matched)
+
+    def _record_score(self, path: str, node: Node, model: str, score: float | None) -> None:
+        """A gated answer's score measures its model whether or not the gate let it through: the
+        tasks table credits only the answer that stood, which in a cascade over-rates the cheap
+        models (kept only when they passed) and under-rates the strong (asked only on hard items)."""
+        if self.journal is not None and score is not None:
+            self.journal.add_verdict(self.run_id, path, model, node.capability, score)
 
     def _record_verdicts(self, path: str, node: Node, candidates: Sequence[Candidate],
                          decided: Any, exact: bool) -> None:

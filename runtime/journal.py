@@ -314,7 +314,8 @@ class Journal:
 
     def add_verdict(self, run_id: str, task_id: str, model: str, capability: str | None,
                     agreement: float) -> None:
-        """How far one model's answer agreed with what a consensus task finally decided (0..1)."""
+        """One answer's measured quality (0..1): how far it agreed with what a consensus task
+        finally decided, or the score a quality gate gave it."""
         self._verdicts.append((run_id, task_id, model, capability, agreement, time.time()))
 
     def add_calibration(self, run_id: str, task_id: str, capability: str | None,

@@ -3,11 +3,15 @@
 The chain starts with the task's own `fallback [...]` models that are available, then adds the
 next-best qualified available candidates (by the workflow's objective), models of another provider
 than the routed one first, up to `MAX_AUTOMATIC_FALLBACKS`. `else escalate` without a
-`route cascade` escalates along the routed model followed by the chain in order of cost.
+`route cascade` escalates along the routed model followed by the chain in order of cost. Either
+cascade leaves out the members history shows doing worse than a cheaper one (`cascade_order`),
+except models the task names in `fallback [...]`; those left out are not brought back as automatic
+fallbacks, since the chain is also what escalation walks.
 """
 
 from __future__ import annotations
 
+from bmad.compiler.passes.cascade_order import describe_skipped, learn_cascade
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, revise
 from bmad.compiler.passes.route_models import _cost_key, rank_candidates
@@ -25,8 +29,8 @@ def chain_for(td: TaskDraft, objective: str, context: PassContext) -> tuple[str,
             chain.append(name)
     routed = context.catalog.get(plan.model) if plan.model else None
     routed_provider = routed.provider if routed else None
-    spare = [c for c in plan.candidates
-             if c.available and c.qualified and c.model not in used and c.model not in chain]
+    spare = [c for c in plan.candidates if c.available and c.qualified and c.model not in used
+             and c.model not in chain and c.model not in td.cascade_skipped]
     ranked = rank_candidates(spare, objective)
     ranked.sort(key=lambda c: c.provider == routed_provider)  # stable: another provider first
     chain += [c.model for c in ranked[:MAX_AUTOMATIC_FALLBACKS]]
@@ -44,7 +48,12 @@ def chain_fallbacks(draft: Draft, context: PassContext) -> Draft:
             if quality is not None and quality.otherwise == "escalate" and not plan.cascade:
                 costs = {c.model: c for c in plan.candidates}
                 upward = sorted((m for m in fallbacks if m in costs), key=lambda m: _cost_key(costs[m]))
-                td.plan = revise(plan, fallbacks=fallbacks, cascade=(plan.model, *upward))
+                written = {n.name for n in td.task.fallback}
+                cascade, skipped = learn_cascade((plan.model, *upward), td.needs, context.history,
+                                                 keep=written)
+                kept = tuple(m for m in fallbacks if m not in skipped)
+                reason = plan.route_reason + describe_skipped(skipped) if plan.route_reason else ""
+                td.plan = revise(plan, fallbacks=kept, cascade=cascade, route_reason=reason)
             else:
                 td.plan = revise(plan, fallbacks=fallbacks)
     return draft

@@ -61,6 +61,8 @@ class TaskDraft:
     reduce_items: int = 1  # `reduce`: how many items the source list holds
     pinned: bool = False
     routed_by_fallback: bool = False
+    # cascade members history took out (model -> why): not re-added as automatic fallbacks
+    cascade_skipped: dict = field(default_factory=dict)
 
     @property
     def id(self) -> str:

@@ -7,7 +7,8 @@ expected quality >= the task's floor (the task's `quality >= X`, else the workfl
 - `model M` (pinned): M, if available (else routed as below, with BMAD-W201);
 - `route cheapest|fastest|best [models]`: least expected cost / least latency / best quality among
   the listed (or all) qualified models; `route cascade [models]`: the cheapest available first, the
-  rest in order of cost as the escalation chain;
+  rest in order of cost as the escalation chain, less those history shows doing worse than a
+  cheaper member (`cascade_order`);
 - otherwise the objective (`--optimize`, else the workflow's `optimize`, else balanced):
   cost = least expected cost, latency = least expected latency, quality = highest expected
   quality (then cost), balanced = highest `0.5*quality - 0.3*cost - 0.2*latency`, each min-max
@@ -29,6 +30,7 @@ from bmad.compiler import ir
 from bmad.compiler.catalog import LOCAL_MODEL, CatalogEntry
 from bmad.compiler.diagnostics import Diagnostic, error, warning
 from bmad.compiler.money import format_usd
+from bmad.compiler.passes.cascade_order import describe_skipped, learn_cascade
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
 from bmad.compiler.passes.solo_estimate import SoloEstimate, pool_profile
@@ -382,6 +384,7 @@ class TaskRouter:
                                       whole=explaining or (consensus is not None and task.call is None))
         participants: tuple[str, ...] = ()
         cascade: tuple[str, ...] = ()
+        skipped: dict[str, str] = {}
         chosen: str | None = None
 
         if route is not None and route.strategy == "cascade":
@@ -390,7 +393,7 @@ class TaskRouter:
                            key=_cost_key)
             if order:
                 rule = "route:cascade"
-                cascade = tuple(c.model for c in order)
+                cascade, skipped = learn_cascade([c.model for c in order], td.needs, ctx.history)
                 chosen = order[0].model
         if chosen is None and td.pinned:
             pinned = ctx.catalog.get(task.model.name)
@@ -433,7 +436,9 @@ class TaskRouter:
                                     c.cost_usd_expected, c.latency_s, "chosen") if c.model in models else c
                           for c in ordered)
             self.cache[shown_key] = shown
-        reason = self._reason(rule, model, cascade, td.evaluated.get(model), len(usable), floor) if explaining else ""
+        td.cascade_skipped = skipped  # the same on every route of this task: for chain_fallbacks
+        reason = self._reason(rule, model, cascade, td.evaluated.get(model), len(usable), floor,
+                              skipped) if explaining else ""
         # one TaskPlan per route: the fields that routing decides, the rest kept from the draft
         plan = revise(td.plan, quality_floor=floor, model=model, participants=participants, judge=judge,
                        cascade=cascade, route_rule=rule, candidates=shown,
@@ -448,13 +453,13 @@ class TaskRouter:
         return entry.expected_quality(td.needs, self.context.history) if entry else None
 
     def _reason(self, rule: str, model: str | None, cascade: tuple[str, ...], chosen: Candidate | None,
-                qualified: int, floor: float | None) -> str:
+                qualified: int, floor: float | None, skipped: dict[str, str]) -> str:
         what = _describe(chosen) if chosen else model or "?"
         floor_text = f", floor {floor:.2f}" if floor is not None else ""
         if rule == "pinned":
             return f"pinned to {what}"
         if rule == "route:cascade":
-            return f"cascade {' -> '.join(cascade)} (cheapest first)"
+            return f"cascade {' -> '.join(cascade)} (cheapest first){describe_skipped(skipped)}"
         if rule.startswith("budget"):
             return f"cheapest qualified, to fit the budget{floor_text}"
         if rule.startswith("consensus"):

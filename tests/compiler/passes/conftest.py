@@ -35,6 +35,11 @@ def draft_after(pass_name: str, fixture: str | None = None, **context_options):
     return run_passes(program, context, until=pass_name)
 
 
+def tasks(draft, workflow: str) -> dict:
+    """A workflow's task drafts by task name."""
+    return {td.id: td for td in draft.workflows[workflow].tasks.values()}
+
+
 def project(draft, *, keys=None, shapes: bool = False) -> dict:
     """What a snapshot shows: per workflow, each task's plan (without the candidate table)."""
     out = {"diagnostics": sorted(f"{d.code}: {d.message}" for d in draft.diagnostics), "workflows": {}}
