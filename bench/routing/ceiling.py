@@ -76,11 +76,22 @@ def _relabel(letters: Sequence[str | None], names: dict[str, str]) -> tuple[str,
     return tuple(out)
 
 
+def _as_given(letters: Sequence[str | None], names: dict[str, str]) -> tuple[str, ...]:
+    """`_relabel`'s letter-aware twin: the pattern is the letters themselves ("A A" is not "B B")."""
+    for letter in letters:
+        if letter is not None:
+            names.setdefault(letter, letter)
+    return tuple("-" if letter is None else letter for letter in letters)
+
+
 def pattern_curve(rows: list[_Row], first: Sequence[str], then: Sequence[str] = (),
-                  strong: str = STRONG_MODEL) -> list[Point]:
+                  strong: str = STRONG_MODEL, *, by_letter: bool = False) -> list[Point]:
     """The hindsight-best policy's curve for one panel: `first` always answer; `then` answer only
     when `first` disagree (a mid-tier step); per agreement pattern, keep the best letter or escalate
-    to `strong`. Points from no escalation to every worthwhile one."""
+    to `strong`. Points from no escalation to every worthwhile one. `by_letter`: patterns tell the
+    letters apart (so a rule may trust "A A" and not "B B", as a model's bias towards one letter
+    may warrant)."""
+    pattern = _as_given if by_letter else _relabel
     keep: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     esc: dict[tuple, dict[tuple, dict[str, float]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(float)))
@@ -93,11 +104,11 @@ def pattern_curve(rows: list[_Row], first: Sequence[str], then: Sequence[str] = 
             asked += list(then)
         base += sum(row.cost.get(m, 0.0) for m in asked)
         names: dict[str, str] = {}
-        key = (len(asked),) + _relabel([row.letters.get(m) for m in asked], names)
+        key = (len(asked),) + pattern([row.letters.get(m) for m in asked], names)
         label_of = {v: k for k, v in names.items()}
         for label, letter in label_of.items():
             keep[key][label] += letter in row.right
-        strong_label = _relabel([row.letters.get(strong)], names)
+        strong_label = pattern([row.letters.get(strong)], names)
         label_of = {v: k for k, v in names.items()}
         for label, letter in label_of.items():
             esc[key][strong_label][label] += letter in row.right
@@ -146,7 +157,7 @@ def cheap_models(items: list[Item], budget: float, strong: str = STRONG_MODEL) -
 
 
 def dataset_points(items: list[Item], cheap: Sequence[str], *, max_panel: int = 3,
-                   strong: str = STRONG_MODEL) -> list[Point]:
+                   strong: str = STRONG_MODEL, by_letter: bool = False) -> list[Point]:
     """Every single model, and for multiple choice every panel of up to `max_panel` cheap models
     (all asked, or a pair then the rest on disagreement) and all of them, with the escalation
     curve of each: the dataset's frontier."""
@@ -166,7 +177,7 @@ def dataset_points(items: list[Item], cheap: Sequence[str], *, max_panel: int = 
     if len(cheap) > max_panel:
         panels.append((tuple(cheap), ()))
     for first, then in panels:
-        points += pattern_curve(rows, first, then, strong)
+        points += pattern_curve(rows, first, then, strong, by_letter=by_letter)
     return frontier(points)
 
 
@@ -218,7 +229,8 @@ def cheapest_reaching(per_dataset: dict[str, list[Point]], correct: float) -> Co
 
 
 def render(items: list[Item], *, max_panel: int = 3, strong: str = STRONG_MODEL) -> list[str]:
-    """The ceiling section of the report."""
+    """The ceiling section of the report: for rules blind to which letter was given, then for any
+    rule over the panel's letters."""
     by_dataset: dict[str, list[Item]] = defaultdict(list)
     for item in items:
         by_dataset[item.dataset].append(item)
@@ -226,8 +238,7 @@ def render(items: list[Item], *, max_panel: int = 3, strong: str = STRONG_MODEL)
     strong_correct = sum(i.correct.get(strong, 0.0) for i in items)
     budget = strong_cost / 3
     cheap = cheap_models(items, budget, strong)
-    per_dataset = {d: dataset_points(its, cheap, max_panel=max_panel, strong=strong)
-                   for d, its in sorted(by_dataset.items())}
+    code = [d for d, its in by_dataset.items() if not multiple_choice(its)]
     n = len(items)
     out = [f"ceiling of agreement-based routing (hindsight; panels of up to {max_panel} of "
            f"{len(cheap)} cheap models, a mid-tier step on disagreement, all {len(cheap)}; "
@@ -235,23 +246,30 @@ def render(items: list[Item], *, max_panel: int = 3, strong: str = STRONG_MODEL)
 
     def describe(label: str, combo: Combination | None) -> None:
         if combo is None:
-            out.append(f"  {label}: out of reach")
+            out.append(f"    {label}: out of reach")
             return
-        out.append(f"  {label}: accuracy {combo.correct / n:.3f} for ${combo.cost:.2f} "
+        out.append(f"    {label}: accuracy {combo.correct / n:.3f} for ${combo.cost:.2f} "
                    f"({100 * combo.cost / strong_cost:.1f}% of {_short(strong)})")
         for d, p in sorted(combo.points.items()):
             m = len(by_dataset[d])
-            out.append(f"      {d}: {p.correct / m:.3f} for ${p.cost:.2f} ({p.how})")
+            out.append(f"        {d}: {p.correct / m:.3f} for ${p.cost:.2f} ({p.how})")
 
-    describe(f"best within ${budget:.2f} (a third of {_short(strong)})",
-             best_within(per_dataset, budget))
-    describe(f"cheapest reaching {_short(strong)}'s {strong_correct / n:.3f}",
-             cheapest_reaching(per_dataset, strong_correct))
-    code = [d for d, its in by_dataset.items() if not multiple_choice(its)]
-    if code:
-        hypothetical = {d: frontier(ps + ([perfect_code_picker(by_dataset[d], cheap)]
-                                          if d in code else []))
-                        for d, ps in per_dataset.items()}
-        describe(f"best within ${budget:.2f}, with a perfect picker for "
-                 f"{', '.join(sorted(code))} (hypothetical)", best_within(hypothetical, budget))
+    for by_letter, family in ((False, "rules blind to which letter (quorums, agreement bars, "
+                                      "weighted votes)"),
+                              (True, "any rule over the panel's letters (may trust \"A A\" "
+                                     "and not \"B B\")")):
+        per_dataset = {d: dataset_points(its, cheap, max_panel=max_panel, strong=strong,
+                                         by_letter=by_letter)
+                       for d, its in sorted(by_dataset.items())}
+        out.append(f"  {family}:")
+        describe(f"best within ${budget:.2f} (a third of {_short(strong)})",
+                 best_within(per_dataset, budget))
+        describe(f"cheapest reaching {_short(strong)}'s {strong_correct / n:.3f}",
+                 cheapest_reaching(per_dataset, strong_correct))
+        if code:
+            hypothetical = {d: frontier(ps + ([perfect_code_picker(by_dataset[d], cheap)]
+                                              if d in code else []))
+                            for d, ps in per_dataset.items()}
+            describe(f"best within ${budget:.2f}, with a perfect picker for "
+                     f"{', '.join(sorted(code))} (hypothetical)", best_within(hypothetical, budget))
     return out

@@ -74,3 +74,16 @@ def test_render_names_the_budget_and_the_reach():
     assert "best within $2.33" in text
     assert "cheapest reaching" in text
     assert "perfect picker" in text
+
+
+def test_a_letter_aware_rule_escalates_only_the_letter_it_distrusts():
+    # The pair says A wrongly and B rightly: a letter-blind rule sees "a a" both times and must
+    # escalate both to fix the first; a letter-aware one escalates "A A" alone.
+    items = [mc(0, {"x": "A", "y": "A", STRONG: "B"}, "B"),
+             mc(1, {"x": "B", "y": "B", STRONG: "B"}, "B")]
+    blind = pattern_curve(_rows(items), ("x", "y"))
+    aware = pattern_curve(_rows(items), ("x", "y"), by_letter=True)
+    assert [(p.cost, p.correct) for p in blind] == [(4.0, 1.0), (10.0, 2.0)]
+    assert [(p.cost, p.correct) for p in aware] == [(4.0, 1.0), (7.0, 2.0)]
+    text = "\n".join(render(items))
+    assert "rules blind to which letter" in text and "any rule over the panel's letters" in text
