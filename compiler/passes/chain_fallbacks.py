@@ -15,12 +15,15 @@ from bmad.compiler.passes.cascade_order import describe_skipped, learn_cascade
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, revise
 from bmad.compiler.passes.route_models import _cost_key, rank_candidates
+from bmad.compiler.plan import TaskPlan
 
 MAX_AUTOMATIC_FALLBACKS = 2
 
 
-def chain_for(td: TaskDraft, objective: str, context: PassContext) -> tuple[str, ...]:
-    plan, task = td.plan, td.task
+def chain_for(td: TaskDraft, objective: str, context: PassContext,
+              plan: TaskPlan | None = None) -> tuple[str, ...]:
+    """The fallback chain of `td` routed as `plan` (default: its current plan)."""
+    plan, task = plan or td.plan, td.task
     used = {plan.model, *plan.participants}
     chain: list[str] = []
     for name in (n.name for n in task.fallback):
@@ -37,23 +40,28 @@ def chain_for(td: TaskDraft, objective: str, context: PassContext) -> tuple[str,
     return tuple(chain)
 
 
+def chained(td: TaskDraft, objective: str, context: PassContext,
+            plan: TaskPlan | None = None) -> TaskPlan:
+    """`plan` (default: `td`'s current one) with its fallback chain, and for `else escalate` its
+    cascade; enforce_budget chains the cheaper plans it weighs the same way."""
+    plan = plan or td.plan
+    fallbacks = chain_for(td, objective, context, plan)
+    quality = td.task.quality
+    if quality is None or quality.otherwise != "escalate" or plan.cascade:
+        return revise(plan, fallbacks=fallbacks)
+    costs = {c.model: c for c in plan.candidates}
+    upward = sorted((m for m in fallbacks if m in costs), key=lambda m: _cost_key(costs[m]))
+    written = {n.name for n in td.task.fallback}
+    cascade, skipped = learn_cascade((plan.model, *upward), td.needs, context.history, keep=written)
+    kept = tuple(m for m in fallbacks if m not in skipped)
+    reason = plan.route_reason + describe_skipped(skipped) if plan.route_reason else ""
+    return revise(plan, fallbacks=kept, cascade=cascade, route_reason=reason)
+
+
 def chain_fallbacks(draft: Draft, context: PassContext) -> Draft:
     for wd in draft.workflows.values():
         for td in wd.tasks.values():
             if td.plan.kind == "call" or td.plan.model is None:
                 continue
-            plan = td.plan
-            fallbacks = chain_for(td, wd.objective, context)
-            quality = td.task.quality
-            if quality is not None and quality.otherwise == "escalate" and not plan.cascade:
-                costs = {c.model: c for c in plan.candidates}
-                upward = sorted((m for m in fallbacks if m in costs), key=lambda m: _cost_key(costs[m]))
-                written = {n.name for n in td.task.fallback}
-                cascade, skipped = learn_cascade((plan.model, *upward), td.needs, context.history,
-                                                 keep=written)
-                kept = tuple(m for m in fallbacks if m not in skipped)
-                reason = plan.route_reason + describe_skipped(skipped) if plan.route_reason else ""
-                td.plan = revise(plan, fallbacks=kept, cascade=cascade, route_reason=reason)
-            else:
-                td.plan = revise(plan, fallbacks=fallbacks)
+            td.plan = chained(td, wd.objective, context)
     return draft

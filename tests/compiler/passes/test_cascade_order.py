@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from bmad.compiler.history import ModelHistory, Observation
 from bmad.compiler.passes.cascade_order import Measured, learn_cascade, measured_quality, outperforms
-from .conftest import draft_after, tasks
+from .conftest import compile_fixture, draft_after, tasks
 
 
 def history(**figures: tuple[float, int]) -> ModelHistory:
@@ -95,3 +95,21 @@ def test_else_escalate_chain_skips_what_history_shows_worse():
     # without history: the whole chain, as before
     plain = tasks(draft_after("chain_fallbacks"), "chains")["escalating"].plan
     assert plain.cascade == ("cheap", "rival", "strong")
+
+
+def test_a_task_the_budget_moves_escalates_from_its_new_model_and_is_priced_so():
+    from dataclasses import replace
+
+    from bmad.compiler.passes import make_context, run_passes
+    from bmad.compiler.passes.estimate_cost import estimate_task, rounded
+
+    program = compile_fixture("budget_escalate")
+    context = make_context(program, environment={}, provider_mode="sim")
+    td = tasks(run_passes(program, context, until="enforce_budget"), "tight")["climb"]
+    plan = td.plan
+    assert plan.downgraded_from == "strong" and plan.model == "cheap"
+    assert plan.cascade == ("cheap", "rival", "strong")  # from the new model up, cheapest first
+    # the estimate it was moved on counts the escalations it may make
+    assert plan.estimate == rounded(estimate_task(td, plan, context.catalog, context.history))
+    alone = estimate_task(td, replace(plan, cascade=()), context.catalog, context.history)
+    assert plan.estimate.cost_usd_expected > alone.cost_usd_expected
