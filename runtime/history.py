@@ -82,20 +82,21 @@ def read_history(journal: Journal, *, min_samples: int = 3, simulated: bool = Fa
                 agg[4] += 1
             else:
                 agg[1] += 1
+    # Verdicts (a consensus participant's agreement with the decision, a gate's score of each
+    # answer) measure every model that answered, not just the one credited with the result: a
+    # task they cover counts through them, the other tasks through their credited quality.
+    verdicts, covered = _verdicts(journal, is_simulated, simulated)
     quality: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for run_id, model, capability, q in journal.db.execute(
-            "SELECT run_id, model, capability, quality FROM tasks WHERE quality IS NOT NULL "
+    for run_id, task_id, model, capability, q in journal.db.execute(
+            "SELECT run_id, task_id, model, capability, quality FROM tasks WHERE quality IS NOT NULL "
             "AND model IS NOT NULL AND cached=0"):
-        if is_simulated(run_id, model) != simulated:
+        if (run_id, task_id) in covered or is_simulated(run_id, model) != simulated:
             continue
         quality[(model, capability or ANY_CAPABILITY)].append(q)
         if capability:
             quality[(model, ANY_CAPABILITY)].append(q)
-    # Consensus verdicts (each participant's agreement with the decision) measure every model that
-    # answered, not just the one credited with the result: where a model has them, they win.
-    verdicts = _verdicts(journal, is_simulated, simulated)
     for key, values in verdicts.items():
-        quality[key] = values
+        quality[key] += values
     observations: dict[tuple[str, str], Observation] = {}
     for key in set(calls) | set(quality):
         n, failures, latency_sum, cost_sum, ok = calls.get(key, [0, 0, 0.0, 0.0, 0])
@@ -128,21 +129,24 @@ def _calibration(journal: Journal, is_simulated: SimulatedRows,
     return {k: tuple(v) for k, v in out.items()}
 
 
-def _verdicts(journal: Journal, is_simulated: SimulatedRows,
-              simulated: bool) -> dict[tuple[str, str], list[float]]:
+def _verdicts(journal: Journal, is_simulated: SimulatedRows, simulated: bool
+              ) -> tuple[dict[tuple[str, str], list[float]], set[tuple[str, str]]]:
+    """Verdicts per (model, capability), and the (run, task) pairs they measured."""
     out: dict[tuple[str, str], list[float]] = defaultdict(list)
+    covered: set[tuple[str, str]] = set()
     try:
-        rows = journal.db.execute("SELECT run_id, model, capability, agreement FROM verdicts "
+        rows = journal.db.execute("SELECT run_id, task_id, model, capability, agreement FROM verdicts "
                                   "WHERE agreement IS NOT NULL").fetchall()
     except sqlite3.OperationalError:  # a journal written before verdicts were recorded
-        return out
-    for run_id, model, capability, agreement in rows:
+        return out, covered
+    for run_id, task_id, model, capability, agreement in rows:
+        covered.add((run_id, task_id))
         if is_simulated(run_id, model) != simulated:
             continue
         out[(model, capability or ANY_CAPABILITY)].append(agreement)
         if capability:
             out[(model, ANY_CAPABILITY)].append(agreement)
-    return out
+    return out, covered
 
 
 def load_model_history(path: Path | str | None = None, *, simulated: bool = False) -> ModelHistory | None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bmad.runtime.history import load_model_history, read_history
 from bmad.runtime.journal import Journal
 
@@ -35,7 +37,7 @@ def test_a_sim_run_feeds_only_sim_history(tmp_path):
     assert load_model_history(path) is None
     # a sim plan: the simulator's figures
     simulated = load_model_history(path, simulated=True)
-    assert simulated is not None and simulated.quality("local", "reasoning") == 0.35
+    assert simulated is not None and simulated.quality("local", "reasoning") == pytest.approx(0.35)
 
 
 def test_real_and_simulated_runs_are_kept_apart(tmp_path):
@@ -46,9 +48,9 @@ def test_real_and_simulated_runs_are_kept_apart(tmp_path):
     real = read_history(journal)
     sim = read_history(journal, simulated=True)
     journal.close()
-    assert real.quality("gpt", "reasoning") == 0.9 and real.latency("gpt", ("reasoning",)) == 2.0
+    assert real.quality("gpt", "reasoning") == pytest.approx(0.9) and real.latency("gpt", ("reasoning",)) == 2.0
     assert real.observation("gpt", "reasoning").samples == 3
-    assert sim.quality("gpt", "reasoning") == 0.2
+    assert sim.quality("gpt", "reasoning") == pytest.approx(0.2)
     assert abs(sim.latency("gpt", ("reasoning",)) - 0.1) < 1e-9
 
 
@@ -66,5 +68,25 @@ def test_models_on_a_sim_provider_count_as_simulated_in_a_real_run(tmp_path):
     real = read_history(journal)
     sim = read_history(journal, simulated=True)
     journal.close()
-    assert real.models() == {"gpt"} and real.quality("gpt", "reasoning") == 0.8
+    assert real.models() == {"gpt"} and real.quality("gpt", "reasoning") == pytest.approx(0.8)
     assert sim.models() == {"toy"} and sim.quality("toy", "reasoning") == 0.3
+
+
+def test_verdicts_and_credited_quality_both_count_each_task_once(tmp_path):
+    """A task measured by verdicts (a consensus, a cascade's gate) counts through them; the model's
+    other tasks still count through the quality credited to it."""
+    path = tmp_path / "runs.db"
+    journal = Journal(path)
+    journal.create_run("r", workflow="w", plan_hash="p", plan_json=None, inputs={},
+                       budget=(None, None, None), total_tasks=4, source=None, options={})
+    for task, q in (("plain1", 0.9), ("plain2", 0.8), ("voted", 1.0)):
+        journal.add_task("r", task, "completed", model="m", quality=q, capability="reasoning")
+    journal.add_verdict("r", "voted", "m", "reasoning", 0.0)  # m lost the vote it is credited with
+    journal.add_verdict("r", "voted", "n", "reasoning", 1.0)
+    journal.add_verdict("r", "voted", "other", "reasoning", 1.0)
+    journal.flush()
+    history = read_history(journal)
+    journal.close()
+    m = history.observation("m", "reasoning")
+    assert m.quality_samples == 3 and m.quality == pytest.approx((0.9 + 0.8 + 0.0) / 3)
+    assert history.observations[("n", "reasoning")].quality_samples == 1  # below min_samples
