@@ -48,7 +48,8 @@ def test_real_and_simulated_runs_are_kept_apart(tmp_path):
     real = read_history(journal)
     sim = read_history(journal, simulated=True)
     journal.close()
-    assert real.quality("gpt", "reasoning") == pytest.approx(0.9) and real.latency("gpt", ("reasoning",)) == 2.0
+    assert real.quality("gpt", "reasoning") == pytest.approx(0.9)
+    assert real.latency("gpt", ("reasoning",)) == 2.0
     assert real.observation("gpt", "reasoning").samples == 3
     assert sim.quality("gpt", "reasoning") == pytest.approx(0.2)
     assert abs(sim.latency("gpt", ("reasoning",)) - 0.1) < 1e-9
