@@ -8,7 +8,7 @@ from bmad.compiler.passes import PASSES, describe_passes, plan_program, make_con
 from bmad.compiler.passes.measure_prompts import reduce_calls
 from bmad.compiler.tokens import count_tokens, count_tokens_by_chars
 
-from .conftest import compile_fixture, draft_after, project, tasks
+from .conftest import draft_after, project, tasks
 
 
 def test_passes_are_ordered_and_named_after_their_modules():
