@@ -32,8 +32,9 @@ class Measured:
     def variance(self) -> float:
         # the mean of n scores in [0, 1] varies at most as a proportion's; add-one smoothing keeps
         # 0/n and n/n from claiming certainty
-        p = (self.quality * self.samples + 1) / (self.samples + 2)
-        return p * (1 - p) / self.samples
+        n = max(1, self.samples)  # a history read with min_samples 0 may hold an empty figure
+        p = (self.quality * n + 1) / (n + 2)
+        return p * (1 - p) / n
 
 
 def measured_quality(model: str, needs: Sequence[str], history: ModelHistory) -> Measured | None:

@@ -46,8 +46,7 @@ def chained(td: TaskDraft, objective: str, context: PassContext,
     cascade; enforce_budget chains the cheaper plans it weighs the same way."""
     plan = plan or td.plan
     fallbacks = chain_for(td, objective, context, plan)
-    quality = td.task.quality
-    if quality is None or quality.otherwise != "escalate" or plan.cascade:
+    if not escalates(td) or plan.route_rule == "route:cascade":  # that cascade is route_models'
         return revise(plan, fallbacks=fallbacks)
     costs = {c.model: c for c in plan.candidates}
     upward = sorted((m for m in fallbacks if m in costs), key=lambda m: _cost_key(costs[m]))
@@ -56,6 +55,11 @@ def chained(td: TaskDraft, objective: str, context: PassContext,
     kept = tuple(m for m in fallbacks if m not in skipped)
     reason = plan.route_reason + describe_skipped(skipped) if plan.route_reason else ""
     return revise(plan, fallbacks=kept, cascade=cascade, route_reason=reason)
+
+
+def escalates(td: TaskDraft) -> bool:
+    """`quality ... else escalate`: the task's chain is also its escalation cascade."""
+    return td.task.quality is not None and td.task.quality.otherwise == "escalate"
 
 
 def chain_fallbacks(draft: Draft, context: PassContext) -> Draft:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import Related, error, warning
 from bmad.compiler.money import format_usd
-from bmad.compiler.passes.chain_fallbacks import chained
+from bmad.compiler.passes.chain_fallbacks import chained, escalates
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
 from bmad.compiler.passes.estimate_cost import estimate_call, estimate_task, rounded, total_workflow
@@ -117,8 +117,8 @@ def _cheaper_plans(covered: list[CoveredTask], draft: Draft, context: PassContex
             continue
         router = routers.get(wd.name) or routers.setdefault(wd.name, TaskRouter(draft, wd, context))
         plan, _diags = router.route(td, objective="cost", budget_move=True)
-        # chained before it is priced: an `else escalate` cascade is part of what the task costs
-        plan = chained(td, wd.objective, context, plan)
+        if escalates(td):  # chained before it is priced: its cascade is part of what it costs
+            plan = chained(td, wd.objective, context, plan)
         plan = revise(plan, estimate=rounded(estimate_task(td, plan, context.catalog, context.history)))
         current = td.plan.estimate
         if plan.estimate.cost_usd_expected is None or current.cost_usd_expected is None:
@@ -202,6 +202,8 @@ def _enforce_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> N
             continue
         moved.append(f"`{item.label}` {td.plan.model} -> {new.model}")
         td.plan = revise(new, downgraded_from=td.plan.model)
+        if not escalates(td):  # an escalating task's cheaper plan was chained when it was priced
+            td.plan = chained(td, item.wd.objective, context)  # the chain from its new model
         moved_callee = moved_callee or item.via is not None
         worst -= cut
     if moved_callee:  # the callees' totals changed, and with them the cost of every call
