@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from itertools import combinations, permutations
 from typing import Iterable, Sequence
 
-from bmad.bench.routing.scoring import CHOICES, answer_correct
+from bmad.bench.routing.scoring import CHOICES, answer_correct, model_correct
 from bmad.bench.routing.split import STRONG_MODEL, Item
 from bmad.runtime.returns import normalise_enum
 
@@ -162,7 +162,7 @@ def dataset_points(items: list[Item], cheap: Sequence[str], *, max_panel: int = 
     (all asked, or a pair then the rest on disagreement) and all of them, with the escalation
     curve of each: the dataset's frontier."""
     points = [Point(sum(i.cost.get(m, 0.0) for i in items),
-                    sum(i.correct.get(m, 0.0) for i in items), f"always {_short(m)}")
+                    sum(model_correct(i, m) for i in items), f"always {_short(m)}")
               for m in sorted({m for i in items for m in i.answers})]
     rows = _rows(items)
     if not multiple_choice(items):
@@ -184,7 +184,7 @@ def dataset_points(items: list[Item], cheap: Sequence[str], *, max_panel: int = 
 def perfect_code_picker(items: list[Item], cheap: Sequence[str]) -> Point:
     """Hypothetical: every cheap model writes the program and a perfect judge picks a right one."""
     cost = sum(i.cost.get(m, 0.0) for i in items for m in cheap)
-    correct = sum(1.0 for i in items if any(i.correct.get(m) for m in cheap))
+    correct = sum(1.0 for i in items if any(model_correct(i, m) for m in cheap))
     return Point(cost, correct, "perfect picker among the cheap models' programs")
 
 
@@ -235,7 +235,7 @@ def render(items: list[Item], *, max_panel: int = 3, strong: str = STRONG_MODEL)
     for item in items:
         by_dataset[item.dataset].append(item)
     strong_cost = sum(i.cost.get(strong, 0.0) for i in items)
-    strong_correct = sum(i.correct.get(strong, 0.0) for i in items)
+    strong_correct = sum(model_correct(i, strong) for i in items)
     budget = strong_cost / 3
     cheap = cheap_models(items, budget, strong)
     code = [d for d, its in by_dataset.items() if not multiple_choice(its)]

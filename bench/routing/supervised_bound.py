@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bmad.bench.routing.ceiling import multiple_choice
-from bmad.bench.routing.scoring import CHOICES, answer_correct, strong_cost
+from bmad.bench.routing.scoring import CHOICES, answer_correct, model_correct, strong_cost
 from bmad.bench.routing.split import STRONG_MODEL, Item, read_split
 from bmad.runtime.returns import normalise_enum
 
@@ -58,7 +58,7 @@ def _escalation_curve(items: list[Item], models: Sequence[str], kept, order) -> 
     curve = [(cost, right)]
     for index in order:
         item = items[index]
-        right += item.correct.get(STRONG_MODEL, 0.0) - kept[index]
+        right += model_correct(item, STRONG_MODEL) - kept[index]
         cost += item.cost.get(STRONG_MODEL, 0.0)
         curve.append((cost, right))
     return curve
@@ -74,7 +74,7 @@ def text_curves(items: list[Item], pair: Sequence[str], folds: int) -> dict[str,
 
     letters = _letters(items, pair)
     kept = np.array([answer_correct(i, row[0]) for i, row in zip(items, letters)])
-    gain = np.array([i.correct.get(STRONG_MODEL, 0.0) for i in items]) - kept
+    gain = np.array([model_correct(i, STRONG_MODEL) for i in items]) - kept
     agreement = csr_matrix(np.array(
         [[a == b, a is None, b is None, *(a == c for c in CHOICES), *(b == c for c in CHOICES)]
          for a, b in letters], dtype=float))
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     choice = {d: its for d, its in sorted(by_dataset.items()) if multiple_choice(its)}
     code = [i for d, its in by_dataset.items() if d not in choice for i in its]
     fixed_cost = sum(i.cost.get(CODE_MODEL, 0.0) for i in code)
-    fixed_right = sum(i.correct.get(CODE_MODEL, 0.0) for i in code)
+    fixed_right = sum(model_correct(i, CODE_MODEL) for i in code)
     print(f"within ${budget:.2f} (a third of {_short(STRONG_MODEL)}); trained on the correctness "
           f"columns, {args.folds}-fold CV; code: {_short(CODE_MODEL)} ({fixed_right:.0f} right of "
           f"{len(code)}, ${fixed_cost:.2f})")

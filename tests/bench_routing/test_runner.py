@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bmad.bench.routing.scoring import aiq, answer_correct, apgr, oracle, upper_hull
+from bmad.bench.routing.scoring import (aiq, answer_correct, apgr, model_correct, oracle,
+                                        recorded_accuracy, single_model, upper_hull)
 from bmad.bench.routing.split import Item, read_split
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "routerbench"
@@ -88,6 +89,19 @@ def test_code_answers_are_scored_by_the_model_that_wrote_them():
     assert answer_correct(it, "def g(): return 1") == 1.0
     assert answer_correct(it, "def f(): pass") == 0.0
     assert answer_correct(it, "something else") == 0.0
+
+
+def test_single_models_are_scored_as_routers_are():
+    # Every model named B, but the recorded column grades only "a" right: a router answering B
+    # scores 1, so the single models must too, or the baselines would be graded more strictly.
+    it = item("arc-challenge", {"a": "B", "strong": "B\n", "c": "C"},
+              {"a": 1.0, "strong": 0.0, "c": 0.0}, {"a": 0.5, "strong": 2.0, "c": 0.1})
+    assert model_correct(it, "strong") == 1.0
+    assert model_correct(it, "c") == 0.0
+    assert single_model([it], "strong").overall.correct == 1.0
+    assert recorded_accuracy([it], "strong") == 0.0
+    code = item("mbpp", {"a": "def f(): pass"}, {"a": 1.0})
+    assert model_correct(code, "a") == 1.0
 
 
 def test_oracle_takes_the_cheapest_correct_model():
