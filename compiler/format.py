@@ -36,6 +36,7 @@ from bmad.compiler.diagnostics import Diagnostic, error
 from bmad.compiler.format_layout import (BREAK_PARENT, HARD_LINE, LINE, SOFT_LINE, Doc, Fill, Group,
                                          IfBreak, Mark, Nest, Reindent, Text, Trailing, join,
                                          render_marked)
+from bmad.compiler.nesting import too_deep
 from bmad.compiler.parse import ParseResult, parse_text
 from bmad.compiler.strings import common_margin, decode
 
@@ -118,8 +119,8 @@ def _layout(text: str, path: str) -> _Layout:
         doc = formatter.file(parsed.tree)
         output, marks = render_marked(doc)
         output = output.rstrip("\n") + "\n" if output.strip() else ""
-    except RecursionError:
-        return _Layout(None, [_internal_error(path, "the file is nested too deeply to format")])
+    except RecursionError:  # a generated file past Python's stack: say where, it is not a bug
+        return _Layout(None, [too_deep(parsed.tree, parsed.source_map, "format")])
     except _Unformattable as e:
         return _Layout(None, [_internal_error(path, f"it has no layout for `{e}`")])
     problem = _self_check(parsed, output, path)

@@ -19,12 +19,12 @@ from typing import Any, get_args
 from lark import Token, Transformer, Tree
 from lark.exceptions import VisitError
 
-from bmad.compiler import ir, literals, strings
+from bmad.compiler import ir, literals, nesting, strings
 from bmad.compiler.diagnostics import Diagnostic, Related, error
 from bmad.compiler.gc_pause import collection_paused
+from bmad.compiler.nesting import MAX_EXPRESSION_DEPTH
 from bmad.compiler.source_map import SourceMap
 
-MAX_EXPRESSION_DEPTH = 32
 LEARNED_BAR_TARGET = 0.9  # `quality >= auto`: decisions should match the escalation 90% of the time
 _PLAIN_JSON_STRING = re.compile(r'"[^"\\\x00-\x1f]*"')  # no escapes, no control characters
 
@@ -717,9 +717,9 @@ class Lowerer(Transformer):
         depth = 1 + max((self._depth.get(id(o), 1) for o in operands), default=0)
         if depth > MAX_EXPRESSION_DEPTH:
             if not any(self._depth.get(id(o), 0) > MAX_EXPRESSION_DEPTH for o in operands):
-                self.error("BMAD-E020", self.span(meta),
+                self.error(nesting.TOO_DEEP_CODE, self.span(meta),
                            f"this expression is nested more than {MAX_EXPRESSION_DEPTH} deep",
-                           "split the condition: compute part of it in an earlier task")
+                           nesting.TOO_DEEP_HINT)
         self._depth[id(node)] = depth
         return node
 
@@ -990,9 +990,7 @@ def lower_tree(tree: Tree, source_map: SourceMap, base_dir: str | None = None
     try:
         unit = lowerer.transform(tree)
     except RecursionError:
-        lowerer.diagnostics.append(error("BMAD-E020", source_map.span(0, 0),
-                                         "the file is nested too deeply to compile",
-                                         "split long conditions and deep JSON into smaller pieces"))
+        lowerer.diagnostics.append(nesting.too_deep(tree, source_map, "compile"))
         return None, lowerer.diagnostics
     except Exception as e:  # a bug in lowering: report it rather than crash the caller
         original = e.orig_exc if isinstance(e, VisitError) else e

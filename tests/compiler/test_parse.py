@@ -137,6 +137,21 @@ def test_long_boolean_chain_is_a_diagnostic_not_a_crash():
     assert any(d.code == "BMAD-E020" for d in result.diagnostics)
 
 
+def test_a_chain_past_the_stack_is_reported_where_it_starts():
+    # 5,000 terms overflow the recursive walk: the diagnostic must still point at the condition,
+    # in `check` and in `fmt` (which must not call it a bug of its own).
+    from bmad.compiler.format import format_source
+
+    chain = " or ".join(f"x > {i}" for i in range(5000))
+    text = f'workflow w {{\n  input x: number\n  task a when {chain} {{ prompt "p" }}\n  output a\n}}\n'
+    [deep] = [d for d in compile_source(text).diagnostics if d.code == "BMAD-E020"]
+    assert (deep.span.line, deep.span.column) == (3, 15)
+    assert "nested more than 32 deep" in deep.message
+    output, diagnostics = format_source(text, "deep.bmad")
+    assert output is None
+    assert [(d.code, d.span.line, d.span.column) for d in diagnostics] == [("BMAD-E020", 3, 15)]
+
+
 def test_invalid_utf8_bytes_do_not_raise():
     result = parse_text(b'workflow w { task a { prompt "caf\xe9" } output a }')
     assert result.tree is not None
