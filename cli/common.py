@@ -88,6 +88,16 @@ def read_source(path: str) -> tuple[str | None, Diagnostic | None]:
         return None, unreadable_file(path, exc.strerror or str(exc))
 
 
+def read_stdin_source(name: str = "<stdin>") -> tuple[str | None, Diagnostic | None]:
+    """Standard input as text, read as strictly as a file is: bytes that aren't UTF-8 are
+    reported where they sit instead of being replaced (which `fmt -` would then write out)."""
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return None, _not_utf8(name, exc)
+
+
 def file_problem(path: str) -> Diagnostic | None:
     """Why a path named on the command line can't be compiled, if it can't (checked up front)."""
     p = Path(path)

@@ -10,7 +10,7 @@ from typing import Callable
 import typer
 
 from bmad.cli.common import (EXIT_ERRORS, EXIT_OK, EXIT_USAGE, OutputFormat, examples, fail_usage,
-                             print_diagnostics, read_source)
+                             print_diagnostics, read_source, read_stdin_source)
 from bmad.compiler.diagnostics import Diagnostic
 
 HELP = """Format workflow files in place (the canonical layout; comments are kept).
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         changed: list[str] = []
         for path in expand_paths(files):
             if path == "-":
-                text, problem = sys.stdin.read(), None
+                text, problem = read_stdin_source()
             else:
                 text, problem = read_source(path)
             if problem is not None:

@@ -136,6 +136,16 @@ def test_fmt_check_diff_write_and_stdin(tmp_path: Path, spec_dir: Path):
     assert piped.returncode == 0 and piped.stdout == formatted
 
 
+def test_fmt_stdin_that_is_not_utf8_is_reported_not_replaced():
+    # Replacing the bad byte with U+FFFD and printing the result would lose it for an editor
+    # that writes stdout back to the file.
+    piped = subprocess.run([sys.executable, "-m", "bmad", "fmt", "-"], capture_output=True,
+                           input=b'workflow w {\n  task a { prompt "caf\xe9" }\n  output a\n}\n',
+                           timeout=120)
+    assert piped.returncode == 2 and piped.stdout == b""
+    assert b"<stdin>:2:23: error[BMAD-E053]" in piped.stderr and b"not UTF-8" in piped.stderr
+
+
 def test_fmt_errors_and_missing_files(tmp_path: Path):
     broken = tmp_path / "broken.bmad"
     broken.write_text("workflow w {\n  task a {\n")
