@@ -366,6 +366,11 @@ class Task:
     reduce: Reduce | None = None
     parallel_group: int | None = None  # index of the enclosing `parallel { }` block, if any
     pattern: str | None = None  # the seed's task_type when it named a stdlib pattern
+    # Where the scalar clauses were written, so a bad value is reported there (spans are never
+    # hashed or compared, like every `*_span` field).
+    max_tokens_span: Span = NO_SPAN
+    temperature_span: Span = NO_SPAN
+    timeout_span: Span = NO_SPAN
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,9 @@ def to_data(value: Any, *, spans: bool = True) -> Any:
             if is_span and not spans:
                 continue
             field_value = getattr(value, name)
+            if is_span and field_value == ir.NO_SPAN:
+                continue  # "not in the source": the decoder's default, and a plan of 10k tasks
+                # would otherwise carry tens of thousands of them
             # Most fields are None or scalars: no recursive call for them.
             out[name] = field_value if field_value is None or type(field_value) in _SCALARS \
                 else to_data(field_value, spans=spans)

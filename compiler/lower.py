@@ -25,6 +25,9 @@ from bmad.compiler.gc_pause import collection_paused
 from bmad.compiler.nesting import MAX_EXPRESSION_DEPTH
 from bmad.compiler.source_map import SourceMap
 
+# Task clauses whose value is a bare scalar: where each was written goes in the IR beside it.
+_SPAN_OF = {"max_tokens": "max_tokens_span", "temperature": "temperature_span",
+            "timeout_s": "timeout_span"}
 LEARNED_BAR_TARGET = 0.9  # `quality >= auto`: decisions should match the escalation 90% of the time
 _PLAIN_JSON_STRING = re.compile(r'"[^"\\\x00-\x1f]*"')  # no escapes, no control characters
 
@@ -198,6 +201,8 @@ class Lowerer(Transformer):
                 continue
             seen[clause.field] = clause
             values[clause.field] = clause.value
+            values[_SPAN_OF.get(clause.field, "")] = clause.span
+        values.pop("", None)
         return values
 
     def _merge_budget(self, first: _Clause, clause: _Clause, merged: ir.Budget) -> ir.Budget:
@@ -516,7 +521,8 @@ class Lowerer(Transformer):
             timeout_s=values.get("timeout_s"), retry=values.get("retry"),
             on_error=values.get("on_error"), returns=values.get("returns"),
             budget=values.get("budget"), quality=values.get("quality"),
-            consensus=values.get("consensus"), reduce=values.get("reduce"))
+            consensus=values.get("consensus"), reduce=values.get("reduce"),
+            **{span: values[span] for span in _SPAN_OF.values() if span in values})
 
     def for_each(self, meta, children):
         var, source = children

@@ -523,6 +523,7 @@ class _Lowering:
             fields["priority"] = self.choice(entries["priority"].value, "priority", PRIORITIES, E_PRIORITY)
         if "timeout" in entries:
             fields["timeout_s"] = self.duration(entries["timeout"].value, "timeout")
+            fields["timeout_span"] = self.span(entries["timeout"].value)
         if "retry_config" in entries:
             fields["retry"] = self.retry(entries["retry_config"].value)
         if "outputs" in entries:
@@ -650,9 +651,11 @@ class _Lowering:
                 pinned = ir.Name(raw.strip(), self.span(entries["model"].value))
         if "max_tokens" in entries:
             out["max_tokens"] = self.number(entries["max_tokens"].value, "max_tokens", integer=True, low=1)
+            out["max_tokens_span"] = self.span(entries["max_tokens"].value)
         if "temperature" in entries:
             temperature = self.number(entries["temperature"].value, "temperature", low=0, high=2)
             out["temperature"] = None if temperature is None else float(temperature)
+            out["temperature_span"] = self.span(entries["temperature"].value)
         consensus = None
         if "collaboration" in entries:
             consensus = self.collaboration(entries["collaboration"].value, preferred)

@@ -2,8 +2,9 @@
 one, negative prices, budgets and times, chunks too small to reduce, token counts beyond any model
 (the runtime's integers, SQLite's among them, would overflow on them).
 
-Scalar clauses without a span of their own (temperature, max_tokens, timeout, a workflow's quality)
-are reported at the name of their task or workflow, and the message names the clause.
+A task's scalar clauses (temperature, max_tokens, timeout) are reported where they were written;
+a clause with no span of its own (a workflow's quality, IR from elsewhere) at the name of its task
+or workflow, and the message names the clause.
 """
 
 from __future__ import annotations
@@ -49,18 +50,18 @@ def check_task(task: ir.Task, out: list[Diagnostic]) -> None:
     owner = f"task `{task.name}`"
     name_span = task.name_span
     if task.temperature is not None and not 0 <= task.temperature <= 2:
-        out.append(error("BMAD-E182", name_span,
+        out.append(error("BMAD-E182", at(task.temperature_span, name_span),
                          f"`temperature {number(task.temperature)}` of {owner} is outside 0..2",
                          "use 0 for repeatable answers, up to 2 for the most varied"))
     if task.max_tokens is not None and task.max_tokens < 1:
-        out.append(error("BMAD-E183", name_span, f"`max_tokens {task.max_tokens}` of {owner} allows no answer",
+        out.append(error("BMAD-E183", at(task.max_tokens_span, name_span), f"`max_tokens {task.max_tokens}` of {owner} allows no answer",
                          "use a positive count, e.g. `max_tokens 500`"))
     elif task.max_tokens is not None and task.max_tokens > MAX_TOKENS_CEILING:
-        out.append(error("BMAD-E193", name_span, f"`max_tokens {task.max_tokens:,}` of {owner} is more "
+        out.append(error("BMAD-E193", at(task.max_tokens_span, name_span), f"`max_tokens {task.max_tokens:,}` of {owner} is more "
                          f"than any model writes in one answer (at most {MAX_TOKENS_CEILING:,})",
                          "use the most the answer needs, e.g. `max_tokens 4000`"))
     if task.timeout_s is not None and task.timeout_s <= 0:
-        out.append(error("BMAD-E188", name_span, f"`timeout` of {owner} is not a positive time",
+        out.append(error("BMAD-E188", at(task.timeout_span, name_span), f"`timeout` of {owner} is not a positive time",
                          "use a duration such as `timeout 30s`"))
     retry = task.retry
     if retry is not None:
