@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -14,11 +15,12 @@ import anyio
 from bmad.compiler.limits import current_limits
 from bmad.runtime.events import EventBus
 from bmad.runtime.journal import RecordedCall
-from bmad.runtime.ledger import BudgetExhausted, BudgetLedger
+from bmad.runtime.ledger import (BudgetExhausted, BudgetLedger, ScopeBudgetExhausted,
+                                  ScopedLedger)
 from bmad.runtime.model_pool import ModelPool
 from bmad.runtime.providers import base, keys
 from bmad.runtime.providers.record_builder import positional_builder
-from bmad.runtime.retry import is_retryable
+from bmad.runtime.retry import is_retryable, requested_wait
 from bmad.runtime.slots import Slots
 
 if TYPE_CHECKING:
@@ -80,11 +82,65 @@ def request_hash(path: str, slot: str, model: str, purpose: str, max_tokens: int
     return _blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
+_INF = float("inf")
+
+
+def _sane_usage(response: base.CompletionResponse, ms: Any,
+                messages: tuple[base.Message, ...]) -> base.CompletionResponse:
+    """A response whose usage can't be true (negative token counts, a negative or non-finite
+    cost): a negative count is read like a missing one (estimated at 4 characters a token, as
+    the providers do), and the cost is priced from the counts. Spend never goes down."""
+    input_tokens = response.input_tokens
+    output_tokens = response.output_tokens
+    if input_tokens < 0:
+        input_tokens = max(1, sum(len(m.content) for m in messages) // 4)
+    if output_tokens < 0:
+        output_tokens = max(1, len(response.text) // 4)
+    cost = ms.cost(input_tokens, output_tokens)
+    if cost is not None and not 0.0 <= cost < _INF:
+        cost = None  # unknown rather than a credit
+    raw = dict(response.raw or {})
+    raw["usage_estimated"] = True
+    return replace(response, input_tokens=input_tokens, output_tokens=output_tokens,
+                   cost_usd=cost, raw=raw)
+
+
+def _seconds(value: float) -> str:
+    if value == _INF:
+        return "forever"
+    if value < 1000:
+        return f"{value:.3g}s"
+    return f"{value:,.0f}s" + (f" (~{value / 86400:,.0f} days)" if value >= 2 * 86400 else "")
+
+
+def _explain(error: base.ProviderError, why: str) -> None:
+    message = f"{error.message}; {why}"
+    error.message, error.args = message, (message,)
+
+
+def _out_of_time(ledger: Any) -> BudgetExhausted:
+    """The time budget ends before this call could start (a rate-limit wait outlasts it): the
+    refusal of whichever cap is the tighter, recorded as the ledger's own."""
+    if isinstance(ledger, ScopedLedger):
+        own, parent = ledger.own.remaining_time_s(), ledger.parent.remaining_time_s()
+        if own is not None and (parent is None or own <= parent):
+            ledger.exhausted = ScopeBudgetExhausted(ledger.scope, "time_s", 0.0, 0.0)
+            return ledger.exhausted
+        return _out_of_time(ledger.parent)
+    refusal = BudgetExhausted("time_s", 0.0, 0.0)
+    if ledger.exhausted is None:
+        ledger.exhausted = refusal
+        ledger._alert_exhausted("time_s")
+    return ledger.exhausted
+
+
 class ModelCaller:
     def __init__(self, *, pool: ModelPool, ledger: BudgetLedger, events: EventBus, journal: Any,
                  run_id: str, concurrency: int, breakers: bool,
                  recorded: dict[str, RecordedCall] | None = None,
                  default_timeout_s: float = DEFAULT_TIMEOUT_S, seed: int = 0):
+        # Called when the run's ledger is exhausted by spend recorded past a cap.
+        self.on_budget_exhausted: Any = None
         self.pool = pool
         self.ledger = ledger
         self.events = events
@@ -183,10 +239,19 @@ class ModelCaller:
                 rate_limit = provider.rate_limit
                 if rate_limit.paused_until or rate_limit.requests is not None \
                         or rate_limit.tokens is not None:
-                    await rate_limit.acquire(worst_in + max_tokens)
+                    if ledger.time_cap is None:
+                        await rate_limit.acquire(worst_in + max_tokens)
+                    else:  # a rate-limit wait never outlasts the time budget
+                        with anyio.move_on_after(max(0.0, ledger.remaining_time_s())) as waited:
+                            await rate_limit.acquire(worst_in + max_tokens)
+                        if waited.cancelled_caught:
+                            raise _out_of_time(ledger)
                 if not limiter.try_take():
                     await limiter.take()
                 try:
+                    stopped = self.ledger.exhausted
+                    if stopped is not None:  # the run's budget ran out while this call waited
+                        raise stopped
                     if not provider.limiter.try_take():
                         await provider.limiter.take()
                     try:
@@ -208,6 +273,9 @@ class ModelCaller:
                 masked = keys.redact(exc.message)
                 if masked != exc.message:
                     exc.message, exc.args = masked, (masked,)
+            except BudgetExhausted:  # out of time, or the run's budget is spent: not sent
+                ledger.release(reservation)
+                raise
             except Exception as exc:  # a provider bug must not take the run down with a traceback
                 error = base.ProviderError(keys.redact(f"{type(exc).__name__}: {exc}"),
                                            provider=provider.name)
@@ -216,11 +284,20 @@ class ModelCaller:
                 ledger.release(reservation)
                 raise
             else:
-                cost = response.cost_usd if response.cost_usd is not None else \
-                    ms.cost(response.input_tokens, response.output_tokens)
+                cost = response.cost_usd
+                if response.input_tokens < 0 or response.output_tokens < 0 \
+                        or (cost is not None and not 0.0 <= cost < _INF):
+                    response = _sane_usage(response, ms, messages)
+                    cost = response.cost_usd
+                elif cost is None:
+                    cost = ms.cost(response.input_tokens, response.output_tokens)
                 tokens = response.input_tokens + response.output_tokens
                 ledger.settle(reservation, cost, tokens)
                 tally.add(cost, tokens)
+                if self.ledger.exhausted is not None and self.on_budget_exhausted is not None:
+                    # Spend past the run's cap (a provider billed more than the worst case):
+                    # recorded in full; the run starts nothing more.
+                    self.on_budget_exhausted(self.ledger.exhausted)
                 if answering:
                     tally.attempts += 1
                 if self.breakers:
@@ -244,16 +321,32 @@ class ModelCaller:
                 provider.breaker.record_failure()
             if error.rate_limit is not None:
                 provider.rate_limit.observe(error.rate_limit)
-            if isinstance(error, base.RateLimited) and error.retry_after_s:
-                provider.rate_limit.pause(error.retry_after_s)
+            asked = requested_wait(error)
+            longest = policy.longest_wait(timeout)
+            if asked is not None and asked > longest:
+                # Waiting that long would hang the run: this model failed for this task, and
+                # the next model of the chain is asked (no provider-wide pause either).
+                _explain(error, f"the server asks to wait {_seconds(asked)} before a retry, "
+                                f"longer than the {_seconds(longest)} a retry may wait; "
+                                "not retried")
+            elif isinstance(error, base.RateLimited) and asked:
+                provider.rate_limit.pause(asked)
+            delay = None
+            if asked is None or asked <= longest:
+                if is_retryable(error) and attempt < policy.attempts:
+                    if rng is None:
+                        rng = random.Random(f"{self.seed}/{path}/{slot}")
+                    delay = policy.delay(attempt, error, rng)
+                    left = ledger.remaining_time_s() if ledger.time_cap is not None else None
+                    if left is not None and delay >= left:
+                        _explain(error, f"a retry after {_seconds(delay)} would pass the time "
+                                        f"budget ({_seconds(max(left, 0.0))} left); not retried")
+                        delay = None
             self._journal_call(path, slot, model, rhash, "error", None, 0, 0, 0.0,
                                time.time() - started, error.message, error.kind, False, purpose,
                                node.capability, tally.attempts if answering else None)
-            if not is_retryable(error) or attempt == policy.attempts:
+            if delay is None:
                 break
-            if rng is None:
-                rng = random.Random(f"{self.seed}/{path}/{slot}")
-            delay = policy.delay(attempt, error, rng)
             if self.events.active:
                 self.events.emit("task_retried", path, model=model, attempt=attempt,
                                  error=error.message, error_kind=error.kind, delay_s=round(delay, 3))

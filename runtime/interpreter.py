@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import AbstractSet, Any, Callable, Sequence
 
 import anyio
+import anyio.lowlevel
 
 from bmad.compiler import ir
 from bmad.compiler.limits import current_limits
@@ -30,8 +31,8 @@ from bmad.runtime.consensus import (Candidate, ConsensusOutcome, QuorumNotMet, d
                                      decide_medoid, decide_vote, run_consensus, verdicts)
 from bmad.runtime.events import EventBus
 from bmad.runtime.expressions import evaluate, truthy
-from bmad.runtime.ledger import (BudgetExhausted, BudgetLedger, ScopeBudgetExhausted, ScopedLedger,
-                                 UnpricedModel)
+from bmad.runtime.ledger import (BudgetExhausted, BudgetLedger, BudgetOverrun,
+                                 ScopeBudgetExhausted, ScopedLedger, UnpricedModel)
 from bmad.runtime.model_pool import ModelPool, ModelUnknown
 from bmad.runtime.providers.base import Message
 from bmad.runtime.retry import RetryPolicy
@@ -201,8 +202,10 @@ class Interpreter:
         self.caller = ModelCaller(pool=pool, ledger=ledger, events=events, journal=journal,
                                   run_id=run_id, concurrency=config.concurrency,
                                   breakers=self.strategy == "adaptive")
+        self.caller.on_budget_exhausted = self._budget_exhausted
         self._compiled: dict[str, CompiledWorkflow] = {}
         self.budget_stop: BudgetExhausted | None = None
+        self._item_flush = False  # a flush of finished `for each` items is scheduled
         self.cancelled = False
         self.done_tasks = len(self.resumed)
         self._remaining_expected = 0.0
@@ -361,6 +364,12 @@ class Interpreter:
             await scheduler.run_all()
         finally:
             self._schedulers.remove(scheduler)
+            if self.budget_stop is None and self.ledger.exhausted is not None:
+                # Spend went past the cap (calls in flight together, or answers that cost more
+                # than their worst case): the run is over budget whatever else finished.
+                self.budget_stop = self.ledger.exhausted
+            if isinstance(self.budget_stop, BudgetOverrun):  # the overrun as it stands now
+                self.budget_stop = self.ledger.overrun or self.budget_stop
             if len(frame.results) < len(nodes):
                 self._record_unfinished(frame)
         return frame
@@ -520,6 +529,26 @@ class Interpreter:
         if self.events.active:
             self.events.emit("task_rerouted", path, from_model=old, to_model=new, reason=reason)
 
+    def _budget_exhausted(self, exc: BudgetExhausted) -> None:
+        """The run's ledger recorded spend past its cap: nothing more starts."""
+        if self.budget_stop is None:
+            self.budget_stop = exc
+            self._stop_all()
+
+    async def _item_finished(self) -> None:
+        """A `for each` item (or `reduce` chunk) finished: its calls are journaled now, not when
+        the whole task ends, so a crash (SIGKILL) loses no paid call and a resume replays it.
+        Items finishing in the same scheduling tick share one commit."""
+        if self._item_flush:
+            return
+        self._item_flush = True
+        try:
+            await anyio.lowlevel.checkpoint()
+        finally:
+            self._item_flush = False
+            if self.journal is not None and self.journal.pending:
+                self.journal.flush()
+
     def _stop_all(self) -> None:
         for scheduler in self._schedulers:
             scheduler.stop()
@@ -594,6 +623,7 @@ class Interpreter:
         models: list[str] = []
         limiter = anyio.CapacityLimiter(self.config.for_each_concurrency or self.config.concurrency)
         on_error = node.task.on_error or "fail"
+        journaled = self.journal is not None and len(items) > 1
 
         async def one(i: int, item: Any) -> None:
             async with limiter:
@@ -617,6 +647,8 @@ class Interpreter:
                     if self.events.active:
                         self.events.emit("task_skipped", f"{path}[{i}]",
                                          reason=f"item failed, on_error continue: {exc}")
+            if journaled:
+                await self._item_finished()
 
         try:
             async with anyio.create_task_group() as tg:
@@ -649,6 +681,8 @@ class Interpreter:
                 scope = dict(frame.scope)
                 scope[reduce.source.name] = chunk
                 partials[c] = (await self._prompt(node, path, scope, f"L{level}c{c}/", tally))[0]
+                if self.journal is not None:
+                    await self._item_finished()
 
             try:
                 async with anyio.create_task_group() as tg:

@@ -5,6 +5,8 @@ task's n-th try, fallbacks included), so no separate attempt rows are written.
 Writes are buffered and committed in one transaction per scheduling tick (`flush`): the scheduler
 flushes a finished task's rows before any dependent starts, so a crash never loses a result that
 something downstream has used. Another process can read the same file at any time (WAL).
+Within a task, each finished `for each` item and `reduce` chunk is flushed as it finishes (items
+finishing in the same tick share the commit), so a crash loses no paid call a resume could replay.
 Default location: `.bmad/runs.db` under the working directory, or under `$BMAD_HOME`.
 
 Each run owns a block of row ids (`runs.call_block`; ids `block << 32` up to the next block) in
@@ -576,12 +578,16 @@ class Journal:
         rows = self.db.execute(
             "SELECT request_hash, response_text, input_tokens, output_tokens, cost_usd, latency_s "
             f"FROM calls WHERE {ROWS_OF_RUN} AND status='ok' ORDER BY id", self.rows_of(run_id))
-        return {h: RecordedCall(t or "", i or 0, o or 0, c, l or 0.0) for h, t, i, o, c, l in rows}
+        # Negative usage or cost (a journal written before they were refused) counts as none.
+        return {h: RecordedCall(t or "", max(i or 0, 0), max(o or 0, 0),
+                                None if c is None else max(c, 0.0), l or 0.0)
+                for h, t, i, o, c, l in rows}
 
     def spend(self, run_id: str) -> tuple[float, int, int]:
         """Dollars, tokens and unknown-cost calls actually spent by a run (cached calls are free)."""
         usd, tokens, unknown = self.db.execute(
-            "SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(input_tokens + output_tokens), 0), "
+            "SELECT COALESCE(SUM(MAX(cost_usd, 0)), 0), "
+            "COALESCE(SUM(MAX(input_tokens, 0) + MAX(output_tokens, 0)), 0), "
             "SUM(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) FROM calls "
             f"WHERE {ROWS_OF_RUN} AND cached=0", self.rows_of(run_id)).fetchone()
         return float(usd), int(tokens), int(unknown or 0)

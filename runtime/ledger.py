@@ -5,7 +5,13 @@ x output price); afterwards it settles the actual cost, which frees the differen
 that would take committed spend (settled + reserved) past a cap is refused: when other calls are in
 flight it first waits for them to settle (they usually cost less than their worst case), and only
 when nothing is in flight does it give up with `BudgetExhausted`. So `spent <= budget` holds at every
-instant, whatever runs concurrently.
+instant, whatever runs concurrently, as long as providers bill no more than the worst case.
+
+A provider can still report more than that (usage beyond `max_tokens`, an estimate from a long
+answer without usage): the real spend is recorded, never trimmed, and spend over a cap is an
+*overrun* (`BudgetOverrun`, in `exhausted`): no further call is admitted and the run ends
+`budget_exhausted`, saying by how much it went over. Negative amounts are never recorded: spend
+never goes down.
 """
 
 from __future__ import annotations
@@ -35,6 +41,33 @@ class BudgetExhausted(Exception):
         self.remaining = remaining
 
 
+class BudgetOverrun(BudgetExhausted):
+    """Recorded spend went past a cap (calls cost more than their reserved worst case)."""
+
+    def __init__(self, kind: str, spent: float, cap: float):
+        super().__init__(kind, 0.0, 0.0)
+        unit = "$" if kind == "usd" else ""
+        over = spent - cap
+        fmt = (lambda v: f"{v:.6f}".rstrip("0").rstrip(".")) if kind == "usd" \
+            else (lambda v: f"{int(v):,}")
+        ratio = spent / cap if cap > 0 else 0.0
+        times = "" if not ratio else f", {ratio:,.0f}x the cap" if ratio >= 10 \
+            else f", {ratio:.2f}x the cap"
+        what = "spent" if kind == "usd" else "used"
+        message = (f"{kind} budget exhausted: the run {what} {unit}{fmt(spent)} of its "
+                   f"{unit}{fmt(cap)} cap, over by {unit}{fmt(over)}{times} (calls already in "
+                   "flight, or answers that cost more than their reserved worst case)")
+        self.args = (message,)
+        self.spent = spent
+        self.cap = cap
+        self.over = over
+
+
+def _non_negative(value: float) -> float:
+    """A reported amount as spend: negative or NaN counts as 0, never as a credit."""
+    return value if value > 0 else 0.0
+
+
 class UnpricedModel(Exception):
     """A dollar budget is set and a model has no price: its cost can't be bounded."""
 
@@ -56,8 +89,8 @@ class BudgetLedger:
         self.usd_cap = usd
         self.tokens_cap = tokens
         self.time_cap = time_s
-        self.spent_usd = spent_usd
-        self.spent_tokens = spent_tokens
+        self.spent_usd = _non_negative(spent_usd)
+        self.spent_tokens = max(0, spent_tokens)
         self.unknown_cost_calls = 0
         self.reserved_usd = 0.0
         self.reserved_tokens = 0
@@ -70,6 +103,15 @@ class BudgetLedger:
         self.exhausted: BudgetExhausted | None = None
         # Alerts already passed before a resume are not repeated.
         self._check_alerts(quiet=True)
+
+    @property
+    def overrun(self) -> "BudgetOverrun | None":
+        """Recorded spend past a dollar or token cap (None: within every cap)."""
+        if self.usd_cap is not None and self.spent_usd > self.usd_cap * (1 + 1e-9) + 1e-12:
+            return BudgetOverrun("usd", self.spent_usd, self.usd_cap)
+        if self.tokens_cap is not None and self.spent_tokens > self.tokens_cap:
+            return BudgetOverrun("tokens", self.spent_tokens, self.tokens_cap)
+        return None
 
     # -- reading ------------------------------------------------------------------------------
     @property
@@ -114,6 +156,8 @@ class BudgetLedger:
             if isinstance(outcome, Reservation):
                 return outcome
             if self._in_flight == 0 or outcome.kind == "time_s":
+                if outcome.kind != "time_s":  # over the cap already: say so, and by how much
+                    outcome = self.overrun or outcome
                 self.exhausted = outcome
                 self._alert_exhausted(outcome.kind)
                 raise outcome
@@ -131,13 +175,14 @@ class BudgetLedger:
         if self.reserved_usd < 1e-12:
             self.reserved_usd = max(self.reserved_usd, 0.0)
         self._in_flight -= 1
-        if usd is None:
-            self.unknown_cost_calls += 1
-        else:
-            self.spent_usd += usd
-        self.spent_tokens += tokens
-        if self.usd_cap or self.tokens_cap:
+        self._add(usd, tokens)
+        if self.usd_cap is not None or self.tokens_cap is not None:
             self._check_alerts()
+            if self.exhausted is None:
+                overrun = self.overrun
+                if overrun is not None:  # recorded in full; no further call is admitted
+                    self.exhausted = overrun
+                    self._alert_exhausted(overrun.kind)
         if self._settled_event is not None:
             self._settled_event.set()
             self._settled_event = None
@@ -148,12 +193,16 @@ class BudgetLedger:
 
     def record(self, usd: float | None, tokens: int) -> None:
         """Spend that was not reserved beforehand (e.g. restored from the journal)."""
+        self._add(usd, tokens)
+        self._check_alerts()
+
+    def _add(self, usd: float | None, tokens: int) -> None:
         if usd is None:
             self.unknown_cost_calls += 1
-        else:
+        elif usd > 0:  # a negative (or NaN) amount is never a credit
             self.spent_usd += usd
-        self.spent_tokens += tokens
-        self._check_alerts()
+        if tokens > 0:
+            self.spent_tokens += tokens
 
     # -- alerts -------------------------------------------------------------------------------
     def _alert_exhausted(self, kind: str) -> None:
@@ -234,7 +283,10 @@ class ScopedLedger:
 
     # -- reserving ----------------------------------------------------------------------------
     def _scoped(self, refusal: BudgetExhausted) -> ScopeBudgetExhausted:
-        return ScopeBudgetExhausted(self.scope, refusal.kind, refusal.needed, refusal.remaining)
+        scoped = ScopeBudgetExhausted(self.scope, refusal.kind, refusal.needed, refusal.remaining)
+        if isinstance(refusal, BudgetOverrun):  # keep the overrun's own account of the spend
+            scoped.args = (f"{self.scope}: {refusal.args[0]}",)
+        return scoped
 
     def _try(self, usd: float | None, tokens: int) -> tuple[Reservation | BudgetExhausted, bool]:
         """Reserve in both, or say who refuses (True: this scope's own cap)."""

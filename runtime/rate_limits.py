@@ -4,6 +4,8 @@ A bucket refills continuously at `rate` per minute up to its capacity. Before a 
 request and the call's estimated tokens (waiting when the bucket is short); providers that report
 their remaining quota (`base.RateLimitInfo`, parsed from x-ratelimit-* headers, on responses and
 errors) shrink the bucket to what the server says, and a 429's Retry-After pauses the provider.
+A pause is at most `MAX_PAUSE_S` (a reset or Retry-After of days, or infinity, is read as that),
+and callers bound their wait by the run's remaining time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,19 @@ import anyio
 
 from bmad.compiler import ir
 from bmad.runtime.providers.base import RateLimitInfo
+
+MAX_PAUSE_S = 300.0  # the longest a provider is paused for, whatever a server says
+
+
+def _pause_length(seconds: float) -> float:
+    """A pause asked for, as seconds to wait: NaN or negative is none, beyond the cap the cap."""
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    if seconds != seconds or seconds <= 0:
+        return 0.0
+    return min(seconds, MAX_PAUSE_S)
 
 
 class TokenBucket:
@@ -51,7 +66,9 @@ class TokenBucket:
             self.pause(reset_s)
 
     def pause(self, seconds: float) -> None:
-        self.paused_until = max(self.paused_until, self._clock() + seconds)
+        seconds = _pause_length(seconds)
+        if seconds:
+            self.paused_until = max(self.paused_until, self._clock() + seconds)
 
 
 class ProviderRateLimit:
@@ -67,8 +84,8 @@ class ProviderRateLimit:
             return
         while True:
             wait = self.paused_until - time.monotonic()
-            if self.requests is not None:
-                wait = self.requests.wait_time(1)
+            if self.requests is not None:  # a pause holds whatever the buckets say
+                wait = max(wait, self.requests.wait_time(1))
             if self.tokens is not None:
                 wait = max(wait, self.tokens.wait_time(tokens))
             if wait <= 0:
@@ -93,4 +110,15 @@ class ProviderRateLimit:
             self.tokens.observe(info.tokens_remaining, info.tokens_reset_s)
 
     def pause(self, seconds: float) -> None:
-        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+        seconds = _pause_length(seconds)
+        if seconds:
+            self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
+    def wait_time(self, tokens: int) -> float:
+        """Seconds `acquire` would wait now (0: none)."""
+        wait = self.paused_until - time.monotonic()
+        if self.requests is not None:
+            wait = max(wait, self.requests.wait_time(1))
+        if self.tokens is not None:
+            wait = max(wait, self.tokens.wait_time(tokens))
+        return max(wait, 0.0)

@@ -42,10 +42,32 @@ class RetryPolicy:
         ceiling = min(ceiling, self.max_s)
         # "Equal jitter": at least half the ceiling, so retries never hammer immediately.
         wait = ceiling / 2 + rng.random() * ceiling / 2
-        retry_after = getattr(error, "retry_after_s", None)
+        retry_after = requested_wait(error)
         if retry_after is not None and retry_after > wait:
-            wait = float(retry_after)  # the server knows best; never retry before it allows
+            wait = retry_after  # the server knows best; never retry before it allows
         return wait
+
+    def longest_wait(self, timeout_s: float) -> float:
+        """The longest a retry of one call may wait, whatever a server's Retry-After asks: the
+        larger of the backoff's maximum and the call's own timeout. A server asking for more
+        (999999 s, a date years ahead, 1e400) is not waited for: the model counts as failed for
+        this task and the next model of its fallback chain is asked."""
+        return max(self.max_s, timeout_s)
+
+
+def requested_wait(error: BaseException | None) -> float | None:
+    """The wait a server asked for (Retry-After and its variants) in seconds, or None. A
+    negative, NaN or unreadable value counts as none; infinity stays (it is far too long)."""
+    value = getattr(error, "retry_after_s", None)
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if value != value or value <= 0:
+        return None
+    return value
 
 
 def is_retryable(error: BaseException) -> bool:
