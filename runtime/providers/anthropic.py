@@ -19,7 +19,8 @@ import httpx
 
 from bmad.runtime.providers import base
 from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status, enum_answer_schema,
-                                                iter_sse, loads_event, sampling_settings, truncated)
+                                                iter_sse, loads_event, sampling_settings, text_or_none, truncated,
+                                                usage_count, usage_sum)
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
@@ -80,8 +81,9 @@ class AnthropicProvider(HttpProvider):
     def parse_body(self, request: base.CompletionRequest, data: Any) -> ParsedCompletion:
         if not isinstance(data, dict) or not isinstance(data.get("content"), list):
             raise self.fail(base.Transient, "the response has no content blocks")
-        parsed = ParsedCompletion(finish_reason=data.get("stop_reason"), model_id=data.get("model"),
-                                  raw=data)
+        parsed = ParsedCompletion(finish_reason=text_or_none(data.get("stop_reason")),
+                                  model_id=text_or_none(data.get("model")), raw=data)
+        # No text block (`content: []`, a tool_use alone, `text: null`): an EmptyAnswer in `complete`.
         parsed.text = _text_of(request, data["content"])
         _apply_usage(parsed, data.get("usage"))
         return parsed
@@ -97,24 +99,24 @@ class AnthropicProvider(HttpProvider):
             data = loads_event(self, event.data)
             kind = data.get("type") if isinstance(data, dict) else None
             if kind == "message_start":
-                message = data.get("message") or {}
-                parsed.model_id = message.get("model")
+                message = data.get("message") if isinstance(data.get("message"), dict) else {}
+                parsed.model_id = text_or_none(message.get("model"))
                 _apply_usage(parsed, message.get("usage"))
             elif kind == "content_block_delta":
-                delta = data.get("delta") or {}
+                delta = data.get("delta") if isinstance(data.get("delta"), dict) else {}
                 if delta.get("type") == "text_delta":
-                    text.append(delta.get("text", ""))
+                    text.append(text_or_none(delta.get("text")) or "")
                 elif delta.get("type") == "input_json_delta":
-                    tool_json.append(delta.get("partial_json", ""))
+                    tool_json.append(text_or_none(delta.get("partial_json")) or "")
                 deltas += 1
                 if on_progress is not None:
                     on_progress(deltas)
             elif kind == "message_delta":
-                parsed.finish_reason = (data.get("delta") or {}).get("stop_reason") \
-                    or parsed.finish_reason
-                usage = data.get("usage") or {}
-                if usage.get("output_tokens") is not None:
-                    parsed.output_tokens = int(usage["output_tokens"])
+                delta = data.get("delta") if isinstance(data.get("delta"), dict) else {}
+                parsed.finish_reason = text_or_none(delta.get("stop_reason")) or parsed.finish_reason
+                usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+                if (output := usage_count(usage.get("output_tokens"))) is not None:
+                    parsed.output_tokens = output
             elif kind == "message_stop":
                 stopped = True
                 break
@@ -137,8 +139,8 @@ def _text_of(request: base.CompletionRequest, blocks: list[Any]) -> str:
         if isinstance(block, dict) and block.get("type") == "tool_use" \
                 and block.get("name") == JSON_TOOL:
             return json.dumps(_unwrap(request, block.get("input")))
-    return "".join(b.get("text", "") for b in blocks
-                   if isinstance(b, dict) and b.get("type") == "text")
+    return "".join(b["text"] for b in blocks
+                   if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str))
 
 
 def _unwrap(request: base.CompletionRequest, value: Any) -> Any:
@@ -149,13 +151,13 @@ def _unwrap(request: base.CompletionRequest, value: Any) -> Any:
 
 
 def _apply_usage(parsed: ParsedCompletion, usage: Any) -> None:
+    """Counts that aren't non-negative whole numbers are ignored (then estimated), never raised."""
     if not isinstance(usage, dict):
         return
-    if usage.get("input_tokens") is not None:
+    if (input_tokens := usage_count(usage.get("input_tokens"))) is not None:
         # Cache writes and reads are input tokens too (billed at their own rates).
-        parsed.input_tokens = int(usage["input_tokens"]) \
-            + int(usage.get("cache_creation_input_tokens") or 0) \
-            + int(usage.get("cache_read_input_tokens") or 0)
-        parsed.cached_tokens = int(usage.get("cache_read_input_tokens") or 0)
-    if usage.get("output_tokens") is not None:
-        parsed.output_tokens = int(usage["output_tokens"])
+        parsed.input_tokens = input_tokens + usage_sum(usage.get("cache_creation_input_tokens"),
+                                                       usage.get("cache_read_input_tokens"))
+        parsed.cached_tokens = usage_sum(usage.get("cache_read_input_tokens"))
+    if (output := usage_count(usage.get("output_tokens"))) is not None:
+        parsed.output_tokens = output

@@ -102,6 +102,11 @@ class Transient(ProviderError):
     kind = "transient"
 
 
+class EmptyAnswer(Transient):
+    """A 200 answer with no text in it (`content: null`, `""`, no text block, only a tool call, no
+    choices or candidates): worth another try, then a fallback; journaled as `transient`."""
+
+
 class Timeout(ProviderError):
     retryable = True
     kind = "timeout"

@@ -20,7 +20,8 @@ import httpx
 
 from bmad.runtime.providers import base
 from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status,
-                                                iter_sse, loads_event, parse_duration, sampling_settings, truncated)
+                                                iter_sse, loads_event, parse_duration, sampling_settings,
+                                                text_or_none, truncated, usage_count, usage_sum)
 
 _BLOCKING_FINISH = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION",
                     "IMAGE_SAFETY"}
@@ -96,7 +97,7 @@ class GeminiProvider(HttpProvider):
     def parse_body(self, request: base.CompletionRequest, data: Any) -> ParsedCompletion:
         if not isinstance(data, dict):
             raise self.fail(base.Transient, "the response is not a JSON object")
-        parsed = ParsedCompletion(raw=data, model_id=data.get("modelVersion"))
+        parsed = ParsedCompletion(raw=data, model_id=text_or_none(data.get("modelVersion")))
         self._merge_chunk(parsed, data, [])
         if parsed.finish_reason is None and not data.get("candidates"):
             raise self.fail(base.Transient, "the response has no candidates")
@@ -104,29 +105,34 @@ class GeminiProvider(HttpProvider):
 
     def _merge_chunk(self, parsed: ParsedCompletion, data: dict[str, Any],
                      pieces: list[str]) -> None:
-        feedback = data.get("promptFeedback") or {}
+        feedback = data.get("promptFeedback") if isinstance(data.get("promptFeedback"), dict) else {}
         if feedback.get("blockReason"):
             raise self.fail(base.ContentFiltered,
                             f"the prompt was blocked ({feedback['blockReason']})", status=400)
-        candidates = data.get("candidates") or []
-        if candidates:
+        candidates = data.get("candidates") if isinstance(data.get("candidates"), list) else []
+        if candidates and isinstance(candidates[0], dict):
             cand = candidates[0]
-            for part in (cand.get("content") or {}).get("parts") or []:
-                if isinstance(part, dict) and part.get("text") and not part.get("thought"):
+            content = cand.get("content") if isinstance(cand.get("content"), dict) else {}
+            parts = content.get("parts") if isinstance(content.get("parts"), list) else []
+            for part in parts:  # `text: null`, a functionCall alone: no text (EmptyAnswer)
+                if isinstance(part, dict) and isinstance(part.get("text"), str) and part["text"] \
+                        and not part.get("thought"):
                     pieces.append(part["text"])
-            if cand.get("finishReason"):
+            if text_or_none(cand.get("finishReason")):
                 parsed.finish_reason = cand["finishReason"]
         parsed.text = "".join(pieces)
         usage = data.get("usageMetadata")
         if isinstance(usage, dict):
-            if usage.get("promptTokenCount") is not None:
-                parsed.input_tokens = int(usage["promptTokenCount"])
-            thoughts = int(usage.get("thoughtsTokenCount") or 0)
-            if usage.get("candidatesTokenCount") is not None or thoughts:
-                parsed.output_tokens = int(usage.get("candidatesTokenCount") or 0) + thoughts
+            # Counts that aren't non-negative whole numbers are ignored (then estimated).
+            if (prompt := usage_count(usage.get("promptTokenCount"))) is not None:
+                parsed.input_tokens = prompt
+            thoughts = usage_sum(usage.get("thoughtsTokenCount"))
+            candidates_count = usage_count(usage.get("candidatesTokenCount"))
+            if candidates_count is not None or thoughts:
+                parsed.output_tokens = (candidates_count or 0) + thoughts
             parsed.reasoning_tokens = thoughts
-            parsed.cached_tokens = int(usage.get("cachedContentTokenCount") or 0)
-        if data.get("modelVersion"):
+            parsed.cached_tokens = usage_sum(usage.get("cachedContentTokenCount"))
+        if text_or_none(data.get("modelVersion")):
             parsed.model_id = data["modelVersion"]
         if parsed.finish_reason in _BLOCKING_FINISH and not parsed.text.strip():
             raise self.fail(base.ContentFiltered,

@@ -221,6 +221,10 @@ class HttpProvider:
             raise self.fail(base.ContentFiltered,
                             f"the answer was withheld by the provider's filter "
                             f"({parsed.finish_reason})")
+        if not parsed.text.strip():
+            # `content: null`, `""`, a tool call or tool_use block alone, no text block: nothing
+            # to hand on. Retried (a new draw may answer), then the fallback (ANSWER_SHAPES docs).
+            raise _detached(self.fail(base.EmptyAnswer, no_text_reason(parsed.finish_reason)))
         input_tokens = parsed.input_tokens if parsed.input_tokens is not None \
             else max(1, len(request.prompt_text) // 4)
         output_tokens = parsed.output_tokens if parsed.output_tokens is not None \
@@ -262,6 +266,17 @@ class HttpProvider:
                     on_progress(parsed.output_tokens)
             if self.wraps_enum:
                 parsed.text = unwrap_enum_answer(request, parsed.text)
+            if not isinstance(parsed.text, str):  # a protocol module's slip must not be a TypeError
+                parsed.text = ""
+            # A server may echo our key in a successful answer: mask every loaded key (and long
+            # enough prefixes of one) before the answer reaches outputs or the journal. A
+            # substring check per loaded key on the success path; the body is masked alike.
+            if keys.holds_loaded_secret(parsed.text):
+                parsed.text = keys.mask_loaded_secrets(parsed.text)
+            if parsed.raw and (request.stream or keys.holds_loaded_secret(response.content)):
+                parsed.raw = keys.mask_loaded_secrets_in(parsed.raw)
+            if parsed.model_id is not None and not isinstance(parsed.model_id, str):
+                parsed.model_id = None
             return parsed, response.headers
         finally:
             await response.aclose()
@@ -317,6 +332,37 @@ class HttpProvider:
         if not self.api_key() and self.key_variables:
             detail += f" (no key: {' / '.join(self.key_variables)} not set)"
         return HealthReport(self.name, self.kind, "ok", detail, models=models, latency_s=latency)
+
+
+def no_text_reason(finish_reason: Any) -> str:
+    """The message of an answer without text (`base.EmptyAnswer`)."""
+    reason = f" (finish reason {str(finish_reason)[:40]!r})" if finish_reason else ""
+    return f"the answer has no text{reason}"
+
+
+def usage_count(value: Any) -> int | None:
+    """A token count out of a usage field: a non-negative whole number (an int, an integral float
+    or a string of digits), else None (unreadable or negative: ignored, and the runtime estimates
+    the tokens as when a server reports none)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float):
+        return int(value) if value >= 0 and value.is_integer() else None
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 18:
+        return int(value.strip())
+    return None
+
+
+def usage_sum(*values: Any) -> int:
+    """Counts added up, unreadable ones as 0 (cached, reasoning and cache-write counts)."""
+    return sum(usage_count(v) or 0 for v in values)
+
+
+def text_or_none(value: Any) -> str | None:
+    """A string field of an answer: the string, else None (`null`, a number, an object...)."""
+    return value if isinstance(value, str) else None
 
 
 class ResponseTooLarge(base.BadRequest):

@@ -7,7 +7,9 @@ variable a `bmad.toml` names for that provider, else from the protocol's convent
 `redact(text)` replaces every key currently loaded, any long enough prefix of one (a server
 echoing part of a key), and anything shaped like a credential (a bearer token, a `key=` query
 parameter, an `sk-...` key, the password in a URL's `user:password@`) with `***`; error messages,
-reprs, logs and journals pass through it.
+reprs, logs and journals pass through it. `mask_loaded_secrets(text)` masks only the loaded keys
+(and long enough prefixes of them): every answer an HTTP provider returns passes through it, so a
+server echoing our key in a successful answer puts it in no output or journal.
 """
 
 from __future__ import annotations
@@ -204,6 +206,48 @@ def redact(text: str, extra: tuple[str, ...] = ()) -> str:
         if len(secret) >= _PARTIAL_KEY_FROM:
             text = _mask_prefixes(text, secret)
     return text
+
+
+def holds_loaded_secret(text: str | bytes) -> bool:
+    """Whether `text` (or a raw body) holds a loaded key (or URL password), whole or its first
+    PARTIAL_KEY_MIN characters: a substring check per loaded secret, cheap enough for every answer."""
+    if not text:
+        return False
+    with _loaded_lock:
+        secrets = tuple(_loaded_keys)
+    if isinstance(text, (bytes, bytearray)):
+        return any(s[:PARTIAL_KEY_MIN].encode("utf-8", "replace") in text for s in secrets)
+    return any(s in text or (len(s) >= _PARTIAL_KEY_FROM and s[:PARTIAL_KEY_MIN] in text)
+               for s in secrets)
+
+
+def mask_loaded_secrets(text: str) -> str:
+    """`text` (a model's answer) with every loaded key and long enough prefix of one masked.
+
+    Unlike `redact`, credential *shapes* we never loaded (`sk-...`, `Bearer ...`) are left alone:
+    an answer may rightly hold example tokens. Only our own secrets are taken out of it."""
+    if not holds_loaded_secret(text):
+        return text
+    with _loaded_lock:
+        secrets = sorted(_loaded_keys, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    for secret in secrets:
+        if len(secret) >= _PARTIAL_KEY_FROM:
+            text = _mask_prefixes(text, secret)
+    return text
+
+
+def mask_loaded_secrets_in(value: Any) -> Any:
+    """`mask_loaded_secrets` applied through dicts, lists and strings (a raw answer body)."""
+    if isinstance(value, str):
+        return mask_loaded_secrets(value)
+    if isinstance(value, dict):
+        return {k: mask_loaded_secrets_in(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_loaded_secrets_in(v) for v in value]
+    return value
 
 
 def redact_value(value: Any) -> Any:

@@ -16,7 +16,8 @@ import httpx
 
 from bmad.runtime.providers import base
 from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status, enum_answer_schema,
-                                                loads_event, sampling_settings, StreamedText, truncated)
+                                                loads_event, sampling_settings, StreamedText, text_or_none,
+                                                truncated, usage_count)
 
 
 class OllamaProvider(HttpProvider):
@@ -53,7 +54,8 @@ class OllamaProvider(HttpProvider):
             raise self.fail(base.Transient, "the response has no message")
         parsed = ParsedCompletion(raw=data)
         _merge(parsed, data)
-        parsed.text = data["message"].get("content") or ""
+        # `content: null`, `""` or a tool call alone: no text (an EmptyAnswer in `complete`).
+        parsed.text = text_or_none(data["message"].get("content")) or ""
         return parsed
 
     async def read_stream(self, request: base.CompletionRequest, response: httpx.Response,
@@ -69,7 +71,8 @@ class OllamaProvider(HttpProvider):
                 continue
             if data.get("error"):
                 raise classify_status(500, str(data["error"]), provider=self.name)
-            content = (data.get("message") or {}).get("content")
+            message = data.get("message") if isinstance(data.get("message"), dict) else {}
+            content = text_or_none(message.get("content"))
             if content:
                 streamed.add(content)
             if data.get("done"):
@@ -83,12 +86,13 @@ class OllamaProvider(HttpProvider):
 
 
 def _merge(parsed: ParsedCompletion, data: dict[str, Any]) -> None:
-    parsed.model_id = data.get("model") or parsed.model_id
-    parsed.finish_reason = data.get("done_reason") or parsed.finish_reason
-    if data.get("prompt_eval_count") is not None:
-        parsed.input_tokens = int(data["prompt_eval_count"])
-    if data.get("eval_count") is not None:
-        parsed.output_tokens = int(data["eval_count"])
+    parsed.model_id = text_or_none(data.get("model")) or parsed.model_id
+    parsed.finish_reason = text_or_none(data.get("done_reason")) or parsed.finish_reason
+    # Counts that aren't non-negative whole numbers are ignored (then estimated), never raised.
+    if (prompt := usage_count(data.get("prompt_eval_count"))) is not None:
+        parsed.input_tokens = prompt
+    if (output := usage_count(data.get("eval_count"))) is not None:
+        parsed.output_tokens = output
     if data.get("done"):
         parsed.raw = {**parsed.raw, **{k: v for k, v in data.items() if k != "message"}}
 

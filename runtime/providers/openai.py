@@ -21,7 +21,8 @@ import httpx
 
 from bmad.runtime.providers import base
 from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status, enum_answer_schema,
-                                                iter_sse, loads_event, sampling_settings, StreamedText, truncated)
+                                                iter_sse, loads_event, sampling_settings, StreamedText, text_or_none,
+                                                truncated, usage_count, usage_sum)
 
 
 STRUCTURED_FORMATS = ("json_schema", "json_object", "none")
@@ -96,16 +97,19 @@ class OpenAIProvider(HttpProvider):
                     raise
 
     def parse_body(self, request: base.CompletionRequest, data: Any) -> ParsedCompletion:
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list) \
-                or not data["choices"]:
-            raise self.fail(base.Transient, "the response has no choices")
-        choice = data["choices"][0]
-        message = choice.get("message") or {}
-        text = message.get("content")
+        if not isinstance(data, dict):
+            raise self.fail(base.Transient, "the response is not a JSON object")
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise self.fail(base.EmptyAnswer, "the answer has no text (the response has no choices)")
+        choice = choices[0]
+        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        text = _content_text(message.get("content"))
         if text is None and message.get("refusal"):
             return ParsedCompletion(text="", finish_reason="refusal", raw=data)
-        parsed = ParsedCompletion(text=text or "", finish_reason=choice.get("finish_reason"),
-                                  model_id=data.get("model"), raw=data)
+        # No text (`content: null`, `""`, a tool call alone): `complete` makes it an EmptyAnswer.
+        parsed = ParsedCompletion(text=text or "", finish_reason=text_or_none(choice.get("finish_reason")),
+                                  model_id=text_or_none(data.get("model")), raw=data)
         _apply_usage(parsed, data.get("usage"))
         return parsed
 
@@ -123,12 +127,17 @@ class OpenAIProvider(HttpProvider):
                 message, code, _ = self.error_details(data)
                 status = 400 if code and "context" in code else 500
                 raise classify_status(status, message, code=code, provider=self.name)
-            parsed.model_id = data.get("model") or parsed.model_id
-            for choice in data.get("choices") or []:
-                delta = choice.get("delta") or {}
-                if delta.get("content"):
+            if not isinstance(data, dict):
+                continue
+            parsed.model_id = text_or_none(data.get("model")) or parsed.model_id
+            choices = data.get("choices")
+            for choice in choices if isinstance(choices, list) else []:
+                if not isinstance(choice, dict):
+                    continue
+                delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+                if isinstance(delta.get("content"), str) and delta["content"]:
                     streamed.add(delta["content"])
-                if choice.get("finish_reason"):
+                if text_or_none(choice.get("finish_reason")):
                     parsed.finish_reason = choice["finish_reason"]
             if data.get("usage"):
                 _apply_usage(parsed, data["usage"])
@@ -140,14 +149,28 @@ class OpenAIProvider(HttpProvider):
         return parsed
 
 
+def _content_text(content: Any) -> str | None:
+    """`message.content`: a string, or (some compatible servers) a list of `{type: text, text}`
+    parts; None when it holds no text."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        pieces = [p["text"] for p in content
+                  if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        return "".join(pieces) if pieces else None
+    return None
+
+
 def _apply_usage(parsed: ParsedCompletion, usage: Any) -> None:
+    """Counts that aren't non-negative whole numbers are ignored (then estimated), never raised."""
     if not isinstance(usage, dict):
         return
-    if usage.get("prompt_tokens") is not None:
-        parsed.input_tokens = int(usage["prompt_tokens"])
-    if usage.get("completion_tokens") is not None:
-        parsed.output_tokens = int(usage["completion_tokens"])
-    details = usage.get("prompt_tokens_details") or {}
-    parsed.cached_tokens = int(details.get("cached_tokens") or 0)
-    out_details = usage.get("completion_tokens_details") or {}
-    parsed.reasoning_tokens = int(out_details.get("reasoning_tokens") or 0)
+    if (prompt := usage_count(usage.get("prompt_tokens"))) is not None:
+        parsed.input_tokens = prompt
+    if (completion := usage_count(usage.get("completion_tokens"))) is not None:
+        parsed.output_tokens = completion
+    details = usage.get("prompt_tokens_details")
+    parsed.cached_tokens = usage_sum(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    out_details = usage.get("completion_tokens_details")
+    parsed.reasoning_tokens = usage_sum(out_details.get("reasoning_tokens")) \
+        if isinstance(out_details, dict) else 0
