@@ -13,7 +13,10 @@ from bmad.cli.common import (EXIT_ERRORS, EXIT_OK, EXIT_USAGE, OutputFormat, exa
                              print_diagnostics, read_source, read_stdin_source)
 from bmad.compiler.diagnostics import Diagnostic
 
-HELP = """Format workflow files in place (the canonical layout; comments are kept).
+HELP = """Format .bmad workflow files in place (the canonical layout; comments are kept).
+
+Only .bmad files are formatted: folders are searched for `*.bmad` (YAML files in them are skipped
+with a note), and naming a seed-format .yaml/.yml file is a usage error.
 
 With --check nothing is written: the exit status is 1 when a file would change. With --diff the
 changes are printed as a unified diff on stdout instead of being written. `-` reads stdin and writes
@@ -39,16 +42,28 @@ def load_formatter() -> Formatter | None:
     return format_source
 
 
-def expand_paths(paths: list[str]) -> list[str]:
-    """Files as given; directories become the .bmad files under them (sorted)."""
+# Seed-format workflows (`bmad check flow.yaml`): fmt has no layout for them.
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def expand_paths(paths: list[str], skipped: list[str] | None = None) -> list[str]:
+    """Files as given; directories become the .bmad files under them (sorted). The YAML files in
+    those directories, which fmt does not format, are added to `skipped` when it is given."""
     out: list[str] = []
     for path in paths:
         p = Path(path)
         if path != "-" and p.is_dir():
             out.extend(str(f) for f in sorted(p.rglob("*.bmad")) if not _hidden(f.relative_to(p)))
+            if skipped is not None:
+                skipped.extend(str(f) for f in sorted(p.rglob("*")) if f.suffix.lower() in YAML_SUFFIXES
+                               and f.is_file() and not _hidden(f.relative_to(p)))
         else:
             out.append(path)
     return out
+
+
+def is_yaml(path: str) -> bool:
+    return path.lower().endswith(YAML_SUFFIXES)
 
 
 def _hidden(relative: Path) -> bool:
@@ -73,9 +88,20 @@ def register(app: typer.Typer) -> None:
             raise fail_usage("the formatter is not available in this installation "
                              "(bmad.compiler.format is missing)",
                              "reinstall bmad: `pip install -e .` from a complete checkout")
+        named_yaml = [f for f in files if f != "-" and is_yaml(f) and not Path(f).is_dir()]
+        if named_yaml:
+            raise fail_usage(f"`bmad fmt` formats .bmad files only; {named_yaml[0]} is a YAML "
+                             "(seed format) workflow",
+                             "leave YAML workflows out of `bmad fmt`; `bmad check FILE.yaml` checks them")
         status = EXIT_OK
         changed: list[str] = []
-        for path in expand_paths(files):
+        skipped: list[str] = []
+        paths = expand_paths(files, skipped)
+        if skipped:
+            count = f"{len(skipped)} YAML file{'s' if len(skipped) != 1 else ''}"
+            typer.echo(f"note: skipped {count} (fmt formats .bmad files only): "
+                       f"{', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''}", err=True)
+        for path in paths:
             if path == "-":
                 text, problem = read_stdin_source()
             else:

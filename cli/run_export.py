@@ -35,7 +35,7 @@ def render_export(journal, run_id: str, fmt: str, *, color: bool = False) -> str
         if fmt == "json":
             # json escapes C0 controls only; DEL, C1 (0x9b is a one-byte CSI) and bidi overrides
             # would reach a terminal raw, so they are written as \u escapes too (same string).
-            from bmad.runtime.report_text import JSON_UNSAFE
+            from bmad.compiler.terminal_text import JSON_UNSAFE
 
             text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
             return text.translate(JSON_UNSAFE)

@@ -107,7 +107,7 @@ def _compile_yaml(data: str | bytes, display: str) -> CompileResult:
     if refused:  # too large or too deep to hand to the YAML composer
         return _finish(None, refused, sources, False)
     program, diagnostics = frontend.lower_yaml(text, display)
-    diagnostics = list(diagnostics)
+    diagnostics = frontend.encoding_diagnostics(data, display) + list(diagnostics)  # BMAD-W050
     if program is not None:
         files, providers, models = add_catalog(list(program.files), list(program.providers),
                                                list(program.models))

@@ -34,7 +34,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bmad.compiler import ir
-from bmad.compiler.diagnostics import Diagnostic, DiagnosticBag, Related
+from bmad.compiler.diagnostics import Diagnostic, DiagnosticBag, Related, warning
 from bmad.compiler.patterns import seed_pattern_call
 
 # Stable diagnostic codes of this front end (documented in docs/diagnostics.md).
@@ -106,6 +106,26 @@ def lower_yaml(text: str, path: str) -> tuple[ir.Program | None, list[Diagnostic
     return program, diagnostics
 
 
+def encoding_diagnostics(data: str | bytes, path: str) -> list[Diagnostic]:
+    """BMAD-W050 when the file's bytes are not valid UTF-8 (they were read as U+FFFD), at the first
+    invalid byte, as for a .bmad file."""
+    if not isinstance(data, (bytes, bytearray)):
+        return []
+    try:
+        bytes(data).decode("utf-8")
+    except UnicodeDecodeError as e:
+        from bmad.compiler.parse import decode_source
+
+        text = decode_source(data)
+        offset = len(decode_source(bytes(data[:e.start])))  # where the byte is in the decoded text
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        span = ir.Span(path, line, column, line, column + 1, offset, offset + 1)
+        return [warning("BMAD-W050", span, "this file is not valid UTF-8",
+                        "invalid bytes were read as U+FFFD; save the file as UTF-8")]
+    return []
+
+
 # `1e30`: a number to a reader, text to YAML 1.1 (its floats need a dot: `1.0e30`)
 _DOTLESS_EXPONENT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
 
@@ -136,6 +156,7 @@ class _Lowering:
         self.path = path
         self.bag = DiagnosticBag()
         self.constructor = SafeConstructor()
+        self._merge_cache: dict[int, list[tuple[Node, Node, bool]]] = {}
 
     # -- positions --------------------------------------------------------------------------
 
@@ -180,26 +201,30 @@ class _Lowering:
         if not isinstance(node, MappingNode):
             self.wrong_type(node, what, "a mapping (`key: value` lines)")
             return None
-        try:
-            self.constructor.flatten_mapping(node)  # `<<: *anchor` merge keys
-        except yaml.YAMLError as exc:
-            self.bag.error(E_TYPE, self.span_from_mark(getattr(exc, "problem_mark", None)),
-                           f"a merge key in {what} can't be applied: {getattr(exc, 'problem', exc)}",
-                           "`<<:` takes an alias of a mapping, or a list of them")
+        pairs = self.merged_pairs(node, what)  # `<<: *anchor` merge keys applied
+        if pairs is None:
             return None
         allowed = tuple(allowed)
         entries: dict[str, _Entry] = {}
-        for key_node, value_node in node.value:
+        own: set[str] = set()  # keys written in this mapping itself (not merged in)
+        for key_node, value_node, written_here in pairs:
             if not isinstance(key_node, ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
                 self.bag.error(E_TYPE, self.span(key_node), f"keys of {what} must be plain names",
                                f"known keys: {', '.join(allowed)}")
                 continue
             key = key_node.value
-            if key in entries:
+            if key in own:  # written twice in the mapping itself: YAML would silently keep one
                 first = entries[key].key
                 self.bag.error(E_DUPLICATE_KEY, self.span(key_node), f"`{key}` is written twice in {what}",
                                "remove one of them; YAML would silently keep only the last",
                                [Related(self.span(first), f"`{key}` first written here")])
+                continue
+            if key in entries:
+                # A merged key: keys written in the mapping override merged ones, and an earlier
+                # merge overrides a later one (`merged_pairs` lists the winner last).
+                if written_here:
+                    own.add(key)
+                entries[key] = _Entry(key_node, value_node)
                 continue
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
@@ -208,7 +233,44 @@ class _Lowering:
                 self.bag.error(E_UNKNOWN_KEY, self.span(key_node), f"unknown key `{key}` in {what}", hint)
                 continue
             entries[key] = _Entry(key_node, value_node)
+            if written_here:
+                own.add(key)
         return entries
+
+    def merged_pairs(self, node: MappingNode, what: str) -> list[tuple[Node, Node, bool]] | None:
+        """The mapping's `(key, value, written_here)` pairs with `<<:` merge keys applied, in
+        override order: merged pairs first (a later `<<:` and an earlier item of a `<<: [..]` list
+        last), then the pairs written in the mapping itself, so the last pair of a key wins, as in
+        YAML. Unlike PyYAML's `flatten_mapping` the nodes are left as composed, so a mapping merged
+        somewhere and also used on its own still knows which of its keys it wrote itself."""
+        merged: list[tuple[Node, Node, bool]] = []
+        written: list[tuple[Node, Node, bool]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != "tag:yaml.org,2002:merge":
+                written.append((key_node, value_node, True))
+                continue
+            sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+            if not isinstance(value_node, (MappingNode, SequenceNode)) or not all(
+                    isinstance(source, MappingNode) for source in sources):
+                self.bag.error(E_TYPE, self.span(value_node),
+                               f"a merge key in {what} can't be applied: it takes a mapping, "
+                               f"not {_describe(value_node)}",
+                               "`<<:` takes an alias of a mapping, or a list of them")
+                return None
+            for source in reversed(sources):
+                inner = self._merge_cache.get(id(source))
+                if inner is None:
+                    inner = self.merged_pairs(source, what)
+                    if inner is None:
+                        return None
+                    self._merge_cache[id(source)] = inner
+                merged.extend((k, v, False) for k, v, _ in inner)
+            if len(merged) > MAX_EXPANDED_NODES:
+                self.bag.error(E_TOO_LARGE, self.span(value_node), f"merge keys in {what} expand to "
+                               f"more than {MAX_EXPANDED_NODES} keys", "write the keys out, or keep "
+                               "merges small")
+                raise _Abort
+        return merged + written
 
     def wrong_type(self, node: Node, what: str, expected: str, hint: str | None = None) -> None:
         found = _describe(node)
@@ -352,8 +414,9 @@ class _Lowering:
             related = []
             if exc.context and exc.context_mark is not None and exc.context_mark is not mark:
                 related.append(Related(self.span_from_mark(exc.context_mark), exc.context))
-            if mark is not None and mark.index >= len(self.text):
-                span = self.span_at(len(self.text), 0)
+            if mark is not None and mark.index >= len(self.text.rstrip()):
+                # at the end of the file: point just after the last character, on a line that exists
+                span = self.span_at(len(self.text.rstrip()), 0)
             else:
                 span = self.span_from_mark(mark)
             self.bag.error(E_SYNTAX, span, f"invalid YAML: {problem}", hint, related)
@@ -550,27 +613,28 @@ class _Lowering:
         if not isinstance(node, MappingNode):
             self.wrong_type(node, what, "a mapping of names to values")
             return []
-        try:
-            self.constructor.flatten_mapping(node)
-        except yaml.YAMLError as exc:
-            self.bag.error(E_TYPE, self.span(node), f"a merge key in {what} can't be applied: {exc}")
+        pairs = self.merged_pairs(node, what)  # `<<: *anchor` merge keys applied
+        if pairs is None:
             return []
         seen: dict[str, Node] = {}
-        out = []
-        for key_node, value_node in node.value:
+        own: set[str] = set()  # keys written in this mapping itself (not merged in)
+        out: dict[str, Node] = {}  # in first-seen order, like the mapping YAML builds
+        for key_node, value_node, written_here in pairs:
             key = self.text_value(key_node, f"a key of {what}") if isinstance(key_node, ScalarNode) else None
             if key is None:
                 if not isinstance(key_node, ScalarNode):
                     self.wrong_type(key_node, f"a key of {what}", "a plain name")
                 continue
-            if key in seen:
+            if key in own:
                 self.bag.error(E_DUPLICATE_KEY, self.span(key_node), f"`{key}` is written twice in {what}",
                                "remove one of them; YAML would silently keep only the last",
                                [Related(self.span(seen[key]), f"`{key}` first written here")])
                 continue
+            if written_here:  # a key written here overrides a merged one; a later merged pair wins
+                own.add(key)
             seen[key] = key_node
-            out.append((key, value_node))
-        return out
+            out[key] = value_node
+        return list(out.items())
 
     def input_parts(self, node: Node, what: str) -> list[ir.TextPart | ir.Interpolation]:
         if isinstance(node, ScalarNode):
@@ -825,4 +889,4 @@ def _expanded_size(node: Node, limit: int = MAX_EXPANDED_NODES) -> int:
     return count
 
 
-__all__ = ["lower_yaml", "make_identifier"]
+__all__ = ["encoding_diagnostics", "lower_yaml", "make_identifier"]

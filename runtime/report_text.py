@@ -10,38 +10,18 @@ and control characters (terminal escape sequences, carriage returns, bidi overri
 from __future__ import annotations
 
 import io
-import re
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bmad.compiler.terminal_text import terminal_safe
 from bmad.runtime.report_html import seconds, usd, value_text
 from bmad.runtime.run_report import budget_owner
 
 BAR_WIDTH = 48
 EXCERPT = 1200
-
-# C0 controls but tab and newline, DEL, C1 controls (0x9b is a one-byte CSI), and the bidi
-# embeddings, overrides and isolates that can make a line read other than it is.
-_UNSAFE_RANGES = ((0x00, 0x08), (0x0B, 0x1F), (0x7F, 0x9F), (0x202A, 0x202E), (0x2066, 0x2069))
-_UNSAFE = re.compile("[" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in _UNSAFE_RANGES) + "]")
-# For `str.translate` on JSON text: json escapes C0 itself; the rest become \u escapes (the same
-# string to a JSON reader, inert on a terminal).
-JSON_UNSAFE = {c: f"\\u{c:04x}" for a, b in _UNSAFE_RANGES if a >= 0x7F for c in range(a, b + 1)}
-
-
-def _visible(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def terminal_safe(text: str) -> str:
-    """`text` with nothing a terminal would act on: each control character (ESC, BEL, CR, C1,
-    bidi overrides) is shown as `\\x1b`-style text instead. Tabs and newlines stay."""
-    return _UNSAFE.sub(_visible, text) if _UNSAFE.search(text) else text
-
 
 def safe_markup(text: Any) -> str:
     """Untrusted text for `console.print`: terminal-safe, with rich markup escaped."""
