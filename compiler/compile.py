@@ -19,7 +19,7 @@ from bmad.compiler.diagnostics import Diagnostic, error, sort_diagnostics
 from bmad.compiler.gc_pause import collection_paused  # a compile is a burst of long-lived objects
 from bmad.compiler.load import add_catalog, add_pattern_workflows, catalog_source, load_program, stdlib_display_path, CATALOG
 from bmad.compiler.load import FrontEnd
-from bmad.compiler.parse import decode_source
+from bmad.compiler.parse import decode_source, encoding_diagnostics
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -107,7 +107,7 @@ def _compile_yaml(data: str | bytes, display: str) -> CompileResult:
     if refused:  # too large or too deep to hand to the YAML composer
         return _finish(None, refused, sources, False)
     program, diagnostics = frontend.lower_yaml(text, display)
-    diagnostics = frontend.encoding_diagnostics(data, display) + list(diagnostics)  # BMAD-W050
+    diagnostics = encoding_diagnostics(data, display) + list(diagnostics)  # BMAD-W050
     if program is not None:
         files, providers, models = add_catalog(list(program.files), list(program.providers),
                                                list(program.models))

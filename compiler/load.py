@@ -17,10 +17,9 @@ from importlib import resources
 from typing import Callable
 
 from bmad.compiler import ir
-from bmad.compiler.diagnostics import Diagnostic, Related, error, warning
+from bmad.compiler.diagnostics import Diagnostic, Related, error
 from bmad.compiler.lower import FileUnit, lower_tree
-from bmad.compiler.parse import ParseResult, parse_text
-from bmad.compiler.source_map import SourceMap
+from bmad.compiler.parse import ParseResult, encoding_diagnostics, parse_text
 from bmad.compiler.stream_lower import lower_while_parsing
 
 STDLIB_PREFIX = "<std>/"
@@ -169,13 +168,7 @@ class Loader:
         front = self.front_end(display, data, base_dir, role)
         loaded.text = front.text
         self.diagnostics.extend(front.syntax_diagnostics)
-        if isinstance(data, (bytes, bytearray)):
-            try:
-                bytes(data).decode("utf-8")
-            except UnicodeDecodeError as e:
-                span = SourceMap(display, front.text).span(e.start, e.start + 1)
-                self.diagnostics.append(warning("BMAD-W050", span, "this file is not valid UTF-8",
-                                                "invalid bytes were read as U+FFFD; save the file as UTF-8"))
+        self.diagnostics.extend(encoding_diagnostics(data, display))
         if not front.parsed_cleanly:
             loaded.parsed_cleanly = False
             self.complete = False

@@ -21,7 +21,7 @@ from lark.tree import Meta
 from lark.exceptions import UnexpectedInput
 from lark.parse_tree_builder import PropagatePositions
 
-from bmad.compiler.diagnostics import Diagnostic, error
+from bmad.compiler.diagnostics import Diagnostic, error, warning
 from bmad.compiler.gc_pause import collection_paused
 from bmad.compiler.ir import Span
 from bmad.compiler.source_map import SourceMap
@@ -214,6 +214,24 @@ def decode_source(data: str | bytes) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text
+
+
+def encoding_diagnostics(data: str | bytes, path: str) -> list[Diagnostic]:
+    """BMAD-W050 when a file's bytes are not valid UTF-8 (they were read as U+FFFD), at the first
+    invalid byte's line and column in the decoded text (characters, not bytes; after a BOM)."""
+    if not isinstance(data, (bytes, bytearray)):
+        return []
+    try:
+        bytes(data).decode("utf-8")
+    except UnicodeDecodeError as e:
+        text = decode_source(data)
+        offset = len(decode_source(bytes(data[:e.start])))  # where the byte is in the decoded text
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        span = Span(path, line, column, line, column + 1, offset, offset + 1)
+        return [warning("BMAD-W050", span, "this file is not valid UTF-8",
+                        "invalid bytes were read as U+FFFD; save the file as UTF-8")]
+    return []
 
 
 @collection_paused()

@@ -34,7 +34,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bmad.compiler import ir
-from bmad.compiler.diagnostics import Diagnostic, DiagnosticBag, Related, warning
+from bmad.compiler.diagnostics import Diagnostic, DiagnosticBag, Related
 from bmad.compiler.patterns import seed_pattern_call
 
 # Stable diagnostic codes of this front end (documented in docs/diagnostics.md).
@@ -104,26 +104,6 @@ def lower_yaml(text: str, path: str) -> tuple[ir.Program | None, list[Diagnostic
     if any(d.is_error for d in diagnostics):
         return None, diagnostics
     return program, diagnostics
-
-
-def encoding_diagnostics(data: str | bytes, path: str) -> list[Diagnostic]:
-    """BMAD-W050 when the file's bytes are not valid UTF-8 (they were read as U+FFFD), at the first
-    invalid byte, as for a .bmad file."""
-    if not isinstance(data, (bytes, bytearray)):
-        return []
-    try:
-        bytes(data).decode("utf-8")
-    except UnicodeDecodeError as e:
-        from bmad.compiler.parse import decode_source
-
-        text = decode_source(data)
-        offset = len(decode_source(bytes(data[:e.start])))  # where the byte is in the decoded text
-        line = text.count("\n", 0, offset) + 1
-        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
-        span = ir.Span(path, line, column, line, column + 1, offset, offset + 1)
-        return [warning("BMAD-W050", span, "this file is not valid UTF-8",
-                        "invalid bytes were read as U+FFFD; save the file as UTF-8")]
-    return []
 
 
 # `1e30`: a number to a reader, text to YAML 1.1 (its floats need a dot: `1.0e30`)
@@ -889,4 +869,4 @@ def _expanded_size(node: Node, limit: int = MAX_EXPANDED_NODES) -> int:
     return count
 
 
-__all__ = ["encoding_diagnostics", "lower_yaml", "make_identifier"]
+__all__ = ["lower_yaml", "make_identifier"]

@@ -137,6 +137,14 @@ def test_the_utf8_warning_counts_characters_not_bytes_and_skips_a_bom():
     assert result.sources["bom.yaml"][d.span.start] == "\ufffd"
 
 
+def test_the_utf8_warning_counts_characters_in_a_bmad_file_too():
+    data = 'workflow w {\n  task a { prompt "café '.encode("utf-8") + b'\xe9" }\n  output a\n}\n'
+    result = compile_source(data, "w.bmad")
+    [d] = [d for d in result.diagnostics if d.code == "BMAD-W050"]
+    assert (d.span.line, d.span.column) == (2, 25)  # not 26: `é` is one character
+    assert result.sources["w.bmad"][d.span.start] == "\ufffd"
+
+
 def test_valid_utf8_yaml_has_no_encoding_warning():
     result = compile_source('id: x\ntasks:\n  - id: t\n    name: "café"\n'.encode("utf-8"), "ok.yaml")
     assert result.diagnostics == []
