@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 
@@ -1024,7 +1025,25 @@ def _describe_characters(e: UnexpectedCharacters, text: str, source_map: SourceM
     if char in "'\u2018\u2019\u201c\u201d":
         return error("BMAD-E001", span, f"unexpected character {shown}",
                      'strings are written in straight double quotes: `"..."`')
+    if not char.isascii() and (char.isalnum() or char == "_"):
+        return error("BMAD-E001", span, f"unexpected character {shown} in a name",
+                     _ascii_name_hint(text, pos))
     return error("BMAD-E001", span, f"unexpected character {shown}", hint)
+
+
+def _ascii_name_hint(text: str, pos: int) -> str:
+    """Names are ASCII (letters, digits, `_`): suggest the word with its accents taken off."""
+    start, end = pos, pos
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        start -= 1
+    while end < len(text) and (text[end].isalnum() or text[end] == "_"):
+        end += 1
+    word = text[start:end]
+    plain = unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode()
+    plain = re.sub(r"[^A-Za-z0-9_]", "", plain)
+    if plain and not plain[0].isdigit() and plain != word:
+        return f"names use ASCII letters, digits and `_`: e.g. `{plain}` for `{word}` (text in quotes may use any characters)"
+    return "names use ASCII letters, digits and `_` (text in quotes may use any characters)"
 
 
 def _describe_token(e: UnexpectedToken, text: str, source_map: SourceMap) -> Diagnostic:

@@ -149,3 +149,13 @@ def test_a_keyword_read_as_a_name_keeps_the_rest_of_the_file():
     result = compile_source(source, "t.bmad")
     assert [d.code for d in result.diagnostics] == ["BMAD-E049"]
     assert [t.name for t in result.program.workflow("w").tasks] == ["a", "b"]
+
+
+def test_a_non_ascii_letter_in_a_name_says_names_are_ascii():
+    # Not "expected `:`": the name itself is the problem, and the hint offers the plain spelling.
+    result = compile_source('workflow w {\n  input café: text\n  task a { prompt "x" }\n  output a\n}\n',
+                            "id.bmad")
+    [d] = result.diagnostics
+    assert (d.code, d.span.line, d.span.column) == ("BMAD-E001", 2, 12)
+    assert d.message == "unexpected character `é` in a name"
+    assert "ASCII" in d.hint and "`cafe` for `café`" in d.hint
