@@ -18,7 +18,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import unquote, urlsplit
 
 from bmad.compiler.credentials import MASK, QUERY_KEY, mask_url_credentials
@@ -239,23 +239,22 @@ def mask_loaded_secrets(text: str) -> str:
     return text
 
 
-def mask_loaded_secrets_in(value: Any) -> Any:
-    """`mask_loaded_secrets` applied through dicts, lists and strings (a raw answer body)."""
+def _each_string(value: Any, mask: Callable[[str], str]) -> Any:
+    """`mask` applied to every string inside dicts and lists (a raw JSON body)."""
     if isinstance(value, str):
-        return mask_loaded_secrets(value)
+        return mask(value)
     if isinstance(value, dict):
-        return {k: mask_loaded_secrets_in(v) for k, v in value.items()}
+        return {k: _each_string(v, mask) for k, v in value.items()}
     if isinstance(value, list):
-        return [mask_loaded_secrets_in(v) for v in value]
+        return [_each_string(v, mask) for v in value]
     return value
+
+
+def mask_loaded_secrets_in(value: Any) -> Any:
+    """`mask_loaded_secrets` applied through a raw answer body."""
+    return _each_string(value, mask_loaded_secrets)
 
 
 def redact_value(value: Any) -> Any:
-    """`redact` applied through dicts, lists and strings (for raw response bodies)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: redact_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_value(v) for v in value]
-    return value
+    """`redact` applied through a raw response body."""
+    return _each_string(value, redact)
