@@ -29,8 +29,19 @@ K = types.CompletionItemKind
 
 
 def complete(ls: "BmadLanguageServer", doc: Document, position: types.Position) -> types.CompletionList:
-    offset = doc.lines(ls.encoding).offset(position)
+    lines = doc.lines(ls.encoding)
+    offset = lines.offset(position)
     items = list(_items(ls, doc, offset))
+    if any(item.label.startswith("std.") and item.kind == K.Module for item in items):
+        # `use std.qu|`: replace what is typed of the module name, so `std.` is not written twice.
+        start = offset
+        while start > 0 and (doc.text[start - 1].isalnum() or doc.text[start - 1] in "_.-"):
+            start -= 1
+        edit_range = lines.range(start, offset)
+        for item in items:
+            if item.label.startswith("std."):
+                item.text_edit = types.TextEdit(range=edit_range, new_text=item.label)
+                item.filter_text = item.label
     seen, unique = set(), []
     for item in items:
         if item.label not in seen:
@@ -66,6 +77,12 @@ def _items(ls: "BmadLanguageServer", doc: Document, offset: int) -> Iterable[typ
             break
     if line_tokens and not _same_line(doc.text, line_tokens[0].start, offset):
         line_tokens = []
+    # Clauses share lines (`prompt "x" model gpt-4o`): read from the last clause keyword on the line.
+    starts = set(index.clause_starts)
+    for j in range(len(line_tokens) - 1, 0, -1):
+        if line_tokens[j].start in starts:
+            line_tokens = line_tokens[j:]
+            break
     frame = index.frame_at(offset)
     kind = frame.kind if frame else "top"
     workflow = frame.workflow if frame else None

@@ -170,7 +170,7 @@ def _expr(expr: ir.Expr | None) -> str:
         import json
 
         try:
-            return json.dumps(expr.value)
+            return json.dumps(expr.value, ensure_ascii=False)  # `"café"`, not `"caf\u00e9"`
         except (TypeError, ValueError):
             return repr(expr.value)
     if isinstance(expr, ir.ListExpr):

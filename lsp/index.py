@@ -21,6 +21,13 @@ _NAME_AT_START = re.compile(NAME_RE)
 # Clause keywords after which a name (or a bracketed list of names) is a model.
 _MODEL_LIST_CLAUSES = frozenset({"route", "fallback", "consensus", "best_of", "peer_review", "quality"})
 
+# Tokens after which the grammar wants a name (or an expression) next: a clause keyword written there
+# is that name (`depends model`, `else retry 3`), not the start of a new clause.
+_NAME_EXPECTED_AFTER = frozenset({
+    ",", "(", "[", ":", "=", "==", "!=", "<=", ">=", "<", "+", "-", ".",
+    "by", "judge", "rubric", "else", "backoff", "env", "and", "or", "not", "in",
+})
+
 
 @dataclass(slots=True)
 class Symbol:
@@ -81,6 +88,7 @@ class DocumentIndex:
     references: list[Reference] = field(default_factory=list)
     frames: list[Frame] = field(default_factory=list)
     imports: list[ImportRef] = field(default_factory=list)
+    clause_starts: list[int] = field(default_factory=list)  # offsets of clause keywords, in order
 
     # --- lookups -----------------------------------------------------------------------------
 
@@ -202,13 +210,14 @@ class _Scanner:
     def add_ref(self, kind: str, tok: Token, **kw) -> None:
         self.index.references.append(Reference(kind, tok.text, tok.start, tok.end, **kw))
 
-    def add_value_ref(self, text: str, start: int, workflow: str | None, task: str | None) -> None:
+    def add_value_ref(self, text: str, start: int, workflow: str | None, task: str | None,
+                      interpolated: bool = False) -> None:
         m = _NAME_AT_START.match(text)
         if not m:
             return
         path = tuple(m.group().split("."))
         root = path[0]
-        if root in EXPRESSION_WORDS:
+        if root in EXPRESSION_WORDS and not interpolated:  # `{{ each }}` names a task called `each`
             return
         self.index.references.append(
             Reference("value", root, start, start + len(root), workflow, task, path))
@@ -244,7 +253,23 @@ class _Scanner:
         return self.index
 
     def is_clause_start(self, tok: Token) -> bool:
-        return tok.line_start or (self.prev is not None and self.prev.text in ("{", "}", ";"))
+        """Whether a clause keyword here starts a clause, as the compiler's contextual lexer decides:
+        at the start of a line or block, or wherever the clause before it may end and no name is
+        wanted next (`prompt "y" depends a`, `depends a model m`: clauses share a line freely)."""
+        prev = self.prev
+        if tok.line_start or prev is None or prev.text in ("{", "}", ";"):
+            return True
+        if self.clause is not None and self.clause_args == 0:
+            return False  # right after a clause keyword: its argument (`depends model`)
+        if self.bracket > 0:
+            return False
+        if prev.kind == "op" and prev.text in _NAME_EXPECTED_AFTER:
+            return False
+        if prev.kind == "name" and prev.text in _NAME_EXPECTED_AFTER:
+            return False
+        if prev.kind == "string" and not prev.closed:
+            return False  # an unterminated string runs to the end of its line
+        return True
 
     def step(self, tok: Token) -> None:
         if self.header is not None and self.step_task_header(tok):
@@ -260,6 +285,7 @@ class _Scanner:
             return
         if tok.kind == "name" and self.is_clause_start(tok) and tok.text in CLAUSES.get(kind, ()):
             self.clause, self.clause_args, self.bracket = tok.text, 0, 0
+            self.index.clause_starts.append(tok.start)
             self.pending = None
             if kind in ("workflow", "parallel") and tok.text == "task":
                 self.header = {"state": "name", "start": tok.start, "name": None}
@@ -336,7 +362,7 @@ class _Scanner:
         # inside a task body
         if tok.is_string:
             for it in tok.interpolations:
-                self.add_value_ref(it.ref, it.ref_start, wf, task)
+                self.add_value_ref(it.ref, it.ref_start, wf, task, interpolated=True)
             return
         if tok.kind == "op":
             if tok.text == "[":

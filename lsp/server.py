@@ -13,8 +13,10 @@ import logging
 from typing import Any, Callable
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.json_rpc import JsonRPCRequestMessage
 
 import bmad
 from bmad.lsp import (
@@ -57,10 +59,57 @@ class Settings:
             self.delay_s = max(0.0, float(diags["delayMs"]) / 1000.0)
 
 
+class _Refused:
+    """A request answered with an error while it was read (its params did not validate)."""
+
+    jsonrpc = "2.0"
+
+
+def _leaf_messages(exc: BaseException) -> list[str]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [m for sub in exc.exceptions for m in _leaf_messages(sub)]
+    return [str(exc)]
+
+
+class BmadProtocol(LanguageServerProtocol):
+    """pygls's protocol, except that a request whose params don't validate (a position with a
+    negative line, ...) is answered with InvalidParams under its id, without a traceback: pygls
+    would log the traceback and never answer, so the client would wait forever."""
+
+    def structure_message(self, data: dict[str, Any]):
+        if isinstance(data, dict) and "jsonrpc" in data and "id" in data and "method" in data \
+                and "error" not in data:
+            request_type = self.get_message_type(data["method"]) or JsonRPCRequestMessage
+            try:
+                return self._converter.structure(data, request_type)
+            except Exception as exc:
+                detail = "; ".join(_leaf_messages(exc))[:500]
+                log.warning("answered %s with InvalidParams: %s", data["method"], detail)
+                self._send_response(data["id"], error=JsonRpcInvalidParams(
+                    f"invalid params for {data['method']}: {detail}").to_response_error())
+                return _Refused()
+        return super().structure_message(data)
+
+    def handle_message(self, message):
+        if isinstance(message, _Refused):
+            return
+        super().handle_message(message)
+
+
+class _QuietRefusals(logging.Filter):
+    """Drop pygls's ERROR record for a deliberate InvalidParams answer (a rename to a taken name):
+    the client shows the message; stderr needs no copy."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, JsonRpcInvalidParams)
+
+
 class BmadLanguageServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("bmad", bmad.__version__,
-                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+                         protocol_cls=BmadProtocol)
         self.store = DocumentStore()
         self.settings = Settings()
         self.diagnostics = DiagnosticsScheduler(self, self.store)
@@ -306,6 +355,7 @@ def main(tcp: tuple[str, int] | None = None) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(OneLineFormatter("bmad-lsp %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_QuietRefusals())
     warm_up()
     server = create_server()
     if tcp is not None:
