@@ -221,10 +221,11 @@ class _Piece:
     end: int
     value: Any
     diagnostics: list[Diagnostic]
+    rubric_refs: list[Any] = field(default_factory=list)  # `rubric NAME`s, resolved at load (E110)
 
     def moved(self, shift: _Shift) -> "_Piece":
         return _Piece(self.start + shift.offset, self.end + shift.offset, shift(self.value),
-                      shift(self.diagnostics))
+                      shift(self.diagnostics), shift(self.rubric_refs))
 
 
 @dataclass
@@ -270,14 +271,18 @@ class _Outline:
         source_map = SourceMap(self.path, self.text)
         values: list[Any] = []
         diagnostics: list[Diagnostic] = []
+        rubric_refs: list[Any] = []
         for piece in self.pieces:
             if isinstance(piece, _WorkflowPiece):
                 value, found = piece.assemble(source_map, self.base_dir)
+                rubric_refs.extend(r for m in piece.members for r in m.rubric_refs)
             else:
                 value, found = piece.value, piece.diagnostics
+                rubric_refs.extend(piece.rubric_refs)
             values.append(value)
             diagnostics.extend(found)
         unit = Lowerer(source_map, self.base_dir).start(None, values)
+        unit.rubric_refs = rubric_refs  # each piece's own lowerer collected them
         return FileFrontEnd(self.text, [], diagnostics, True, True, unit)
 
 
@@ -292,7 +297,7 @@ def _lower_member(tree: Tree, source_map: SourceMap, base_dir: str | None) -> _P
     except Exception as e:  # too deep, or a lowering bug: the whole-file path reports it
         raise _Uncertain(repr(e)) from e
     span = source_map.meta_span(tree.meta)
-    return _Piece(span.start, span.end, value, lowerer.diagnostics)
+    return _Piece(span.start, span.end, value, lowerer.diagnostics, lowerer.rubric_refs)
 
 
 def _read_declarations(tree: Tree, source_map: SourceMap, base_dir: str | None, text: str

@@ -280,10 +280,6 @@ def compile_with_compiler(text: str, path: str, overrides: dict[str, str],
     try:
         if incremental is not None:
             result = incremental.compile(text, overrides)
-            if _misses_unknown_rubrics(result):
-                from bmad.compiler.compile import compile_source
-
-                result = compile_source(text, path, extra_sources=overrides)
         else:
             from bmad.compiler.compile import compile_source
 
@@ -297,20 +293,3 @@ def compile_with_compiler(text: str, path: str, overrides: dict[str, str],
                      "this is a bug in bmad; `bmad check` on the file shows the same failure")
         return Compilation(None, [diag], {path: text}, False)
 
-
-def _misses_unknown_rubrics(result: Any) -> bool:
-    """Whether an incremental compile left out BMAD-E110: a `rubric NAME` that stayed unresolved
-    (no text) but was not reported. The incremental compiler re-lowers declarations one by one and
-    the `rubric NAME` references those lowerers collect don't reach the load step, so it never
-    checks them; the whole-file compile (what `bmad check` runs) does. Only a file with an unknown
-    rubric pays for the second compile."""
-    program = getattr(result, "program", None)
-    if program is None:
-        return False
-    unresolved = sum(1 for wf in program.workflows for t in wf.tasks
-                     if t.quality is not None and t.quality.rubric_name is not None
-                     and t.quality.rubric is None)
-    if not unresolved:
-        return False
-    reported = sum(1 for d in result.diagnostics if d.code == "BMAD-E110")
-    return reported < unresolved

@@ -150,6 +150,22 @@ def test_a_clause_written_twice_across_members_is_reported_after_an_edit_elsewhe
     assert compiler.last_mode == "members"
 
 
+def test_an_unknown_rubric_is_reported_on_the_first_compile_and_after_edits(tmp_path):
+    # The `rubric NAME` references each member's own lowerer collects must reach the load step.
+    text = ('workflow w {\n  task a { prompt "x" quality >= 0.8 rubric nosuch }\n'
+            '  task b { prompt "y {{ a }}" }\n  output b\n}\n')
+    path = str(tmp_path / "rubric.bmad")
+    compiler = IncrementalCompiler(path)
+    first = compiler.compile(text)
+    assert_same(first, compile_source(text, path))
+    assert "BMAD-E110" in {d.code for d in first.diagnostics}
+    edited = text.replace('prompt "y', 'prompt "yy').replace("workflow w {", "\nworkflow w {")
+    again = compiler.compile(edited)
+    assert_same(again, compile_source(edited, path))
+    [e110] = [d for d in again.diagnostics if d.code == "BMAD-E110"]
+    assert e110.span.line == 3
+
+
 def test_declarations_are_reread_on_their_own(tmp_path):
     text = ('provider p { kind openai api_key env K }\nmodel m { provider p price input $1 output $2 per 1M }\n'
             'workflow w { task a { prompt "x" model m } output a }\n')
