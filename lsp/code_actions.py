@@ -157,14 +157,19 @@ def _add_depends(doc: Document, index: DocumentIndex, lo: int, hi: int) -> list[
 def _depends_edit(doc: Document, index: DocumentIndex, frame, previous: Symbol, already) -> types.TextEdit:
     lines = doc.lines()
     text = doc.text
-    # extend an existing `depends a, b` clause, else add a clause as the body's first line
-    for tok in index.tokens:
-        if tok.text == "depends" and tok.line_start and frame.open < tok.start < (frame.end or len(text)):
-            eol = text.find("\n", tok.start)
-            eol = len(text) if eol == -1 else eol
-            line = text[tok.start:eol]
-            cut = line.find("#")
-            end = tok.start + (len(line[:cut].rstrip()) if cut != -1 else len(line.rstrip()))
+    # extend an existing `depends a, b` clause (wherever on its line it starts), else add a clause
+    # as the body's first line
+    starts = set(index.clause_starts)
+    tokens = index.tokens
+    for i, tok in enumerate(tokens):
+        if tok.text == "depends" and (tok.line_start or tok.start in starts) \
+                and frame.open < tok.start < (frame.end or len(text)):
+            end = tok.end
+            # the clause is its names and commas; it ends at the next clause, `}`, or the line's end
+            for after in tokens[i + 1:]:
+                if after.start in starts or not (after.kind == "name" or after.text == ","):
+                    break
+                end = after.end
             return types.TextEdit(range=lines.range(end, end), new_text=f", {previous.name}")
     first = _first_body_token(index, frame.open)
     eol = text.find("\n", frame.open)

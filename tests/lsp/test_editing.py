@@ -175,6 +175,18 @@ async def test_code_action_adds_a_depends(client, editor, at):
     assert edit.range == at.range((10, 0), (10, 0))
 
 
+async def test_code_action_extends_a_depends_that_follows_a_string_on_its_line(client, editor, at):
+    text = ('workflow w {\n  task a { prompt "x" }\n  task b { prompt "y" }\n'
+            '  task c { prompt "z" depends a }\n  output c\n}\n')
+    uri = await _open(editor, "one_line_depends.bmad", text)
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=doc(uri), range=at.range((3, 8), (3, 8)), context=types.CodeActionContext(diagnostics=[])))
+    add = next(a for a in actions if a.title == "Add `depends b` to task `c`")
+    [edit] = add.edit.changes[uri]
+    # one clause `depends a, b`, not a second `depends` clause
+    assert edit.new_text == ", b" and edit.range == at.range((3, 31), (3, 31))
+
+
 async def test_inlay_hints_show_estimated_cost_per_task(client, editor, at):
     uri = await _open(editor, "inlay.bmad", FLOW)
     hints = await client.text_document_inlay_hint_async(types.InlayHintParams(
