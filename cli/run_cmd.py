@@ -123,6 +123,36 @@ def _budget(text: Optional[str]):
     return parsed
 
 
+def _fallback_notes(journal_path: Path, run_id: str, plan, limit: int = 5) -> list[str]:
+    """One line per task a fallback answered instead of its planned model, so a summary that says
+    `completed` doesn't hide that another model (maybe one the file never named) did the work."""
+    from bmad.runtime.journal import Journal, JournalError
+
+    planned = {t.id: t.model for t in plan.tasks if t.model and not t.participants}
+    if not planned:
+        return []
+    try:
+        journal = Journal(journal_path, readonly=True)
+    except JournalError:
+        return []
+    try:
+        rows = journal.task_rows(run_id)
+    finally:
+        journal.db.close()
+    answered: dict[tuple[str, str, str], int] = {}
+    for row in rows:
+        task = str(row["task_id"]).split("[", 1)[0]  # `t[3]`: an item of `for each`
+        want = planned.get(task)
+        if want and row["status"] == "completed" and row["model"] and row["model"] != want:
+            key = (task, want, row["model"])
+            answered[key] = answered.get(key, 0) + 1
+    notes = [f"  note: task {task} was answered by {got}, a fallback, as {want} failed"
+             + (f" ({n} items)" if n > 1 else "") for (task, want, got), n in answered.items()]
+    if len(notes) > limit:
+        notes = notes[:limit] + [f"  note: and {len(notes) - limit} more; see `bmad show {run_id}`"]
+    return notes
+
+
 def _load_plan(file: str, *, replan: bool, provider: Optional[str], budget, optimize):
     """A sealed plan from FILE: plan a workflow file, or load (and verify) a plan JSON."""
     from bmad.cli.common import file_problem
@@ -319,6 +349,8 @@ def register(app: typer.Typer) -> None:
                          + (f"\n  {outcome.error}" if outcome.error else "") + "\n")
         if outcome.status == "cancelled":
             sys.stderr.write(f"  = help: continue with `bmad run --resume {outcome.run_id}`\n")
+        for note in _fallback_notes(journal_path, outcome.run_id, plan):
+            sys.stderr.write(note + "\n")
         if retention.after_run:
             from bmad.cli.runs_prune import prune_after_run
 

@@ -50,6 +50,8 @@ def test_a_huge_retry_after_falls_back_instead_of_hanging(server, tmp_path, limi
     assert status == "completed"
     [(error,)] = journal_rows(journal, f"SELECT error FROM calls WHERE model='{model_name(limited)}'")
     assert "the server asks to wait" in error and "not retried" in error
+    # `completed` alone would hide that another model did the work
+    assert f"note: task t was answered by m_ok, a fallback, as {model_name(limited)} failed" in out.stderr
 
 
 def test_a_retry_after_past_the_time_budget_falls_back(server, tmp_path):
