@@ -313,8 +313,15 @@ class ModelCaller:
                                        latency, None, None, False, purpose, capability,
                                        tally.attempts if answering else None)
                 return response
-            # The call failed: nothing was spent (providers don't bill errors).
-            ledger.release(reservation)
+            # The call failed: nothing was spent (providers don't bill errors), except for an
+            # answer that came back empty, which the server billed.
+            billed = getattr(error, "billed_tokens", None)
+            spent_usd = ms.cost(*billed) if billed else 0.0
+            if billed:
+                ledger.settle(reservation, spent_usd, sum(billed))
+                tally.add(spent_usd, sum(billed))
+            else:
+                ledger.release(reservation)
             if answering:
                 tally.attempts += 1
             if self.breakers:
@@ -342,9 +349,9 @@ class ModelCaller:
                         _explain(error, f"a retry after {_seconds(delay)} would pass the time "
                                         f"budget ({_seconds(max(left, 0.0))} left); not retried")
                         delay = None
-            self._journal_call(path, slot, model, rhash, "error", None, 0, 0, 0.0,
-                               time.time() - started, error.message, error.kind, False, purpose,
-                               node.capability, tally.attempts if answering else None)
+            self._journal_call(path, slot, model, rhash, "error", None, *(billed or (0, 0)),
+                               spent_usd, time.time() - started, error.message, error.kind, False,
+                               purpose, node.capability, tally.attempts if answering else None)
             if delay is None:
                 break
             if self.events.active:

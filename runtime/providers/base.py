@@ -85,6 +85,9 @@ class ProviderError(Exception):
         self.provider = provider
         self.retry_after_s = retry_after_s
         self.rate_limit = rate_limit
+        # (input, output) tokens the server billed for this failed answer (an empty answer is
+        # still billed); None for errors that cost nothing
+        self.billed_tokens: tuple[int, int] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, status={self.status})"

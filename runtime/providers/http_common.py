@@ -224,7 +224,12 @@ class HttpProvider:
         if not parsed.text.strip():
             # `content: null`, `""`, a tool call or tool_use block alone, no text block: nothing
             # to hand on. Retried (a new draw may answer), then the fallback (ANSWER_SHAPES docs).
-            raise _detached(self.fail(base.EmptyAnswer, no_text_reason(parsed.finish_reason)))
+            empty = self.fail(base.EmptyAnswer, no_text_reason(parsed.finish_reason))
+            # billed all the same: the prompt was read, and any output tokens were written
+            empty.billed_tokens = (
+                parsed.input_tokens if parsed.input_tokens is not None
+                else max(1, len(request.prompt_text) // 4), parsed.output_tokens or 0)
+            raise _detached(empty)
         input_tokens = parsed.input_tokens if parsed.input_tokens is not None \
             else max(1, len(request.prompt_text) // 4)
         output_tokens = parsed.output_tokens if parsed.output_tokens is not None \

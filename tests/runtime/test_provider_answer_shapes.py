@@ -321,6 +321,16 @@ def test_a_workflow_retries_an_empty_answer_then_falls_back_and_keeps_answers_wi
     for _, _, status, error, error_kind, _, _ in failed:
         assert (status, error_kind) == ("error", "transient")
         assert "the answer has no text" in error and "TypeError" not in error
+    # an empty answer is billed all the same: its tokens and cost are journaled and spent
+    db = sqlite3.connect(journal_path)
+    try:
+        billed = db.execute("SELECT input_tokens, cost_usd FROM calls WHERE run_id = ? AND model = 'bad'",
+                            (outcome.run_id,)).fetchall()
+        [(spent,)] = db.execute("SELECT spent_usd FROM runs WHERE id = ?", (outcome.run_id,)).fetchall()
+    finally:
+        db.close()
+    assert len(billed) == 2 and all(tokens >= 1 and cost > 0 for tokens, cost in billed)
+    assert spent >= sum(cost for _, cost in billed)
     assert [r[1:3] for r in a_rows if r[2] == "ok"] == [("good", "ok")]
     b_rows = [r for r in rows if r[0] == "b"]
     assert [r[1:3] for r in b_rows] == [("strusage", "ok")]  # answered at once, no ValueError
