@@ -140,6 +140,17 @@ def editor(client: LanguageClient, tmp_path: Path) -> Editor:
     return Editor(client, tmp_path)
 
 
+def doc(uri: str) -> types.TextDocumentIdentifier:
+    return types.TextDocumentIdentifier(uri=uri)
+
+
+async def open_and_wait(editor: "Editor", name: str, text: str) -> str:
+    """Write and open a document, and wait for its first diagnostics (the server has read it)."""
+    uri = editor.write_and_open(name, text)
+    await editor.diagnostics(uri, 1)
+    return uri
+
+
 def pos(line: int, character: int) -> types.Position:
     return types.Position(line=line, character=character)
 

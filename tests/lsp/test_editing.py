@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from lsprotocol import types
 
+from tests.lsp.conftest import doc, open_and_wait as _open
+
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FLOW = """\
@@ -31,21 +33,11 @@ workflow review {
 """
 
 
-def doc(uri: str) -> types.TextDocumentIdentifier:
-    return types.TextDocumentIdentifier(uri=uri)
-
-
 async def _complete(client, uri, position) -> list[str]:
     result = await client.text_document_completion_async(
         types.CompletionParams(text_document=doc(uri), position=position))
     items = result.items if isinstance(result, types.CompletionList) else result
     return [i.label for i in items]
-
-
-async def _open(editor, name: str, text: str) -> str:
-    uri = editor.write_and_open(name, text)
-    await editor.diagnostics(uri, 1)
-    return uri
 
 
 async def test_completion_inside_interpolation_offers_names_in_scope(client, editor, at):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from lsprotocol import types
 
+from tests.lsp.conftest import doc
+
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 MAIN = """\
@@ -23,10 +25,6 @@ workflow main {
   output check
 }
 """
-
-
-def doc(uri: str) -> types.TextDocumentIdentifier:
-    return types.TextDocumentIdentifier(uri=uri)
 
 
 async def _open_pair(editor, models_bmad):

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from lsprotocol import types
 
-from tests.lsp.conftest import HANG_GUARD_S
+from tests.lsp.conftest import HANG_GUARD_S, doc, open_and_wait as _open
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -29,16 +29,6 @@ workflow w {
   output pinned
 }
 """
-
-
-def doc(uri: str) -> types.TextDocumentIdentifier:
-    return types.TextDocumentIdentifier(uri=uri)
-
-
-async def _open(editor, name: str, text: str) -> str:
-    uri = editor.write_and_open(name, text)
-    await editor.diagnostics(uri, 1)
-    return uri
 
 
 def _edits(edit: types.WorkspaceEdit, uri: str) -> list[tuple[int, int, str]]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from lsprotocol import types
 
+from tests.lsp.conftest import doc, open_and_wait as _open
+
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FLOW = """\
@@ -26,16 +28,6 @@ workflow report {
   output final
 }
 """
-
-
-def doc(uri: str) -> types.TextDocumentIdentifier:
-    return types.TextDocumentIdentifier(uri=uri)
-
-
-async def _open(editor, name: str, text: str) -> str:
-    uri = editor.write_and_open(name, text)
-    await editor.diagnostics(uri, 1)
-    return uri
 
 
 async def test_completion_after_rubric_offers_declared_and_stdlib_rubrics(client, editor, at):
