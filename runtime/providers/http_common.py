@@ -30,6 +30,7 @@ import anyio
 import httpx
 
 from bmad.compiler.limits import CODES as LIMIT_CODES, current_limits
+from bmad.compiler.literals import TOKEN_BUDGET_CEILING
 from bmad.runtime.providers import base, keys
 from bmad.runtime.providers.health import HealthReport
 from bmad.runtime.providers.transport import key_transport_problem
@@ -346,17 +347,18 @@ def no_text_reason(finish_reason: Any) -> str:
 
 
 def usage_count(value: Any) -> int | None:
-    """A token count out of a usage field: a non-negative whole number (an int, an integral float
-    or a string of digits), else None (unreadable or negative: ignored, and the runtime estimates
-    the tokens as when a server reports none)."""
+    """A token count out of a usage field: a whole number from 0 to 10^15 (an int, an integral
+    float or a string of digits), else None (unreadable, negative or absurd: ignored, and the
+    runtime estimates the tokens as when a server reports none)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float):
-        return int(value) if value >= 0 and value.is_integer() else None
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 18:
-        return int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 18:
+        value = int(value.strip())
+    # Beyond any real call (and past what SQLite's integers hold): a broken server, not usage.
+    if isinstance(value, int) and 0 <= value <= TOKEN_BUDGET_CEILING:
+        return value
     return None
 
 

@@ -231,11 +231,13 @@ def test_structured_and_list_answers_with_text_still_succeed(shape_server, kind)
 BAD_USAGE = {
     "openai": {"strings": {"prompt_tokens": "lots", "completion_tokens": None},
                "negative": {"prompt_tokens": -1000000, "completion_tokens": -5000000},
+               "huge": {"prompt_tokens": 10**30, "completion_tokens": 1e300},
                "odd": {"prompt_tokens": 1.5, "completion_tokens": True,
                        "prompt_tokens_details": "x", "completion_tokens_details": {"reasoning_tokens": "many"}}},
     "anthropic": {"strings": {"input_tokens": "lots", "output_tokens": None,
                               "cache_read_input_tokens": "x"},
                   "negative": {"input_tokens": -10, "output_tokens": -5},
+                  "huge": {"input_tokens": 10**20, "output_tokens": "9" * 18},
                   "odd": {"input_tokens": {"n": 1}, "output_tokens": [3]}},
     "gemini": {"strings": {"promptTokenCount": "lots", "candidatesTokenCount": None,
                            "thoughtsTokenCount": "some", "cachedContentTokenCount": "x"},
