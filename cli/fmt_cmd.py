@@ -12,6 +12,7 @@ import typer
 from bmad.cli.common import (EXIT_ERRORS, EXIT_OK, EXIT_USAGE, OutputFormat, examples, fail_usage,
                              print_diagnostics, read_source, read_stdin_source)
 from bmad.compiler.diagnostics import Diagnostic
+from bmad.compiler.source_map import YAML_SUFFIXES  # seed-format workflows: fmt has no layout for them
 
 HELP = """Format .bmad workflow files in place (the canonical layout; comments are kept).
 
@@ -40,10 +41,6 @@ def load_formatter() -> Formatter | None:
     except ImportError:
         return None
     return format_source
-
-
-# Seed-format workflows (`bmad check flow.yaml`): fmt has no layout for them.
-YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def expand_paths(paths: list[str], skipped: list[str] | None = None) -> list[str]:

@@ -20,8 +20,7 @@ from bmad.compiler.gc_pause import collection_paused  # a compile is a burst of 
 from bmad.compiler.load import add_catalog, add_pattern_workflows, catalog_source, load_program, stdlib_display_path, CATALOG
 from bmad.compiler.load import FrontEnd
 from bmad.compiler.parse import decode_source, encoding_diagnostics
-
-YAML_SUFFIXES = (".yaml", ".yml")
+from bmad.compiler.source_map import YAML_SUFFIXES
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Iterable, Literal
 
 from bmad.compiler.credentials import mask_url_credentials
 from bmad.compiler.ir import Span
+from bmad.compiler.source_map import YAML_SUFFIXES
 from bmad.compiler.terminal_text import terminal_safe
 
 Severity = Literal["error", "warning", "info"]
@@ -113,7 +114,7 @@ def _source_lines(sources: dict[str, str], file: str) -> list[str] | None:
     text = sources.get(file)
     if text is None:
         return None
-    if file.endswith((".yaml", ".yml")):
+    if file.endswith(YAML_SUFFIXES):
         lines = _YAML_BREAKS.split(text)
     else:
         lines = text.split("\n")

@@ -8,6 +8,9 @@ from lark import Token
 
 from bmad.compiler.ir import Span
 
+# A file with one of these names is a seed-format YAML workflow; any other is `.bmad` source.
+YAML_SUFFIXES = (".yaml", ".yml")
+
 
 class SourceMap:
     """Turns 0-based offsets into 1-based line/column spans (end exclusive) of one file."""

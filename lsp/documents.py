@@ -292,4 +292,3 @@ def compile_with_compiler(text: str, path: str, overrides: dict[str, str],
         diag = error(E_COMPILER_FAILED, span, f"the bmad compiler failed on this file: {exc!r}",
                      "this is a bug in bmad; `bmad check` on the file shows the same failure")
         return Compilation(None, [diag], {path: text}, False)
-

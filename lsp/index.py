@@ -263,9 +263,7 @@ class _Scanner:
             return False  # right after a clause keyword: its argument (`depends model`)
         if self.bracket > 0:
             return False
-        if prev.kind == "op" and prev.text in _NAME_EXPECTED_AFTER:
-            return False
-        if prev.kind == "name" and prev.text in _NAME_EXPECTED_AFTER:
+        if prev.kind in ("op", "name") and prev.text in _NAME_EXPECTED_AFTER:
             return False
         if prev.kind == "string" and not prev.closed:
             return False  # an unterminated string runs to the end of its line

@@ -82,14 +82,7 @@ class ProviderRateLimit:
     async def acquire(self, tokens: int) -> None:
         if self.requests is None and self.tokens is None and not self.paused_until:
             return
-        while True:
-            wait = self.paused_until - time.monotonic()
-            if self.requests is not None:  # a pause holds whatever the buckets say
-                wait = max(wait, self.requests.wait_time(1))
-            if self.tokens is not None:
-                wait = max(wait, self.tokens.wait_time(tokens))
-            if wait <= 0:
-                break
+        while (wait := self.wait_time(tokens)) > 0:
             await anyio.sleep(wait)
         if self.requests is not None:
             self.requests.take(1)
@@ -115,7 +108,7 @@ class ProviderRateLimit:
             self.paused_until = max(self.paused_until, time.monotonic() + seconds)
 
     def wait_time(self, tokens: int) -> float:
-        """Seconds `acquire` would wait now (0: none)."""
+        """Seconds `acquire` would wait now (0: none). A pause holds whatever the buckets say."""
         wait = self.paused_until - time.monotonic()
         if self.requests is not None:
             wait = max(wait, self.requests.wait_time(1))

@@ -19,7 +19,7 @@ import httpx
 
 from bmad.runtime.providers import base
 from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status, enum_answer_schema,
-                                                iter_sse, loads_event, sampling_settings, text_or_none, truncated,
+                                                iter_sse, loads_event, sampling_settings, object_at, text_or_none, truncated,
                                                 usage_count, usage_sum)
 
 API_VERSION = "2023-06-01"
@@ -99,11 +99,11 @@ class AnthropicProvider(HttpProvider):
             data = loads_event(self, event.data)
             kind = data.get("type") if isinstance(data, dict) else None
             if kind == "message_start":
-                message = data.get("message") if isinstance(data.get("message"), dict) else {}
+                message = object_at(data, "message")
                 parsed.model_id = text_or_none(message.get("model"))
                 _apply_usage(parsed, message.get("usage"))
             elif kind == "content_block_delta":
-                delta = data.get("delta") if isinstance(data.get("delta"), dict) else {}
+                delta = object_at(data, "delta")
                 if delta.get("type") == "text_delta":
                     text.append(text_or_none(delta.get("text")) or "")
                 elif delta.get("type") == "input_json_delta":
@@ -112,9 +112,9 @@ class AnthropicProvider(HttpProvider):
                 if on_progress is not None:
                     on_progress(deltas)
             elif kind == "message_delta":
-                delta = data.get("delta") if isinstance(data.get("delta"), dict) else {}
+                delta = object_at(data, "delta")
                 parsed.finish_reason = text_or_none(delta.get("stop_reason")) or parsed.finish_reason
-                usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+                usage = object_at(data, "usage")
                 if (output := usage_count(usage.get("output_tokens"))) is not None:
                     parsed.output_tokens = output
             elif kind == "message_stop":

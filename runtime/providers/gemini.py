@@ -21,7 +21,7 @@ import httpx
 from bmad.runtime.providers import base
 from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status,
                                                 iter_sse, loads_event, parse_duration, sampling_settings,
-                                                text_or_none, truncated, usage_count, usage_sum)
+                                                object_at, text_or_none, truncated, usage_count, usage_sum)
 
 _BLOCKING_FINISH = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION",
                     "IMAGE_SAFETY"}
@@ -105,14 +105,14 @@ class GeminiProvider(HttpProvider):
 
     def _merge_chunk(self, parsed: ParsedCompletion, data: dict[str, Any],
                      pieces: list[str]) -> None:
-        feedback = data.get("promptFeedback") if isinstance(data.get("promptFeedback"), dict) else {}
+        feedback = object_at(data, "promptFeedback")
         if feedback.get("blockReason"):
             raise self.fail(base.ContentFiltered,
                             f"the prompt was blocked ({feedback['blockReason']})", status=400)
         candidates = data.get("candidates") if isinstance(data.get("candidates"), list) else []
         if candidates and isinstance(candidates[0], dict):
             cand = candidates[0]
-            content = cand.get("content") if isinstance(cand.get("content"), dict) else {}
+            content = object_at(cand, "content")
             parts = content.get("parts") if isinstance(content.get("parts"), list) else []
             for part in parts:  # `text: null`, a functionCall alone: no text (EmptyAnswer)
                 if isinstance(part, dict) and isinstance(part.get("text"), str) and part["text"] \

@@ -367,6 +367,12 @@ def usage_sum(*values: Any) -> int:
     return sum(usage_count(v) or 0 for v in values)
 
 
+def object_at(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """`data[key]` when it is a JSON object, else {} (missing, `null`, a string, a list...)."""
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def text_or_none(value: Any) -> str | None:
     """A string field of an answer: the string, else None (`null`, a number, an object...)."""
     return value if isinstance(value, str) else None

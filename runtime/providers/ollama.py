@@ -16,7 +16,7 @@ import httpx
 
 from bmad.runtime.providers import base
 from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status, enum_answer_schema,
-                                                loads_event, sampling_settings, StreamedText, text_or_none,
+                                                loads_event, sampling_settings, StreamedText, object_at, text_or_none,
                                                 truncated, usage_count)
 
 
@@ -71,7 +71,7 @@ class OllamaProvider(HttpProvider):
                 continue
             if data.get("error"):
                 raise classify_status(500, str(data["error"]), provider=self.name)
-            message = data.get("message") if isinstance(data.get("message"), dict) else {}
+            message = object_at(data, "message")
             content = text_or_none(message.get("content"))
             if content:
                 streamed.add(content)

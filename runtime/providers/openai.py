@@ -21,7 +21,7 @@ import httpx
 
 from bmad.runtime.providers import base
 from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status, enum_answer_schema,
-                                                iter_sse, loads_event, sampling_settings, StreamedText, text_or_none,
+                                                iter_sse, loads_event, sampling_settings, StreamedText, object_at, text_or_none,
                                                 truncated, usage_count, usage_sum)
 
 
@@ -103,7 +103,7 @@ class OpenAIProvider(HttpProvider):
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise self.fail(base.EmptyAnswer, "the answer has no text (the response has no choices)")
         choice = choices[0]
-        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        message = object_at(choice, "message")
         text = _content_text(message.get("content"))
         if text is None and message.get("refusal"):
             return ParsedCompletion(text="", finish_reason="refusal", raw=data)
@@ -134,7 +134,7 @@ class OpenAIProvider(HttpProvider):
             for choice in choices if isinstance(choices, list) else []:
                 if not isinstance(choice, dict):
                     continue
-                delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+                delta = object_at(choice, "delta")
                 if isinstance(delta.get("content"), str) and delta["content"]:
                     streamed.add(delta["content"])
                 if text_or_none(choice.get("finish_reason")):
