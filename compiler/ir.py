@@ -353,6 +353,7 @@ class Task:
     model: Name | None = None
     route: Route | None = None
     fallback: tuple[Name, ...] = ()
+    no_fallback: bool = False  # `fallback none`: not even the planner's automatic fallbacks
     max_tokens: int | None = None
     temperature: float | None = None
     priority: Priority | None = None

@@ -100,6 +100,13 @@ class _NotBuilt:
 
 NOT_BUILT = _NotBuilt()
 
+NO_FALLBACK = object()  # the value of `fallback none`
+
+
+def _written_fallbacks(value) -> tuple[ir.Name, ...]:
+    """The models a `fallback` clause lists (none for `fallback none`, an error, or no clause)."""
+    return value if isinstance(value, tuple) else ()
+
 
 class Lowerer(Transformer):
     """Methods take `(meta, children)`, as with `@v_args(meta=True)`.
@@ -511,12 +518,19 @@ class Lowerer(Transformer):
             return ir.Task(name=str(name), span=span, name_span=self.tspan(name), call=body,
                            for_each=for_each, when=when)
         values = self.collect(body or [], f"task `{name}`")
+        quality, route = values.get("quality"), values.get("route")
+        if (values.get("fallback") is NO_FALLBACK and quality is not None
+                and quality.otherwise == "escalate" and (route is None or route.strategy != "cascade")):
+            self.error("BMAD-E025", quality.span, f"task `{name}` escalates, but has `fallback none`",
+                       "`else escalate` asks the fallback models: name them (`fallback [gpt-4o]`), "
+                       "write `route cascade [...]`, or choose another action (`else fail`, `else retry`)")
         return ir.Task(
             name=str(name), span=span, name_span=self.tspan(name), for_each=for_each, when=when,
             about=values.get("about"), system=values.get("system"), prompt=values.get("prompt"),
             depends=values.get("depends", ()), needs=values.get("needs", ()),
             model=values.get("model"), route=values.get("route"),
-            fallback=values.get("fallback", ()), max_tokens=values.get("max_tokens"),
+            fallback=_written_fallbacks(values.get("fallback")),
+            no_fallback=values.get("fallback") is NO_FALLBACK, max_tokens=values.get("max_tokens"),
             temperature=values.get("temperature"), priority=values.get("priority"),
             timeout_s=values.get("timeout_s"), retry=values.get("retry"),
             on_error=values.get("on_error"), returns=values.get("returns"),
@@ -576,7 +590,14 @@ class Lowerer(Transformer):
         return self.clause(meta, "route", ir.Route(strategy, children[1] or (), self.span(meta)))
 
     def fallback_clause(self, meta, children):
-        return self.clause(meta, "fallback", children[0])
+        written = children[0]
+        if not isinstance(written, Token):
+            return self.clause(meta, "fallback", written)
+        if str(written) != "none":
+            self.error("BMAD-E044", self.tspan(written), f"expected a list of models, found `{written}`",
+                       f"write `fallback [{written}]`, or `fallback none` for no fallback at all")
+            return self.clause(meta, "fallback", None)
+        return self.clause(meta, "fallback", NO_FALLBACK)
 
     def max_tokens_clause(self, meta, children):
         return self.clause(meta, "max_tokens", self.count(children[0]))

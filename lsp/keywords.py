@@ -71,7 +71,8 @@ _DOCS: list[tuple[str, str, str]] = [
      "needs code, security"),
     ("route", "How the model is chosen: cheapest, fastest, best, or cascade through a list.",
      "route cascade [gpt-4o-mini, gpt-4o]"),
-    ("fallback", "Models to try, in order, when the routed one fails.", "fallback [claude-sonnet, gpt-4o]"),
+    ("fallback", "Models to try, in order, when the routed one fails; `fallback none`: no fallback at all, "
+                 "not even the planner's automatic ones.", "fallback [claude-sonnet, gpt-4o]"),
     ("max_tokens", "The most output tokens the task may produce.", "max_tokens 300"),
     ("temperature", "Sampling temperature.", "temperature 0.4"),
     ("priority", "Scheduling priority: low, medium, high or critical.", "priority high"),
@@ -127,6 +128,7 @@ VALUES: dict[str, tuple[str, ...]] = {
     "consensus": ("vote", "weighted", "similarity", "judge", "ensemble"),
     "else": ("refine", "escalate", "retry", "fail", "accept"),
     "backoff": ("exponential", "linear", "fixed"),
+    "fallback": ("none",),  # or a list of models
 }
 
 TYPES = ("text", "number", "bool", "json", "list")

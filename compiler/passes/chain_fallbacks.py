@@ -8,6 +8,7 @@ cascade leaves out the members history shows doing worse than a cheaper one (`ca
 except models the task names in `fallback [...]`. A member left out is not brought back as an
 automatic fallback (the chain is also what escalation walks); for `else escalate` the next-best
 candidate takes its place, and is weighed the same way, so the chain keeps its length.
+`fallback none` leaves the chain empty.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def chain_for(td: TaskDraft, objective: str, context: PassContext,
     """The fallback chain of `td` routed as `plan` (default: its current plan); `leave_out`:
     models its escalation cascade skips, besides those route_models' own cascade skipped."""
     plan, task = plan or td.plan, td.task
+    if task.no_fallback:
+        return ()
     used = {plan.model, *plan.participants}
     chain: list[str] = []
     for name in (n.name for n in task.fallback):

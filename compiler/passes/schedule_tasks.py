@@ -58,7 +58,9 @@ def _risks(wd: WorkflowDraft, draft: Draft, context: PassContext) -> None:
             continue
         chain = [plan.model, *plan.fallbacks]
         providers = {catalog.get(m).provider for m in chain if catalog.get(m)}
-        if not plan.fallbacks:
+        if td.task.no_fallback:
+            pass  # `fallback none`: the author chose it, so it is no risk to point out
+        elif not plan.fallbacks:
             draft.note("BMAD-W230", "warning", f"`{td.id}` has no fallback: if {plan.model} fails, the task fails",
                        td.id, kind="risk")
         elif len(providers) == 1:

@@ -47,7 +47,7 @@ def test_whole_file_on_one_line_parses():
     ("model m {\n  price $1\n}\n", "BMAD-E041", 2, 9, "price input $X output $Y per 1M"),
     ("workflow w {\n  task a when x = 1 { }\n}\n", "BMAD-E042", 2, 19, "calls a workflow"),
     ("use models\n", "BMAD-E043", 1, 5, "standard-library module"),
-    ("workflow w {\n  task a {\n    fallback gpt-4o\n  }\n}\n", "BMAD-E044", 3, 14, "list of models"),
+    ("workflow w {\n  task a {\n    peer_review among gpt-4o\n  }\n}\n", "BMAD-E044", 3, 23, "list of models"),
     ("workflow w {\n  task a {\n    consensus [a, b]\n  }\n}\n", "BMAD-E045", 3, 15, "consensus clause"),
     ("workflow w {\n  task a {\n    returns number\n  }\n}\n", "BMAD-E046", 3, 13, "`returns` takes"),
     ('workflow w {\n  task a {\n    returns json { type: 1 }\n  }\n}\n', "BMAD-E047", 3, 20, "quoted key"),

@@ -228,3 +228,14 @@ async def test_completion_after_use_std_replaces_the_typed_prefix(client, editor
     assert quality.text_edit is not None
     assert quality.text_edit.range == at.range((0, 4), (0, 8))
     assert quality.text_edit.new_text == "std.quality"
+
+
+async def test_fallback_completes_none_and_its_hover_says_what_it_does(client, editor, at):
+    text = ONE_LINE.replace('  output b\n', '  task s {\n    prompt "x"\n    fallback \n  }\n  output b\n')
+    uri = await _open(editor, "fallback_none.bmad", text)
+    items = await client.text_document_completion_async(
+        types.CompletionParams(text_document=doc(uri), position=at(11, 13)))
+    assert "none" in _labels(items)
+    hover = await client.text_document_hover_async(
+        types.HoverParams(text_document=doc(uri), position=at(11, 6)))
+    assert "fallback none" in hover.contents.value
