@@ -89,7 +89,7 @@ def _items(ls: "BmadLanguageServer", doc: Document, offset: int) -> Iterable[typ
     task = frame.task if frame else None
     if line_tokens and line_tokens[-1].text in ("{", "}"):
         line_tokens = []
-    if not line_tokens:
+    if not line_tokens or (kind == "task" and _clause_complete(line_tokens)):
         yield from _keywords(CLAUSES.get(kind, ()))
         return
     clause = line_tokens[0].text
@@ -140,6 +140,20 @@ def _items(ls: "BmadLanguageServer", doc: Document, offset: int) -> Iterable[typ
         yield from _keywords(("judged", "rubric", "else"))
     elif clause == "consensus" and len(texts) >= 2:
         yield from _keywords(("among", "quorum", "by"))
+
+
+# Clauses complete once their one value is written: what follows on the line is the next clause.
+_ONE_STRING_CLAUSES = frozenset({"about", "system", "prompt"})
+
+
+def _clause_complete(line_tokens: list[Token]) -> bool:
+    """In a task, `prompt "x" |` or `model gpt-4o |`: the next word starts a new clause."""
+    if len(line_tokens) != 2:
+        return False
+    clause, value = line_tokens[0].text, line_tokens[1]
+    if clause in _ONE_STRING_CLAUSES:
+        return value.is_string and value.closed
+    return clause == "model" and value.kind == "name"
 
 
 def _same_line(text: str, start: int, offset: int) -> bool:

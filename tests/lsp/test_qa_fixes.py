@@ -239,3 +239,19 @@ async def test_fallback_completes_none_and_its_hover_says_what_it_does(client, e
     hover = await client.text_document_hover_async(
         types.HoverParams(text_document=doc(uri), position=at(11, 6)))
     assert "fallback none" in hover.contents.value
+
+
+async def test_a_keyword_half_typed_after_a_string_or_a_model_on_the_same_line(client, editor, at):
+    text = ONE_LINE.replace('  output b\n', '  task s { prompt "x" dep }\n  task m { model gpt-4o-mini fal }\n'
+                                            '  output b\n')
+    uri = await _open(editor, "half_typed.bmad", text)
+    after_string = await client.text_document_completion_async(
+        types.CompletionParams(text_document=doc(uri), position=at(9, 25)))
+    assert {"depends", "model", "fallback"} <= set(_labels(after_string))
+    after_model = await client.text_document_completion_async(
+        types.CompletionParams(text_document=doc(uri), position=at(10, 32)))
+    assert "fallback" in _labels(after_model) and "gpt-4o-mini" not in _labels(after_model)
+    # still inside the clause: its own values
+    models = await client.text_document_completion_async(
+        types.CompletionParams(text_document=doc(uri), position=at(10, 17)))
+    assert "gpt-4o-mini" in _labels(models)
