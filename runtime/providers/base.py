@@ -110,6 +110,14 @@ class EmptyAnswer(Transient):
     choices or candidates): worth another try, then a fallback; journaled as `transient`."""
 
 
+class OutOfTokensEmpty(EmptyAnswer):
+    """No text because the answer hit `max_tokens` first (finish reason `length`; e.g. a reasoning
+    model thinking through its whole allowance): the same request would do it again, so the
+    fallback is asked at once, without retrying."""
+
+    retryable = False
+
+
 class Timeout(ProviderError):
     retryable = True
     kind = "timeout"

@@ -225,7 +225,9 @@ class HttpProvider:
         if not parsed.text.strip():
             # `content: null`, `""`, a tool call or tool_use block alone, no text block: nothing
             # to hand on. Retried (a new draw may answer), then the fallback (ANSWER_SHAPES docs).
-            empty = self.fail(base.EmptyAnswer, no_text_reason(parsed.finish_reason))
+            out_of_tokens = str(parsed.finish_reason) in OUT_OF_TOKENS_REASONS
+            empty = self.fail(base.OutOfTokensEmpty if out_of_tokens else base.EmptyAnswer,
+                              no_text_reason(parsed.finish_reason))
             # billed all the same: the prompt was read, and any output tokens were written
             empty.billed_tokens = (
                 parsed.input_tokens if parsed.input_tokens is not None
@@ -340,9 +342,16 @@ class HttpProvider:
         return HealthReport(self.name, self.kind, "ok", detail, models=models, latency_s=latency)
 
 
+# Finish reasons saying the output allowance ran out (OpenAI and Ollama, Anthropic, Gemini).
+OUT_OF_TOKENS_REASONS = frozenset({"length", "max_tokens", "MAX_TOKENS"})
+
+
 def no_text_reason(finish_reason: Any) -> str:
     """The message of an answer without text (`base.EmptyAnswer`)."""
     reason = f" (finish reason {str(finish_reason)[:40]!r})" if finish_reason else ""
+    if str(finish_reason) in OUT_OF_TOKENS_REASONS:
+        return (f"the answer has no text{reason}: max_tokens ran out before any text was written; "
+                "not retried (raise the task's max_tokens)")
     return f"the answer has no text{reason}"
 
 

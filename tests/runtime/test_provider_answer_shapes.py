@@ -171,7 +171,7 @@ NO_TEXT = {
         "empty": answer_body("gemini", ""),
         "functioncall": {"candidates": [{"content": {"role": "model", "parts": [
             {"functionCall": {"name": "lookup", "args": {}}}]}, "finishReason": "STOP"}]},
-        "noparts": {"candidates": [{"content": {"role": "model"}, "finishReason": "MAX_TOKENS"}]},
+        "noparts": {"candidates": [{"content": {"role": "model"}, "finishReason": "STOP"}]},
     },
     "ollama": {
         "null": answer_body("ollama", None),
