@@ -132,25 +132,49 @@ def use_limits(limits: Limits | None = None, **changes: Any) -> Iterator[Limits]
         _override.reset(token)
 
 
-def limits_config_diagnostics() -> list[Diagnostic]:
-    """A BMAD-E509 error when `bmad.toml`'s `[limits]` (or the file itself) can't be used."""
-    if _override.get() is not None:
+def providers_config_diagnostics() -> list[Diagnostic]:
+    """A BMAD-E400 error when `bmad.toml`'s `[providers.*]` tables can't be used: above all, a key
+    written in the file. The providers refuse such a file (`runtime/providers/keys.py`), so every
+    compile reports it too: `bmad check` and `bmad plan` say what `bmad run` would refuse."""
+    from bmad.compiler.settings import E_CONFIG, config_hint, config_path, key_line, providers_issue
+
+    try:
+        settings = read_settings()
+    except SettingsError:  # the file itself: BMAD-E509 below
         return []
+    if settings.path is None:
+        return []
+    issue = providers_issue(settings.data)
+    if issue is None:
+        return []
+    problem = issue[0]
+    line = key_line(settings.path) if problem.endswith(" holds a key") else 1
+    span = ir.Span(str(config_path()), line, 1, line, 1, 0, 0)
+    return [error(E_CONFIG, span, f"bmad.toml can't be used: {problem}", config_hint(problem))]
+
+
+def limits_config_diagnostics() -> list[Diagnostic]:
+    """A BMAD-E509 error when `bmad.toml`'s `[limits]` (or the file itself) can't be used, and
+    a BMAD-E400 error when its `[providers.*]` tables can't be (`providers_config_diagnostics`):
+    every problem with `bmad.toml` a compile reports."""
+    found = providers_config_diagnostics()
+    if _override.get() is not None:
+        return found
     problem = configured_limits()[1]
     if problem is None:
-        return []
+        return found
     from bmad.compiler.settings import config_path
 
     span = ir.Span(str(config_path()), 1, 1, 1, 1, 0, 0)
     try:
         read_settings()
     except SettingsError:  # the file itself, not its [limits] table
-        return [error(CONFIG_CODE, span, f"bmad.toml can't be read: {problem}",
-                      "fix the file where the message points (TOML syntax); the default limits "
-                      "apply until then")]
-    return [error(CONFIG_CODE, span, f"the limits in bmad.toml can't be used: {problem}",
-                  "fix the `[limits]` table (see docs/diagnostics.md, BMAD-E509); the defaults "
-                  "apply until then")]
+        return found + [error(CONFIG_CODE, span, f"bmad.toml can't be read: {problem}",
+                              "fix the file where the message points (TOML syntax); the default "
+                              "limits apply until then")]
+    return found + [error(CONFIG_CODE, span, f"the limits in bmad.toml can't be used: {problem}",
+                          "fix the `[limits]` table (see docs/diagnostics.md, BMAD-E509); the "
+                          "defaults apply until then")]
 
 
 def program_limit_diagnostics(program: ir.Program, limits: Limits | None = None) -> list[Diagnostic]:

@@ -614,16 +614,18 @@ class Lowerer(Transformer):
         return self.clause(meta, "priority", self.word(children[0], PRIORITIES, "priority"))
 
     def retry_clause(self, meta, children):
-        attempts_token, backoff_token, low, high = children
-        attempts = self.count(attempts_token)
+        retries_token, backoff_token, low, high = children
+        retries = self.count(retries_token)
         backoff = self.word(backoff_token, BACKOFFS, "backoff") if backoff_token is not None else None
         low_s, high_s = self.duration(low), self.duration(high)
-        if attempts is None or (backoff_token is not None and backoff is None):
+        if retries is None or (backoff_token is not None and backoff is None):
             return self.clause(meta, "retry", None)
         if low_s is not None and high_s is not None and low_s > high_s:
             self.error("BMAD-E019", self.sm.span(low.start_pos, high.end_pos),
                        f"the backoff range runs backwards ({low} to {high})", "write the shorter wait first")
-        retry = ir.Retry(attempts, backoff or "exponential", low_s, high_s, self.span(meta))
+        # `retry N` counts retries after the first try; the IR counts tries in total (as the
+        # seed's `max_attempts` does), so `retry 0` is one attempt and no retry.
+        retry = ir.Retry(retries + 1, backoff or "exponential", low_s, high_s, self.span(meta))
         return self.clause(meta, "retry", retry)
 
     def on_error_clause(self, meta, children):

@@ -20,6 +20,20 @@ from bmad.compiler import ir, ir_codec
 
 PLAN_VERSION = "1"
 
+# Tries per model call of a task without a `retry` clause (the first try and 2 retries): the
+# runtime's retry policy (runtime/retry.py) and the planner's worst case read this one number.
+DEFAULT_ATTEMPTS = 3
+
+
+def format_latency(seconds: float) -> str:
+    """An estimated latency as every view of a plan shows it (the totals, BMAD-W213): 0.7s."""
+    return f"{seconds:.1f}s"
+
+
+def format_seconds(seconds: float) -> str:
+    """A time budget as written: 2s, 1.5s, 90s."""
+    return f"{seconds:g}s"
+
 
 class PlanFormatError(ir_codec.DataFormatError):
     """A plan file that isn't a sealed plan bmad can read: wrong JSON shapes, unknown keys, a value
@@ -57,6 +71,10 @@ class TaskPlan:
     kind: str = "prompt"  # "prompt" or "call" (a subworkflow)
     model: str | None = None  # the routed model (None for calls; the first participant for consensus)
     participants: tuple[str, ...] = ()  # consensus / best_of / peer_review members, in order
+    # How the participants' answers are decided when the plan itself made the task a panel
+    # (`strategy collaborative` on a task without a consensus form: "vote" for exact answers,
+    # "similarity" for text); None when the task's own consensus form decides, or it has none.
+    method: str | None = None
     judge: str | None = None  # quality judge, consensus judge or ensemble synthesiser
     route_reason: str = ""
     route_rule: str = ""  # objective:cost | pinned | route:cascade | fallback:local ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bmad.compiler.html_page import cards, esc, num, page, section, table
 from bmad.compiler.plan import Plan, TaskPlan, WorkflowPlan
-from bmad.compiler.plan_render import model_text, money, quality_text, rubric_names
+from bmad.compiler.plan_render import budget_verdict, model_text, money, quality_text, rubric_names
 
 NODE_W, NODE_H = 190, 58
 COL_GAP, ROW_GAP = 70, 18
@@ -90,11 +90,7 @@ def cost_table(plan: Plan, wp: WorkflowPlan, table_id: str) -> str:
 
 def render_plan_html(plan: Plan) -> str:
     wp, budget, totals = plan.entry, plan.budget, plan.totals
-    fits = "no dollar budget"
-    if budget.usd is not None:
-        fits = ("fits" if totals.cost_usd_worst is not None and totals.cost_usd_worst <= budget.usd else
-                "worst case over budget (the run stops at the cap)"
-                if totals.cost_usd_expected is not None and totals.cost_usd_expected <= budget.usd else "over budget")
+    fits = budget_verdict(plan, "worst case over budget (the run stops at the cap)")
     summary = cards([("expected cost", money(totals.cost_usd_expected)), ("worst cost", money(totals.cost_usd_worst)),
                      ("budget", money(budget.usd) if budget.usd is not None else "none"), ("verdict", fits),
                      ("critical path", f"{totals.latency_s:.1f}s"),

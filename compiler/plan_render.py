@@ -18,7 +18,9 @@ from rich.table import Table
 from rich.text import Text
 
 from bmad.compiler.money import format_usd
-from bmad.compiler.plan import Plan, TaskPlan
+from bmad.compiler.plan import Plan, TaskPlan, format_latency, format_seconds
+
+ASSUMED_FAN_OUT = "BMAD-W234"  # a plan risk: a `for each` size the plan assumed (compiler/passes/expand.py)
 
 
 def money(value: float | None) -> str:
@@ -39,6 +41,25 @@ def quality_text(t: TaskPlan, rubric: str | None = None) -> str:
     floor = "-" if t.quality_floor is None else f"{t.quality_floor:.2f}"
     expected = "?" if t.expected_quality is None else f"{t.expected_quality:.2f}"
     return f"{floor} -> {expected}" + (f" ({rubric})" if rubric else "")
+
+
+def assumed_fan_outs(plan: Plan) -> set[str]:
+    """The entry workflow's tasks whose `for each` size the plan assumed (BMAD-W234): shown `x10?`."""
+    return {n.task for n in plan.notes
+            if n.code == ASSUMED_FAN_OUT and n.task and n.message.startswith(f"`{n.task}` ")}
+
+
+def budget_verdict(plan: Plan, over_worst: str = "worst case over budget, the run stops at the cap") -> str:
+    """The dollar budget against the totals: `fits` only when the worst case (what the run can
+    spend at most) is known and within it."""
+    totals, usd = plan.totals, plan.budget.usd
+    if usd is None:
+        return "no dollar budget"
+    if totals.cost_usd_worst is None or totals.cost_usd_expected is None:
+        return "unknown"
+    if totals.cost_usd_worst <= usd:
+        return "fits"
+    return over_worst if totals.cost_usd_expected <= usd else "over budget"
 
 
 def model_text(t: TaskPlan) -> str:
@@ -66,6 +87,7 @@ def render_text(plan: Plan, *, width: int = 140) -> str:
                        + (", with run history" if plan.history_used else "") + ")", style="bold"))
     by_id = {t.id: t for t in wp.tasks}
     rubrics = rubric_names(plan, wp.workflow)
+    assumed = assumed_fan_outs(plan)
     for index, stage in enumerate(wp.stages):
         table = Table(title=f"stage {index + 1}" + (" (parallel)" if len(stage) > 1 else ""),
                       title_justify="left", show_lines=False, expand=False)
@@ -75,31 +97,29 @@ def render_text(plan: Plan, *, width: int = 140) -> str:
             table.add_column(column, justify=justify, overflow="fold")
         for name in stage:
             t = by_id[name]
-            label = t.id + (" *" if t.on_critical_path else "") + (f" x{t.fan_out}" if t.fan_out else "")
+            label = t.id + (" *" if t.on_critical_path else "") + (
+                f" x{t.fan_out}" + ("?" if t.id in assumed else "") if t.fan_out else "")
             table.add_row(label, model_text(t), t.route_reason, money(t.estimate.cost_usd_expected),
-                          money(t.estimate.cost_usd_worst), f"{t.estimate.latency_s:.1f}s", quality_text(t, rubrics.get(t.id)),
+                          money(t.estimate.cost_usd_worst), format_latency(t.estimate.latency_s), quality_text(t, rubrics.get(t.id)),
                           ", ".join(t.fallbacks) or "-")
         console.print(table)
     totals = wp.totals
     console.print(Text("Totals", style="bold"))
     console.print(f"  cost      expected {money(totals.cost_usd_expected)}, worst {money(totals.cost_usd_worst)}"
-                  + (f"  (budget {money(budget.usd)}: "
-                     + ("fits" if totals.cost_usd_worst is not None and totals.cost_usd_worst <= budget.usd
-                        else "worst case over budget, the run stops at the cap"
-                        if totals.cost_usd_expected is not None and totals.cost_usd_expected <= budget.usd
-                        else "unknown" if totals.cost_usd_worst is None else "over budget") + ")"
+                  + (f"  (budget {money(budget.usd)}: {budget_verdict(plan)})"
                      if budget.usd is not None else "  (no dollar budget)"))
     console.print(f"  tokens    expected {totals.tokens_expected:,}, worst {totals.tokens_worst:,}"
                   + (f"  (budget {budget.tokens:,})" if budget.tokens is not None else ""))
-    console.print(f"  latency   {totals.latency_s:.1f}s on the critical path"
-                  + (f"  (budget {budget.time_s:.0f}s)" if budget.time_s is not None else ""))
+    console.print(f"  latency   {format_latency(totals.latency_s)} on the critical path"
+                  + (" (every task, one at a time)" if plan.strategy == "sequential" else "")
+                  + (f"  (budget {format_seconds(budget.time_s)})" if budget.time_s is not None else ""))
     console.print(f"  calls     expected {totals.calls_expected:g}, worst {totals.calls_worst}")
     console.print(Text("Critical path", style="bold"))
     console.print("  " + (" -> ".join(wp.critical_path) or "-") + "   (* in the tables)")
     for sub in plan.subplans:
         console.print(Text(f"Subworkflow {sub.workflow}", style="bold"))
         console.print(f"  per call: expected {money(sub.totals.cost_usd_expected)}, worst "
-                      f"{money(sub.totals.cost_usd_worst)}, {sub.totals.latency_s:.1f}s; tasks: "
+                      f"{money(sub.totals.cost_usd_worst)}, {format_latency(sub.totals.latency_s)}; tasks: "
                       + ", ".join(f"{t.id}={model_text(t)}" for t in sub.tasks))
     warnings = [n for n in plan.notes if n.kind not in ("risk", "info")]
     risks = [n for n in plan.notes if n.kind == "risk"]

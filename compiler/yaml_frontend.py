@@ -10,7 +10,8 @@ and diagnostics (BMAD-E080..E099, BMAD-W080..W099) point into the YAML file. The
 - each task: `id` -> the task's name, `name`/`description` -> `about`, `task_type` -> `pattern`,
   `dependencies` -> `depends`, `llm_requirements` -> `needs`, `model`, `fallback`, `max_tokens`,
   `temperature` and `consensus` (from `collaboration`), `priority` -> lower case, `timeout` ->
-  `timeout_s`, `retry_config` -> `retry`, `outputs` -> `returns json` (an object with those fields).
+  `timeout_s`, `retry_config` -> `retry` (`max_attempts: N` counts tries in total, as the IR
+  does: `retry N-1` in `.bmad`), `outputs` -> `returns json` (an object with those fields).
 - Seed tasks have no prompt: one is built from the task's name, description and `inputs` (literal
   text; `{{ task }}` inside a value refers to that task's output), followed by a `{{ dep }}`
   interpolation of each dependency's output, so implicit edges match the explicit ones.
@@ -780,6 +781,7 @@ class _Lowering:
         if attempts is None:
             return None
         kwargs: dict[str, Any] = {"backoff": backoff} if backoff else {}
+        # max_attempts counts the first try, like the IR: `max_attempts: 3` is `retry 2` in .bmad
         return ir.Retry(attempts=int(attempts), min_s=low, max_s=high, span=self.span(node), **kwargs)
 
     def outputs(self, node: Node) -> ir.Returns | None:

@@ -77,7 +77,9 @@ _DOCS: list[tuple[str, str, str]] = [
     ("temperature", "Sampling temperature.", "temperature 0.4"),
     ("priority", "Scheduling priority: low, medium, high or critical.", "priority high"),
     ("timeout", "The longest one attempt may take.", "timeout 30s"),
-    ("retry", "Retries on transient failures, with backoff.", "retry 3 backoff exponential 1s to 20s"),
+    ("retry", "After a transient failure, retries the same model up to N times (N + 1 attempts; "
+              "`retry 0`: no retry; without the clause, 2 retries), with backoff.",
+     "retry 3 backoff exponential 1s to 20s"),
     ("on_error", "What a failure does to the run: fail, skip or continue.", "on_error continue"),
     ("returns", "The result's shape: text, json {JSON Schema} or enum(A, B).",
      'returns json { "type": "object", "properties": { "score": { "type": "number" } } }'),

@@ -20,6 +20,7 @@ from bmad.compiler.checks.loops import check_loops
 from bmad.compiler.checks.models import check_models
 from bmad.compiler.checks.parallel import check_parallel
 from bmad.compiler.checks.providers import check_providers
+from bmad.compiler.checks.quality_gates import check_quality_gates
 from bmad.compiler.checks.references import check_references
 from bmad.compiler.checks.schemas import check_schemas
 from bmad.compiler.checks.scope import build_index
@@ -41,6 +42,7 @@ CHECKS = (
     check_models,
     check_providers,
     check_consensus,
+    check_quality_gates,
     check_schemas,
     check_defaults,
     check_values,

@@ -66,9 +66,13 @@ def check_task(task: ir.Task, out: list[Diagnostic]) -> None:
     retry = task.retry
     if retry is not None:
         span = at(retry.span, name_span)
+        # IR attempts count the first try (`retry N` lowers to N + 1), so only IR from other
+        # tools can allow none; `retry 0` is one attempt and no retry.
         if retry.attempts < 1:
-            out.append(error("BMAD-E186", span, f"`retry {retry.attempts}` of {owner} allows no attempt",
-                             "use `retry 1` or more, or remove the clause"))
+            out.append(error("BMAD-E186", span, f"the retry policy of {owner} allows no attempt "
+                             f"({retry.attempts} attempts in total)",
+                             "attempts count the first try: 1 or more (`retry 0` in .bmad, "
+                             "`max_attempts: 1` in YAML, is one attempt and no retry)"))
         for bound in (retry.min_s, retry.max_s):
             if bound is not None and bound < 0:
                 out.append(error("BMAD-E188", span, f"the retry backoff of {owner} has a negative time",

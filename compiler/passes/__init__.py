@@ -8,7 +8,6 @@ model treated as available and return the passes' diagnostics (e.g. an infeasibl
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable
 
 from bmad.compiler import ir
@@ -78,25 +77,10 @@ def plan_program(program: ir.Program, context: PassContext | None = None) -> tup
     return (None if draft.failed else draft.plan), sort_diagnostics(draft.diagnostics)
 
 
-def chain_escalations(draft: Draft, context: PassContext) -> Draft:
-    """`chain_fallbacks` for a check: only the tasks whose gate escalates, the one place a later
-    pass reads the chain (their escalation cascade is the routed model then the chain by cost,
-    and estimate_cost prices the cascade). Other tasks' fallback chains are only shown in a plan
-    and read again by nothing before `enforce_budget`, which rebuilds a moved task's chain."""
-    escalating = {}
-    for name, wd in draft.workflows.items():
-        tasks = {key: td for key, td in wd.tasks.items()
-                 if td.task.quality is not None and td.task.quality.otherwise == "escalate"}
-        if tasks:
-            escalating[name] = replace(wd, tasks=tasks)
-    if escalating:  # the real pass over those tasks (it revises their plans in place)
-        chain_fallbacks(replace(draft, workflows=escalating), context)
-    return draft
-
-
-# The passes `check_plan` runs: PASSES up to `enforce_budget`, with the fallback chains built
-# only where a diagnostic can depend on them.
-CHECK_PASSES: tuple[Pass, ...] = tuple(chain_escalations if p is chain_fallbacks else p for p in PASSES)
+# The passes `check_plan` runs: PASSES up to `enforce_budget`. (It once chained fallbacks only for
+# escalating gates; every task's worst case now counts its fallback chain, so every task is
+# chained, as in a plan.)
+CHECK_PASSES: tuple[Pass, ...] = PASSES
 
 
 # The last pass whose diagnostics `check_plan` needs: the ones after it (schedule_tasks, seal_plan)
@@ -110,9 +94,8 @@ def check_plan(program: ir.Program) -> list[Diagnostic]:
 
     Runs the passes up to `enforce_budget` (the budget's verdict) without scheduling or sealing a
     plan, routes without writing the explanations a plan shows (the ordered candidate table, the
-    route reasons) and chains fallbacks only for escalating gates (`chain_escalations`): the same
-    diagnostics as `plan_program`, for less work. A file of declarations only (no
-    workflow, like a models file) has nothing to plan: no problems.
+    route reasons): the same diagnostics as `plan_program`, for less work. A file of declarations
+    only (no workflow, like a models file) has nothing to plan: no problems.
     """
     if not program.workflows:
         return []

@@ -25,10 +25,15 @@ class PassContext:
     budget: ir.Budget | None = None  # overrides the workflow's budget, field by field
     min_quality: float | None = None  # raises every quality floor to at least this
     scheduling: str = "priority_first"
+    # the run's strategy when it overrides the entry workflow's (`bmad run --strategy X`): how the
+    # runtime runs every workflow of the run, so what the plan's stages, latency and panels follow
+    strategy: str | None = None
     history: ModelHistory | None = None
     provider_mode: str | None = None  # "sim": every model available, simulated
     key_variables_set: Mapping[str, bool] = field(default_factory=dict)  # never the values
-    inputs: Mapping[str, Any] = field(default_factory=dict)  # known input values (fan-out sizes)
+    # known values of the entry workflow's inputs (`bmad run`'s): they size its `for each` lists
+    # and the prompts that interpolate them, instead of the assumed sizes
+    inputs: Mapping[str, Any] = field(default_factory=dict)
     default_fan_out: int = DEFAULT_FAN_OUT
     # The embedded local model, added to the plan's program when work falls back to it.
     local_provider: ir.Provider | None = None
@@ -39,7 +44,7 @@ def make_context(program: ir.Program, *, environment: Mapping[str, str] | None =
                  provider_mode: str | None = None, objective: str | None = None,
                  budget: ir.Budget | None = None, min_quality: float | None = None,
                  scheduling: str = "priority_first", history: ModelHistory | None = None,
-                 inputs: Mapping[str, Any] | None = None,
+                 strategy: str | None = None, inputs: Mapping[str, Any] | None = None,
                  default_fan_out: int = DEFAULT_FAN_OUT) -> PassContext:
     """A context for planning `program` here: availability from `environment` (default os.environ)."""
     env = os.environ if environment is None else environment
@@ -58,7 +63,7 @@ def make_context(program: ir.Program, *, environment: Mapping[str, str] | None =
                 if p.api_key_env}
     return PassContext(
         catalog=catalog, objective=objective, budget=budget, min_quality=min_quality,
-        scheduling=scheduling, history=history if history and not history.empty else None,
+        scheduling=scheduling, strategy=strategy, history=history if history and not history.empty else None,
         provider_mode=provider_mode, key_variables_set=key_vars, inputs=dict(inputs or {}),
         default_fan_out=default_fan_out, local_provider=local_provider, local_model=local_model,
     )

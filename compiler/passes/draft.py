@@ -82,6 +82,9 @@ class WorkflowDraft:
     totals: Estimate = field(default_factory=Estimate)
     critical_path: tuple[str, ...] = ()
     stages: tuple[tuple[str, ...], ...] = ()
+    # the run is `strategy sequential`: the runtime runs this workflow's tasks one at a time, so
+    # its latency is their sum and every task is on its critical path
+    sequential: bool = False
 
     @property
     def name(self) -> str:
@@ -92,6 +95,7 @@ class WorkflowDraft:
 class Draft:
     program: ir.Program
     entry: str
+    strategy: str = "parallel"  # the run's: the context's override, else the entry workflow's
     workflows: dict[str, WorkflowDraft] = field(default_factory=dict)  # callees first
     diagnostics: list[Diagnostic] = field(default_factory=list)
     notes: list[PlanNote] = field(default_factory=list)

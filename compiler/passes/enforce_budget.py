@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import Related, error, warning
 from bmad.compiler.money import format_usd
-from bmad.compiler.passes.chain_fallbacks import chained, escalates
+from bmad.compiler.passes.chain_fallbacks import chained
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
-from bmad.compiler.passes.estimate_cost import estimate_call, estimate_task, rounded, total_workflow
+from bmad.compiler.passes.estimate_cost import (estimate_call, estimate_task, rounded, total_workflow,
+                                                worst_options)
 from bmad.compiler.passes.route_models import TaskRouter
-from bmad.compiler.plan import PlanBudget
+from bmad.compiler.plan import PlanBudget, format_latency, format_seconds
 
 PRIORITY_ORDER = {"low": 0, "medium": 1, None: 1, "high": 2, "critical": 3}
 DOMINANT_SHARE = 0.8  # name the tasks that make up this share of the cheapest expected cost
@@ -117,9 +118,11 @@ def _cheaper_plans(covered: list[CoveredTask], draft: Draft, context: PassContex
             continue
         router = routers.get(wd.name) or routers.setdefault(wd.name, TaskRouter(draft, wd, context))
         plan, _diags = router.route(td, objective="cost", budget_move=True)
-        if escalates(td):  # chained before it is priced: its cascade is part of what it costs
-            plan = chained(td, wd.objective, context, plan)
-        plan = revise(plan, estimate=rounded(estimate_task(td, plan, context.catalog, context.history)))
+        # chained before it is priced: its fallbacks (and an escalation's cascade) are part of
+        # what it may cost, so a task moved for the budget falls back on the cheapest too
+        plan = chained(td, "cost", context, plan)
+        plan = revise(plan, estimate=rounded(estimate_task(td, plan, context.catalog, context.history,
+                                                           **worst_options(wd, draft, context))))
         current = td.plan.estimate
         if plan.estimate.cost_usd_expected is None or current.cost_usd_expected is None:
             continue
@@ -141,7 +144,9 @@ def _enforce_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> N
     limit = wd.budget.usd
     totals = wd.totals
     span = _budget_span(wd.workflow)
-    if totals.cost_usd_worst is None:
+    if totals.cost_usd_worst is None or totals.cost_usd_expected is None:
+        # (under a dollar budget the runtime refuses a model without a price: a task routed to
+        # one fails, one that may fall back on one stops there)
         draft.report(warning("BMAD-W215", span,
                              f"the budget {format_usd(limit)} can't be checked: some models have no price",
                              "declare prices for every model the plan uses"))
@@ -201,9 +206,7 @@ def _enforce_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> N
         if cut <= 0:
             continue
         moved.append(f"`{item.label}` {td.plan.model} -> {new.model}")
-        td.plan = revise(new, downgraded_from=td.plan.model)
-        if not escalates(td):  # an escalating task's cheaper plan was chained when it was priced
-            td.plan = chained(td, item.wd.objective, context)  # the chain from its new model
+        td.plan = revise(new, downgraded_from=td.plan.model)  # chained (from its new model) and priced
         moved_callee = moved_callee or item.via is not None
         worst -= cut
     if moved_callee:  # the callees' totals changed, and with them the cost of every call
@@ -255,9 +258,11 @@ def enforce_budget(draft: Draft, context: PassContext) -> Draft:
         if wd.budget.tokens is not None:
             _enforce_tokens(wd, draft)
         if wd.budget.time_s is not None and wd.totals.latency_s > wd.budget.time_s:
+            path = ("the critical path (the whole run: `strategy sequential` runs one task at a time)"
+                    if wd.sequential else "the critical path")
             draft.report(warning(
                 "BMAD-W213", wd.budget_span,
-                f"the critical path is expected to take {wd.totals.latency_s:.0f}s, over the time budget "
-                f"of {wd.budget.time_s:.0f}s: the run stops at the cap if it gets there",
+                f"{path} is expected to take {format_latency(wd.totals.latency_s)}, over the time budget "
+                f"of {format_seconds(wd.budget.time_s)}: the run stops at the cap if it gets there",
                 "raise the time budget or optimize for latency"))
     return draft

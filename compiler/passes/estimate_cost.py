@@ -1,37 +1,73 @@
 """Estimate cost: dollars, tokens and latency per task (expected and worst case) and per workflow.
 
-A task's calls, from its clauses (all documented in docs/planning.md):
+The *expected* figures, from a task's clauses (all documented in docs/planning.md):
 - one call per attempt by the routed model, or one per consensus participant (`vote`, `weighted`,
-  `similarity`), plus one judge call (`consensus judge`, `best_of`), one synthesiser call
-  (`ensemble`), or 2 x rounds more calls per participant (`peer_review`: review, then revise);
-- a quality gate adds a judge call per attempt (the `judged by` model, else the task's own);
-  `else refine max N` / `else retry N` re-run the task: worst 1 + N attempts, expected
-  sum(p^k, k=0..N) with p = `GATE_FAILURE_PROBABILITY` (0.3); `else escalate` walks the cascade:
-  worst every model once, expected model k weighted by p^k;
-- `retry N` multiplies the worst case by N attempts; the expected case by 1 + the observed
-  failure rate (history), else 1;
+  `similarity`, and the panels `strategy collaborative` makes: `TaskPlan.method`), plus one judge
+  call (`consensus judge`, `best_of`), one synthesiser call (`ensemble`), or 2 x rounds more calls
+  per participant (`peer_review`: review, then revise);
+- a quality gate adds a judge call per attempt (the `judged by` model, else the task's own; a
+  consensus or panel only with `judged by`, its agreement being its quality otherwise);
+  `else refine max N` / `else retry N` re-run the task: expected sum(p^k, k=0..N) attempts with
+  p = `GATE_FAILURE_PROBABILITY` (0.3); `else escalate` walks the cascade, model k weighted by
+  p^k; a consensus or panel that escalates asks its participants first, then the escalation
+  models the runtime would (its written `fallback [...]`, else the cascade and fallbacks beyond
+  the participants), the k-th (from 1) weighted by p^k;
+- 1 + the observed failure rate (history), else 1, tries per call;
 - `for each` multiplies by the fan-out size; `reduce ... in chunks of N` makes a tree of calls.
+
+The *worst* figures (`worst_case`) bound what the runtime can spend on the task: every call it
+may make, each tried as often as its retry policy allows (`retry N`: N + 1 tries, else
+`DEFAULT_ATTEMPTS`, 3), every try billed for the whole prompt and `max_tokens` of answer:
+- a single model: every model of the chain the runtime walks (the routed model, the pinned one,
+  the cascade, the fallbacks, the written `fallback [...]`), each with its answer, one repair
+  round-trip for `returns enum|json`, and with a quality gate (or a `route cascade` floor) the
+  judges' scores (each judge tried in turn, each with one re-ask for an unreadable score);
+  `else refine|retry` adds its rounds (answer and score) to one model;
+- a consensus or panel: each participant's answer, the judge's choice or the ensemble's synthesis
+  or the peer reviews and revisions, the gate judge's score; `else retry N` asks the panel N more
+  times, `else refine` revises the decision N times (each scored), and the escalation models
+  (written `fallback [...]`, else the cascade and fallbacks beyond the participants) answer once;
+- `strategy adaptive` may put a cheaper qualified model in front of a single model's chain: the
+  costliest such model is counted too.
+The prompts of judges, repairs, re-asks, reviews and refine rounds quote the request and the
+answers (at most `max_tokens` each) plus at most `WRAPPER_TOKENS` of the runtime's own text.
 Latency: per call, the model's profile (history first) for the expected output; participants run
 in parallel; fan-out items run `concurrency` at a time (the provider's `concurrent` limit).
-Unknown prices make the cost None (never $0); `bmad plan` warns.
+Under `strategy sequential` a workflow's latency is the sum of its tasks' (one runs at a time).
+Unknown prices make the cost None (never $0); `bmad plan` warns. Under a dollar budget the runtime
+refuses a model without a price, so there it adds nothing to the worst case (`worst_options`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Iterable
 
 from bmad.compiler.catalog import DEFAULT_PROVIDER_CONCURRENCY, CatalogEntry, ModelCatalog
 from bmad.compiler.diagnostics import warning
 from bmad.compiler.history import ModelHistory
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
-from bmad.compiler.passes.measure_prompts import reduce_calls
-from bmad.compiler.plan import Estimate, TaskPlan
+from bmad.compiler.passes.measure_prompts import instruction_tokens, reduce_calls
+from bmad.compiler.plan import DEFAULT_ATTEMPTS, Estimate, TaskPlan
+from bmad.compiler.tokens import count_tokens
 
 GATE_FAILURE_PROBABILITY = 0.3
-JUDGE_OUTPUT_TOKENS = 100
+JUDGE_OUTPUT_TOKENS = 100  # a judge's answer, expected
 DEFAULT_PEER_REVIEW_ROUNDS = 1
+
+# What the runtime does that the worst case counts (runtime/calls.py, runtime/interpreter.py,
+# runtime/quality.py; tests/compiler/passes/test_worst_case_bound.py checks they agree):
+JUDGE_MAX_TOKENS = 256  # the most a judge may answer (a gate's score, a consensus judge's choice)
+REVIEW_MAX_TOKENS = 512  # the most a `peer_review` critique may be
+DEFAULT_REFINE_ROUNDS = 2  # `else refine` without `max N`
+DEFAULT_QUALITY_RETRIES = 1  # `else retry` without N
+DEFAULT_RUBRIC_TOKENS = 24  # the judge's rubric when the gate names none
+# The runtime's own text around what a judge, repair, re-ask, review, refine round or ensemble
+# prompt quotes (the request, the answers, a critique): at most this many tokens.
+WRAPPER_TOKENS = 160
+LISTING_TOKENS = 12  # per quoted answer in a judge's or an ensemble's listing ("Candidate 2:")
 
 
 class SoloAssignment:
@@ -40,54 +76,364 @@ class SoloAssignment:
     __slots__ = ("model", "fan_out")
     participants: tuple[str, ...] = ()
     cascade: tuple[str, ...] = ()
+    fallbacks: tuple[str, ...] = ()
     judge = None
+    method = None
+    quality_floor = None
+    candidates: tuple = ()
 
     def __init__(self, model: str, fan_out: int | None):
         self.model, self.fan_out = model, fan_out
 
 
 class _Sum:
-    """Accumulates calls of one task: cost stays None once an unpriced model is involved."""
+    """Accumulates the expected calls of one task: cost stays None once an unpriced model is involved."""
 
-    __slots__ = ("cost_exp", "cost_worst", "tokens_exp", "tokens_worst", "calls_exp", "calls_worst")
+    __slots__ = ("cost_exp", "tokens_exp", "calls_exp")
 
     def __init__(self) -> None:
         self.cost_exp: float | None = 0.0
-        self.cost_worst: float | None = 0.0
         self.tokens_exp = 0.0
-        self.tokens_worst = 0.0
         self.calls_exp = 0.0
-        self.calls_worst = 0.0
 
-    def add(self, entry: CatalogEntry | None, calls_exp: float, calls_worst: float,
-            in_exp: float, in_worst: float, out_exp: float, out_worst: float) -> None:
+    def add(self, entry: CatalogEntry | None, calls_exp: float, in_exp: float, out_exp: float) -> None:
         self.calls_exp += calls_exp
-        self.calls_worst += calls_worst
         self.tokens_exp += calls_exp * (in_exp + out_exp)
-        self.tokens_worst += calls_worst * (in_worst + out_worst)
         if entry is None or not entry.priced:
-            self.cost_exp = self.cost_worst = None
+            self.cost_exp = None
             return
         if self.cost_exp is not None:
             self.cost_exp += calls_exp * entry.call_cost(in_exp, out_exp)
-        if self.cost_worst is not None:
-            self.cost_worst += calls_worst * entry.call_cost(in_worst, out_worst)
+
+
+class Bound:
+    """A worst-case tally: dollars (None once a model without a price may be billed), tokens and
+    calls (tries: the journal's call rows)."""
+
+    __slots__ = ("cost", "tokens", "calls")
+
+    def __init__(self, cost: float | None = 0.0, tokens: float = 0.0, calls: float = 0.0):
+        self.cost, self.tokens, self.calls = cost, tokens, calls
+
+    def tries(self, entry: CatalogEntry | None, n: float, in_tokens: float, out_tokens: float) -> "Bound":
+        """`n` tries of `entry`, each billed for `in_tokens` + `out_tokens`."""
+        self.calls += n
+        self.tokens += n * (in_tokens + out_tokens)
+        if entry is None or not entry.priced:
+            self.cost = None
+        elif self.cost is not None:
+            self.cost += n * entry.call_cost(in_tokens, out_tokens)
+        return self
+
+    def add(self, other: "Bound", times: float = 1) -> "Bound":
+        self.calls += times * other.calls
+        self.tokens += times * other.tokens
+        self.cost = None if self.cost is None or other.cost is None else self.cost + times * other.cost
+        return self
+
+    @staticmethod
+    def most(bounds: Iterable["Bound"]) -> "Bound":
+        """Each figure's largest (one of them happens, whichever spends most)."""
+        out, any_bound = Bound(), False
+        for b in bounds:
+            if not any_bound:
+                out, any_bound = Bound(b.cost, b.tokens, b.calls), True
+                continue
+            out.calls, out.tokens = max(out.calls, b.calls), max(out.tokens, b.tokens)
+            out.cost = None if out.cost is None or b.cost is None else max(out.cost, b.cost)
+        return out
+
+
+def round_up(usd: float, places: int = 6) -> float:
+    """`usd` rounded up to `places` decimals (a bound must not round down), float noise aside."""
+    scale = 10 ** places
+    return math.ceil(usd * scale - 1e-6) / scale
+
+
+def gate_rounds(task_quality) -> int:
+    """The rounds `else refine|retry` allows: the written N, else the runtime's default."""
+    if task_quality.rounds is not None:
+        return task_quality.rounds
+    return DEFAULT_REFINE_ROUNDS if task_quality.otherwise == "refine" else DEFAULT_QUALITY_RETRIES
 
 
 def gate_attempts(task_quality, failure_p: float = GATE_FAILURE_PROBABILITY) -> tuple[float, int]:
     """(expected, worst) attempts a quality gate allows (refine / retry rounds)."""
     if task_quality is None or task_quality.otherwise not in ("refine", "retry"):
         return 1.0, 1
-    rounds = task_quality.rounds if task_quality.rounds is not None else 1
+    rounds = gate_rounds(task_quality)
     expected = sum(failure_p ** k for k in range(rounds + 1))
     return expected, 1 + rounds
 
 
+def attempts_per_call(task) -> int:
+    """Tries the runtime makes of one call before the next model is asked (runtime/retry.py)."""
+    return max(1, task.retry.attempts) if task.retry is not None else DEFAULT_ATTEMPTS
+
+
+def _dedupe(names: Iterable[str | None]) -> list[str]:
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def model_chain(task, plan) -> list[str]:
+    """The models a single-model task may ask, in order (runtime/interpreter.py `_node`): the
+    routed model, the pinned one, the cascade, the fallbacks, the written `fallback [...]`."""
+    own = task.model.name if task.model else None
+    return _dedupe([plan.model, own, *plan.cascade, *plan.fallbacks, *(f.name for f in task.fallback)])
+
+
+def consensus_escalation(task, plan) -> list[str]:
+    """Who settles a consensus (or panel) that falls short, in order (runtime/interpreter.py
+    `_consensus_escalation`): the written `fallback [...]` models the plan kept; without them,
+    for `else escalate`, the cascade and fallbacks; never a participant."""
+    written = [f.name for f in task.fallback]
+    if written:
+        kept = set(plan.fallbacks) | set(plan.cascade)
+        return [m for m in written if m in kept and m not in plan.participants]
+    if task.quality is None or task.quality.otherwise != "escalate":
+        return []
+    return [m for m in _dedupe([*plan.cascade, *plan.fallbacks]) if m not in plan.participants]
+
+
+def answers_as_consensus(task, plan, solo: bool = False) -> bool:
+    """Whether the runtime decides the task by its participants (`_consensus`) rather than one
+    model at a time (`_single`)."""
+    if solo or task.call is not None:
+        return False
+    if task.consensus is not None:
+        return True
+    return plan.method is not None and len(plan.participants) > 1
+
+
+class _Refused:
+    """A model without a price under a dollar cap: the runtime refuses its calls before sending
+    them (`UnpricedModel`, the task fails), so it bills nothing."""
+
+    priced = True
+
+    @staticmethod
+    def call_cost(input_tokens: float, output_tokens: float) -> float:
+        return 0.0
+
+
+class _WorstCase:
+    """The worst case of one execution of a task's prompt (one `for each` item, one reduce call)."""
+
+    def __init__(self, td: TaskDraft, plan, catalog: ModelCatalog, dollar_capped: bool = False):
+        task, shape = td.task, td.shape
+        self.task, self.plan, self.catalog = task, plan, catalog
+        self.dollar_capped = dollar_capped
+        self.tries = attempts_per_call(task)
+        self.in_w, self.out_w = shape.input_worst, shape.output_worst
+        if task.reduce is not None and task.reduce.chunk_size:
+            # the upper levels of the tree read the task's own summaries, a chunk at a time
+            self.in_w += task.reduce.chunk_size * self.out_w
+        self.instruction = instruction_tokens(task.returns)
+        self.repairs = task.returns is not None and task.returns.kind != "text"
+        gate = task.quality
+        rubric = gate.rubric if gate is not None else None
+        self.rubric = count_tokens(rubric) if rubric else DEFAULT_RUBRIC_TOKENS
+        self._entries: dict[str, CatalogEntry | None] = {}
+        self._answers: dict[tuple, Bound] = {}  # shared: never changed once made (`add` copies)
+        self._scores: dict[tuple, Bound] = {}
+
+    def entry(self, model: str) -> CatalogEntry | None:
+        found = self._entries.get(model, self)
+        if found is self:
+            found = self.catalog.get(model)
+            if self.dollar_capped and (found is None or not found.priced):
+                found = _Refused()
+            self._entries[model] = found
+        return found  # type: ignore[return-value]
+
+    # one model's answer: the call, and one repair round-trip when `returns` is not met
+    def answer(self, model: str, extra_in: float = 0.0, in_tokens: float | None = None) -> Bound:
+        key = (model, extra_in, in_tokens)
+        found = self._answers.get(key)
+        if found is None:
+            found = self._answers[key] = self._answer(model, extra_in, in_tokens)
+        return found
+
+    def _answer(self, model: str, extra_in: float, in_tokens: float | None) -> Bound:
+        entry, a, out = self.entry(model), self.tries, self.out_w
+        first = (self.in_w if in_tokens is None else in_tokens) + extra_in
+        b = Bound().tries(entry, a, first, out)
+        if self.repairs:  # the answer, then what was wrong with it and the form once more
+            b.tries(entry, a, first + 2 * out + self.instruction + WRAPPER_TOKENS, out)
+        return b
+
+    # a score of one answer by the gate's judges: each asked in turn when one fails, each with one
+    # re-ask for an unreadable score
+    def score(self, judges: list[str]) -> Bound:
+        key = tuple(judges)
+        found = self._scores.get(key)
+        if found is None:
+            found = self._scores[key] = self._score(judges)
+        return found
+
+    def _score(self, judges: list[str]) -> Bound:
+        judge_in = self.in_w + self.out_w + self.rubric + WRAPPER_TOKENS
+        b = Bound()
+        for judge in judges:
+            entry = self.entry(judge)
+            b.tries(entry, self.tries, judge_in, JUDGE_MAX_TOKENS)
+            b.tries(entry, self.tries, judge_in + JUDGE_MAX_TOKENS + WRAPPER_TOKENS, JUDGE_MAX_TOKENS)
+        return b
+
+    def single(self, chain: list[str], extra: Iterable[str] = ()) -> Bound:
+        """`_single`: the chain in order until a model answers (and passes the gate). `extra`:
+        models `strategy adaptive` may put in front of the chain, one of them at most."""
+        task, plan = self.task, self.plan
+        gate = task.quality
+        route = task.route
+        floor = plan.quality_floor if (route is not None and route.strategy == "cascade"
+                                       and plan.cascade) else None
+        answers = Bound()
+        for m in chain:
+            answers.add(self.answer(m))
+        extra = list(extra)
+        if gate is None and not floor:
+            if not extra:
+                return answers
+            return Bound.most(Bound().add(answers).add(self.answer(m)) for m in extra)
+        otherwise = (gate.otherwise if gate else None) or ("escalate" if plan.cascade else "accept")
+        written = gate.judge.name if gate is not None and gate.judge is not None else None
+        rounds = gate_rounds(gate) if otherwise in ("refine", "retry") else 0
+        follow = self.out_w + JUDGE_MAX_TOKENS + WRAPPER_TOKENS if otherwise == "refine" else 0.0
+
+        def block(m: str) -> Bound:
+            """What model `m` spends once it answers: its score, and the gate's rounds."""
+            judges = _dedupe([plan.judge, written]) or [m]
+            b = Bound().add(self.score(judges))
+            if rounds:
+                b.add(self.answer(m, follow), rounds).add(self.score(judges), rounds)
+            return b
+
+        blocks = [block(m) for m in chain]
+        # `else escalate`: every model answers, is scored and sends the task up; otherwise the
+        # first model that answers is the only one scored (and runs the rounds)
+        if otherwise == "escalate":
+            total = Bound().add(answers)
+            for b in blocks:
+                total.add(b)
+            if not extra:
+                return total
+            return Bound().add(total).add(Bound.most(Bound().add(self.answer(m)).add(block(m))
+                                                     for m in extra))
+        scored = Bound.most(blocks)
+        total = Bound().add(answers).add(scored)
+        if not extra:
+            return total
+        # one more model in front: its answer, and it may be the one scored
+        return Bound.most([total, *(Bound().add(answers).add(self.answer(m)).add(Bound.most([scored, block(m)]))
+                                    for m in extra)])
+
+    def consensus(self) -> Bound:
+        """`_consensus`: the panel decides, the gate measures the decision, and below the bar the
+        gate's `else` asks the panel again, revises the decision, or escalates."""
+        task, plan = self.task, self.plan
+        consensus, gate = task.consensus, task.quality
+        participants = list(plan.participants)
+        method = consensus.method if consensus is not None else plan.method
+        decider = plan.judge or (consensus.judge.name if consensus and consensus.judge else None) \
+            or (gate.judge.name if gate and gate.judge else None) or participants[0]
+        n = len(participants)
+        panel = Bound()
+        for p in participants:
+            panel.add(self.answer(p))
+        listing = n * (self.out_w + LISTING_TOKENS)
+        if method in ("judge", "best_of"):  # the judge picks one, with one re-ask
+            choose_in = self.in_w + listing + self.rubric + WRAPPER_TOKENS
+            entry = self.entry(decider)
+            panel.tries(entry, self.tries, choose_in, JUDGE_MAX_TOKENS)
+            panel.tries(entry, self.tries, choose_in + JUDGE_MAX_TOKENS + WRAPPER_TOKENS, JUDGE_MAX_TOKENS)
+        elif method == "ensemble":  # the synthesiser merges them (an answer: it may need a repair)
+            panel.add(self.answer(decider, in_tokens=self.in_w + self.instruction + listing + WRAPPER_TOKENS))
+        elif method == "peer_review":
+            rounds = (consensus.rounds if consensus else None) or DEFAULT_PEER_REVIEW_ROUNDS
+            for p in participants:
+                review = Bound().tries(self.entry(p), self.tries, self.in_w + self.out_w + WRAPPER_TOKENS,
+                                       REVIEW_MAX_TOKENS)
+                revise_ = self.answer(p, self.out_w + REVIEW_MAX_TOKENS + WRAPPER_TOKENS)
+                panel.add(review, rounds).add(revise_, rounds)
+        written = gate.judge.name if gate is not None and gate.judge is not None else None
+        judged = method in ("judge", "ensemble", "best_of")
+
+        def judges(m: str) -> list[str]:
+            order = (written, plan.judge) if judged else (plan.judge, written)
+            return _dedupe(order) or [m]
+
+        if written is not None:  # the gate's judge scores each decision
+            panel.add(self.score(judges(decider)))
+        otherwise = (gate.otherwise if gate is not None else None) or "accept"
+        panels = 1 + (gate_rounds(gate) if gate is not None and otherwise == "retry" else 0)
+        total = Bound().add(panel, panels)
+        for m in consensus_escalation(task, plan):  # they answer one at a time
+            total.add(self.answer(m))
+        if gate is not None and otherwise == "refine":  # the decided answer's model revises it
+            rounds = gate_rounds(gate)
+            extra = self.out_w + JUDGE_MAX_TOKENS + WRAPPER_TOKENS
+            deciders = _dedupe([*participants, decider if method == "ensemble" else None])
+            total.add(Bound.most(Bound().add(self.answer(m, extra)).add(self.score(judges(m)))
+                                 for m in deciders), rounds)
+        return total
+
+
+def worst_case(td: TaskDraft, plan, catalog: ModelCatalog, *, solo: bool = False,
+               adaptive: bool = False, dollar_capped: bool = False,
+               expected_cost: float | None = None) -> Bound:
+    """What the runtime can spend on `td` executed as `plan` says, at most (the module docstring):
+    one execution of its prompt times its `for each` items (a reduce: its calls).
+
+    `solo`: `plan.model` alone; `adaptive`: the run's strategy is `adaptive`, which may put a
+    cheaper candidate (expected cost below `expected_cost`) in front of the chain;
+    `dollar_capped`: a dollar budget applies to the task (the run's, its workflow's or its own),
+    under which a model without a price is refused and bills nothing."""
+    task = td.task
+    if task.reduce is not None:
+        times, _levels = reduce_calls(td.reduce_items, task.reduce.chunk_size)
+    else:
+        times = plan.fan_out or 1
+    w = _WorstCase(td, plan, catalog, dollar_capped or _own_dollar_cap(task))
+    if answers_as_consensus(task, plan, solo) and plan.participants:
+        one = w.consensus()
+    else:
+        chain = [plan.model] if solo else model_chain(task, plan)
+        if not chain:
+            return Bound()
+        extra: list[str] = []
+        if adaptive and not solo:
+            ceiling = expected_cost or math.inf
+            extra = [c.model for c in plan.candidates
+                     if c.qualified and c.available and c.model not in chain
+                     and c.cost_usd_expected is not None and c.cost_usd_expected < ceiling]
+        one = w.single(chain, extra)
+    return Bound().add(one, times)
+
+
+def _own_dollar_cap(task) -> bool:
+    return task.budget is not None and task.budget.usd is not None
+
+
+def worst_options(wd: WorkflowDraft, draft: Draft, context: PassContext) -> dict:
+    """What the worst case of `wd`'s tasks depends on besides the task: the run's strategy, and
+    whether a dollar budget applies (the run's: `--budget`, else the entry workflow's; or the
+    workflow's own)."""
+    entry = draft.program.workflow(draft.entry)
+    run_usd = context.budget.usd if context.budget is not None else None
+    if run_usd is None and entry is not None and entry.budget is not None:
+        run_usd = entry.budget.usd
+    own = wd.workflow.budget.usd if wd.workflow.budget is not None else None
+    return {"adaptive": draft.strategy == "adaptive", "dollar_capped": run_usd is not None or own is not None}
+
+
 def estimate_task(td: TaskDraft, plan: TaskPlan, catalog: ModelCatalog,
-                  history: ModelHistory | None, *, solo: bool = False) -> Estimate:
+                  history: ModelHistory | None, *, solo: bool = False, adaptive: bool = False,
+                  dollar_capped: bool = False) -> Estimate:
     """The estimate of `td` executed as `plan` says (model, participants, judge, cascade).
 
-    `solo`: as if `plan.model` did the whole task alone (the router's view of one candidate).
+    `solo`: as if `plan.model` did the whole task alone (the router's view of one candidate);
+    `adaptive`, `dollar_capped`: the worst case's (`worst_options`).
     """
     task, shape = td.task, td.shape
     fan = plan.fan_out or 1
@@ -95,58 +441,58 @@ def estimate_task(td: TaskDraft, plan: TaskPlan, catalog: ModelCatalog,
         fan, levels = reduce_calls(td.reduce_items, task.reduce.chunk_size)
     else:
         levels = 1
-    in_e, in_w, out_e, out_w = shape.input_expected, shape.input_worst, shape.output_expected, shape.output_worst
+    in_e, out_e = shape.input_expected, shape.output_expected
     s = _Sum()
     entry = catalog.get(plan.model) if plan.model else None
-    attempts_e, attempts_w = gate_attempts(task.quality)
-    retries_w = task.retry.attempts if task.retry and task.retry.attempts > 0 else 1
+    attempts_e, _attempts_w = gate_attempts(task.quality)
     failure = (history.failure_rate(plan.model, td.needs) if history and plan.model else None) or 0.0
     attempts_e *= 1 + failure
-    worst = attempts_w * retries_w
 
     consensus = None if solo else task.consensus
-    participants = [catalog.get(m) for m in plan.participants] if (consensus and plan.participants) else [entry]
+    panel = not solo and bool(plan.participants) and (consensus is not None or plan.method is not None)
+    participants = [catalog.get(m) for m in plan.participants] if panel else [entry]
     cascade = [catalog.get(m) for m in plan.cascade] if (not solo and plan.cascade) else []
+    escalating = task.quality is not None and task.quality.otherwise == "escalate"
     call_latencies: list[float] = []
 
-    if cascade and task.quality is not None and task.quality.otherwise == "escalate":
+    if cascade and escalating and not panel:
         # expected: each further model runs with the probability that every cheaper one failed
         for k, member in enumerate(cascade):
-            s.add(member, GATE_FAILURE_PROBABILITY ** k * fan, retries_w * fan, in_e, in_w, out_e, out_w)
+            s.add(member, GATE_FAILURE_PROBABILITY ** k * fan, in_e, out_e)
         call_latencies.append(_latency(cascade[0], out_e, td.needs, history))
         judge_rounds_e = sum(GATE_FAILURE_PROBABILITY ** k for k in range(len(cascade)))
-        judge_rounds_w = len(cascade)
     else:
         for member in participants:
-            s.add(member, attempts_e * fan, worst * fan, in_e, in_w, out_e, out_w)
+            s.add(member, attempts_e * fan, in_e, out_e)
         call_latencies.append(max(_latency(m, out_e, td.needs, history) for m in participants))
-        judge_rounds_e, judge_rounds_w = attempts_e, attempts_w
+        judge_rounds_e = attempts_e
         n = len(participants)
         if consensus is not None:
             method = consensus.method
             judge = catalog.get(plan.judge) if plan.judge else participants[0]
             if method in ("judge", "best_of"):
-                s.add(judge, attempts_e * fan, worst * fan, in_e + n * out_e, in_w + n * out_w,
-                      JUDGE_OUTPUT_TOKENS, JUDGE_OUTPUT_TOKENS)
+                s.add(judge, attempts_e * fan, in_e + n * out_e, JUDGE_OUTPUT_TOKENS)
                 call_latencies.append(_latency(judge, JUDGE_OUTPUT_TOKENS, (), history))
             elif method == "ensemble":
-                s.add(judge, attempts_e * fan, worst * fan, in_e + n * out_e, in_w + n * out_w, out_e, out_w)
+                s.add(judge, attempts_e * fan, in_e + n * out_e, out_e)
                 call_latencies.append(_latency(judge, out_e, (), history))
             elif method == "peer_review":
                 rounds = consensus.rounds or DEFAULT_PEER_REVIEW_ROUNDS
                 for member in participants:
-                    s.add(member, 2 * rounds * attempts_e * fan, 2 * rounds * worst * fan,
-                          in_e + 2 * out_e, in_w + 2 * out_w, out_e, out_w)
+                    s.add(member, 2 * rounds * attempts_e * fan, in_e + 2 * out_e, out_e)
                 call_latencies.extend([call_latencies[0]] * (2 * rounds))
-    if task.quality is not None and not (consensus is not None and consensus.method in ("judge", "best_of")
-                                         and task.quality.judge is None):
+        if panel and escalating:  # below the bar, the escalation models answer one at a time
+            for k, member in enumerate(consensus_escalation(task, plan), start=1):
+                s.add(catalog.get(member), GATE_FAILURE_PROBABILITY ** k * fan, in_e, out_e)
+    # a consensus (or panel) scores its decision only with a `judged by` judge: its agreement is
+    # its quality otherwise
+    if task.quality is not None and not (panel and task.quality.judge is None):
         judged_by_consensus = consensus is not None and consensus.method in ("judge", "ensemble", "best_of")
         if plan.judge and not judged_by_consensus:  # the router's judge (a substitute if unavailable)
             gate_judge = catalog.get(plan.judge)
         else:
             gate_judge = catalog.get(task.quality.judge.name) if task.quality.judge else entry
-        s.add(gate_judge, judge_rounds_e * fan, judge_rounds_w * retries_w * fan, in_e + out_e, in_w + out_w,
-              JUDGE_OUTPUT_TOKENS, JUDGE_OUTPUT_TOKENS)
+        s.add(gate_judge, judge_rounds_e * fan, in_e + out_e, JUDGE_OUTPUT_TOKENS)
         call_latencies.append(_latency(gate_judge, JUDGE_OUTPUT_TOKENS, (), history))
 
     per_item = sum(call_latencies) * (attempts_e if not cascade else 1.0)
@@ -155,11 +501,15 @@ def estimate_task(td: TaskDraft, plan: TaskPlan, catalog: ModelCatalog,
         latency = per_item * levels
     else:
         latency = per_item * math.ceil(fan / max(1, concurrency))
+    cost_exp = None if s.cost_exp is None else round(s.cost_exp, 6)
+    worst = worst_case(td, plan, catalog, solo=solo, adaptive=adaptive, dollar_capped=dollar_capped,
+                       expected_cost=cost_exp)
     return Estimate(
-        cost_usd_expected=None if s.cost_exp is None else round(s.cost_exp, 6),
-        cost_usd_worst=None if s.cost_worst is None else round(s.cost_worst, 6),
-        tokens_expected=round(s.tokens_exp), tokens_worst=round(s.tokens_worst),
-        latency_s=round(latency, 3), calls_expected=round(s.calls_exp, 3), calls_worst=math.ceil(s.calls_worst),
+        cost_usd_expected=cost_exp,
+        cost_usd_worst=None if worst.cost is None else round_up(worst.cost),
+        tokens_expected=round(s.tokens_exp), tokens_worst=math.ceil(worst.tokens - 1e-6),
+        latency_s=round(latency, 3), calls_expected=round(s.calls_exp, 3),
+        calls_worst=math.ceil(worst.calls - 1e-9),
     )
 
 
@@ -223,8 +573,15 @@ def critical_latency(wd: WorkflowDraft) -> tuple[float, list[str]]:
     return best[end], path[::-1]
 
 
+def sequential_latency(wd: WorkflowDraft) -> tuple[float, list[str]]:
+    """Under `strategy sequential` the runtime runs one task at a time: the latency is the sum of
+    every task's, and every task is on the critical path (here in dependency order;
+    `schedule_tasks` lists it in the order the run takes)."""
+    return sum(wd.tasks[name].plan.estimate.latency_s for name in wd.order), list(wd.order)
+
+
 def total_workflow(wd: WorkflowDraft) -> None:
-    latency, path = critical_latency(wd)
+    latency, path = sequential_latency(wd) if wd.sequential else critical_latency(wd)
     wd.totals = sum_estimates([td.plan.estimate for td in wd.tasks.values()], latency)
     wd.critical_path = tuple(path)
 
@@ -238,12 +595,14 @@ def rounded(e: Estimate) -> Estimate:
 
 
 def estimate_workflow(wd: WorkflowDraft, draft: Draft, context: PassContext) -> None:
+    options = worst_options(wd, draft, context)
     for name in wd.order:
         td = wd.tasks[name]
         if td.plan.kind == "call":
             td.plan = revise(td.plan, estimate=rounded(estimate_call(td, draft)))
         elif td.plan.model is not None:
-            td.plan = revise(td.plan, estimate=estimate_task(td, td.plan, context.catalog, context.history))
+            td.plan = revise(td.plan, estimate=estimate_task(td, td.plan, context.catalog, context.history,
+                                                             **options))
     total_workflow(wd)
 
 
@@ -252,7 +611,10 @@ def estimate_cost(draft: Draft, context: PassContext) -> Draft:
     for wd in draft.workflows.values():
         estimate_workflow(wd, draft, context)
         for td in wd.tasks.values():
-            for model in {td.plan.model, *td.plan.participants, td.plan.judge} - {None}:
+            models = {td.plan.model, *td.plan.participants, td.plan.judge}
+            if td.plan.estimate.cost_usd_worst is None:  # a model it may fall back on bills unknown sums
+                models.update((*td.plan.fallbacks, *td.plan.cascade, *(f.name for f in td.task.fallback)))
+            for model in models - {None}:
                 entry = context.catalog.get(model)
                 if entry is not None and not entry.priced:
                     unpriced.setdefault(model, []).append(td.id)

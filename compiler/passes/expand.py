@@ -5,17 +5,22 @@
   reports a call cycle (BMAD-E200);
 - under `strategy collaborative`, gives each prompt task without a consensus clause the seed's
   default, `consensus vote among 3 models` (marked implicit), unless the task pins a model or
-  routes itself (`model`, `route`): the author's explicit choice wins;
+  routes itself (`model`, `route`: the author's explicit choice wins; `route_models` makes a
+  routed task a panel of its route's models, and a pinned one stays with its model) or says
+  `fallback none` (it must not reach another model);
 - turns a task whose `pattern` (the seed's task_type) names a workflow of the program, and that has
   no prompt or call of its own, into a call of that workflow (the stdlib pattern hook);
-- sizes each `for each`: the list's length when known (a literal list, an input's default, or a
-  value in the context's `inputs`), else the context's `default_fan_out` (10).
+- sizes each `for each`: the list's length when known (a literal list, a value of the entry
+  workflow's inputs in the context's `inputs`, or an input's default), else the context's
+  `default_fan_out` (10), with the plan risk BMAD-W234 saying the size is assumed;
+- records the run's strategy (the context's override, else the entry workflow's): under
+  `sequential` every workflow of the run runs one task at a time.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Mapping
 
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import error
@@ -41,7 +46,8 @@ def apply_strategy_defaults(workflow: ir.Workflow) -> ir.Workflow:
         return workflow
     tasks = tuple(
         replace(t, consensus=replace(COLLABORATIVE_DEFAULT, span=t.span))
-        if t.consensus is None and t.call is None and t.model is None and t.route is None else t
+        if t.consensus is None and t.call is None and t.model is None and t.route is None
+        and not t.no_fallback else t
         for t in workflow.tasks
     )
     return replace(workflow, tasks=tasks)
@@ -51,7 +57,11 @@ def _literal_length(value: Any) -> int | None:
     return len(value) if isinstance(value, (list, tuple)) else None
 
 
-def fan_out_size(for_each: ir.ForEach, workflow: ir.Workflow, context: PassContext) -> int:
+def known_fan_out(for_each: ir.ForEach, workflow: ir.Workflow,
+                  inputs: Mapping[str, Any]) -> int | None:
+    """The length of the list a `for each` walks when the plan can know it: a literal list, a
+    known input value (`inputs`: the values of `workflow`'s inputs, when known), an input's
+    default. None: it depends on what the run is given or computes."""
     source = for_each.source
     if isinstance(source, ir.ListExpr):
         return len(source.items)
@@ -60,8 +70,8 @@ def fan_out_size(for_each: ir.ForEach, workflow: ir.Workflow, context: PassConte
         if size is not None:
             return size
     if isinstance(source, ir.Ref) and len(source.path) == 1:
-        if source.root in context.inputs:
-            size = _literal_length(context.inputs[source.root])
+        if source.root in inputs and workflow.input(source.root) is not None:
+            size = _literal_length(inputs[source.root])
             if size is not None:
                 return size
         declared = workflow.input(source.root)
@@ -71,7 +81,23 @@ def fan_out_size(for_each: ir.ForEach, workflow: ir.Workflow, context: PassConte
                     else _literal_length(default.value) if isinstance(default, ir.Literal) else None)
             if size:  # an empty default list says nothing about real runs
                 return size
-    return context.default_fan_out
+    return None
+
+
+def _assumed_fan_out_note(draft: Draft, task: ir.Task, workflow: ir.Workflow, size: int) -> None:
+    """BMAD-W234: the plan sized a `for each` it can't know the length of."""
+    source = task.for_each.source  # type: ignore[union-attr]
+    if isinstance(source, ir.Ref) and workflow.input(source.root) is not None:
+        what = f"the input `{source}`"
+    elif isinstance(source, ir.Ref):
+        what = f"the result of `{source}`"
+    else:
+        what = "a list computed at run time"
+    where = task.name if workflow.name == draft.entry else f"{workflow.name}.{task.name}"
+    draft.note("BMAD-W234", "warning",
+               f"`{where}` fans out over {what}, whose length the plan can't know: it assumes "
+               f"{size} items, and its cost, tokens and calls scale with the real count",
+               task.name, kind="risk")
 
 
 def _called(workflow: ir.Workflow) -> list[ir.Call]:
@@ -123,10 +149,18 @@ def expand(draft: Draft, context: PassContext) -> Draft:
                            else "this program declares no workflow to plan",
                            "declare a `workflow NAME { ... }` in the main file"))
         return draft
+    draft.strategy = context.strategy or entry.strategy or "parallel"
     for workflow in _workflows_to_plan(draft, entry):
-        wd = WorkflowDraft(workflow=workflow)
+        wd = WorkflowDraft(workflow=workflow, sequential=draft.strategy == "sequential")
+        # known input values are the entry workflow's (a callee's inputs are its call's arguments)
+        inputs = context.inputs if workflow.name == draft.entry else {}
         for task in workflow.tasks:
-            fan_out = fan_out_size(task.for_each, workflow, context) if task.for_each else None
+            fan_out = None
+            if task.for_each:
+                fan_out = known_fan_out(task.for_each, workflow, inputs)
+                if fan_out is None:
+                    fan_out = context.default_fan_out
+                    _assumed_fan_out_note(draft, task, workflow, fan_out)
             wd.tasks[task.name] = TaskDraft(
                 task=task,
                 plan=TaskPlan(id=task.name, kind="call" if task.call else "prompt", fan_out=fan_out,

@@ -6,14 +6,21 @@ with `bmad.compiler.tokens`), plus, for every `{{ ref }}`:
   (a list input counts per item, times the fan-out size), `SCALAR_TOKENS` for number/bool;
 - a task: that task's expected (worst: maximum) output, times its fan-out when it is a list;
 - a loop variable: one item of the list it iterates.
-A `reduce ... in chunks of N` call sees N items at a time. Output tokens: worst = `max_tokens`
-(else `DEFAULT_MAX_TOKENS`, 1024); expected = `EXPECTED_OUTPUT_FRACTION` (0.5) of that, or the
-longest value plus a few tokens for `returns enum`.
+A `reduce ... in chunks of N` call sees N items at a time. An input of the entry workflow whose
+value the context knows (`PassContext.inputs`, a run's inputs) counts as that value renders in a
+prompt (a list per item). The worst input also counts the line the runtime appends for `returns
+enum|json` (the answer's form, `format_instruction`). Output tokens: worst = `max_tokens` (else
+`DEFAULT_MAX_TOKENS`, 1024); expected = `EXPECTED_OUTPUT_FRACTION` (0.5) of that, or the longest
+value plus a few tokens for `returns enum`.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from types import MappingProxyType
+from typing import Any, Mapping
+
 from bmad.compiler import ir
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import CallShape, Draft, TaskDraft, WorkflowDraft
@@ -25,6 +32,7 @@ DEFAULT_INPUT_TOKENS = 500
 SCALAR_TOKENS = 4
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators per message
 ENUM_EXTRA_TOKENS = 4
+_NO_INPUTS: Mapping[str, Any] = MappingProxyType({})
 
 
 def _template_text_tokens(template: ir.Template | None) -> int:
@@ -50,6 +58,50 @@ def _list_items(expr: ir.Expr | None) -> list[ir.Expr] | None:
     return None
 
 
+def render_value(value: Any) -> str:
+    """A value as the runtime interpolates it into a prompt (runtime/templates.py's
+    `render_value`): text as is, JSON as indented JSON, nothing as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def value_tokens(value: Any) -> float:
+    return max(1, count_tokens(render_value(value)))
+
+
+def format_instruction(returns: ir.Returns | None) -> str | None:
+    """The line the runtime appends to a prompt for `returns enum|json` (runtime/returns.py's
+    `format_instruction`, the same text)."""
+    if returns is None or returns.kind == "text":
+        return None
+    if returns.kind == "enum":
+        return f"Answer with exactly one of: {', '.join(returns.values)}."
+    schema = json.dumps(returns.schema, sort_keys=True) if returns.schema is not None else "{}"
+    return f"Reply with JSON only, valid against this JSON Schema: {schema}"
+
+
+def instruction_tokens(returns: ir.Returns | None) -> int:
+    text = format_instruction(returns)
+    return 0 if text is None else count_tokens(text) + 1  # after a blank line
+
+
+def _known(wd: WorkflowDraft, name: str, inputs: Mapping[str, Any]) -> tuple[bool, Any]:
+    """(whether the value of `wd`'s input `name` is known, the value)."""
+    if name in inputs and wd.workflow.input(name) is not None:
+        return True, inputs[name]
+    return False, None
+
+
 def _input_tokens(declared: ir.Input, whole_list_size: int | None) -> float:
     """Tokens of an input as interpolated (a whole list, or a scalar)."""
     kind = declared.type.name
@@ -67,12 +119,17 @@ def _input_tokens(declared: ir.Input, whole_list_size: int | None) -> float:
     return DEFAULT_INPUT_TOKENS
 
 
-def _item_tokens(source: ir.Expr, wd: WorkflowDraft) -> tuple[float, float]:
+def _item_tokens(source: ir.Expr, wd: WorkflowDraft,
+                 inputs: Mapping[str, Any] = _NO_INPUTS) -> tuple[float, float]:
     """(expected, worst) tokens of one item of a `for each` list."""
     if isinstance(source, ir.Ref):
         upstream = wd.tasks.get(source.root)
         if upstream is not None:
             return upstream.item_expected, upstream.item_worst
+        known, value = _known(wd, source.root, inputs)
+        if known and len(source.path) == 1 and isinstance(value, (list, tuple)) and value:
+            sizes = [value_tokens(v) for v in value]
+            return sum(sizes) / len(sizes), max(sizes)
         declared = wd.workflow.input(source.root)
         if declared is not None:
             items = _list_items(declared.default)
@@ -88,16 +145,21 @@ def _item_tokens(source: ir.Expr, wd: WorkflowDraft) -> tuple[float, float]:
     return DEFAULT_INPUT_TOKENS, DEFAULT_INPUT_TOKENS
 
 
-def _ref_tokens(ref: ir.Ref, td: TaskDraft, wd: WorkflowDraft) -> tuple[float, float]:
+def _ref_tokens(ref: ir.Ref, td: TaskDraft, wd: WorkflowDraft,
+                inputs: Mapping[str, Any] = _NO_INPUTS) -> tuple[float, float]:
     task = td.task
     if task.for_each and ref.root == task.for_each.var:
-        return _item_tokens(task.for_each.source, wd)
+        return _item_tokens(task.for_each.source, wd, inputs)
     upstream = wd.tasks.get(ref.root)
     if upstream is not None:
         if task.reduce and task.reduce.source.name == ref.root and task.reduce.chunk_size:
             items = min(task.reduce.chunk_size, upstream.plan.fan_out or 1)
             return upstream.item_expected * items, upstream.item_worst * items
         return upstream.yield_expected, upstream.yield_worst
+    known, value = _known(wd, ref.root, inputs)
+    if known and len(ref.path) == 1:
+        tokens = value_tokens(value)
+        return tokens, tokens
     declared = wd.workflow.input(ref.root)
     if declared is not None:
         tokens = _input_tokens(declared, None)
@@ -143,7 +205,8 @@ def _set_yield(td: TaskDraft, per_item_exp: float, per_item_worst: float) -> Non
     td.yield_expected, td.yield_worst = per_item_exp * fan, per_item_worst * fan
 
 
-def measure_task(td: TaskDraft, wd: WorkflowDraft) -> CallShape:
+def measure_task(td: TaskDraft, wd: WorkflowDraft, inputs: Mapping[str, Any] = _NO_INPUTS) -> CallShape:
+    """`inputs`: the known values of `wd`'s inputs (none: their assumed sizes)."""
     task = td.task
     static = _template_text_tokens(task.system) + _template_text_tokens(task.prompt)
     refs_exp = refs_worst = 0.0
@@ -151,21 +214,24 @@ def measure_task(td: TaskDraft, wd: WorkflowDraft) -> CallShape:
         if template is None:
             continue
         for ref in template.refs:
-            e, w = _ref_tokens(ref, td, wd)
+            e, w = _ref_tokens(ref, td, wd, inputs)
             refs_exp += e
             refs_worst += w
     out_exp, out_worst = output_tokens(task)
-    return CallShape(static + refs_exp, static + refs_worst, out_exp, out_worst)
+    return CallShape(static + refs_exp, static + refs_worst + instruction_tokens(task.returns),
+                     out_exp, out_worst)
 
 
 def measure_prompts(draft: Draft, context: PassContext) -> Draft:
     for wd in draft.workflows.values():
+        # known input values are the entry workflow's (a callee's come from its call's arguments)
+        inputs = context.inputs if wd.name == draft.entry else {}
         for name in wd.order:
             td = wd.tasks[name]
             if td.plan.kind == "call":
                 _measure_call(td, draft)
                 continue
-            td.shape = measure_task(td, wd)
+            td.shape = measure_task(td, wd, inputs)
             _set_yield(td, td.shape.output_expected, td.shape.output_worst)
             if td.task.reduce:  # a reduction yields one result whatever its input size
                 source = wd.tasks.get(td.task.reduce.source.name)

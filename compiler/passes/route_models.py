@@ -3,7 +3,12 @@
 Candidates for a task are the program's models whose skills cover every `needs` capability with an
 expected quality >= the task's floor (the task's `quality >= X`, else the workflow's, raised to
 `--min-quality`). Expected quality is the weakest needed skill (history first); a task without
-`needs` takes the model's mean skill. Only available models are routed to. The choice:
+`needs` takes the model's mean skill. A model whose `context` is smaller than the task's measured
+prompt (`measure_prompts`' expected input tokens, times `bmad.toml`'s `prompt_context_ratio`, the
+ratio at which the runtime refuses a call with BMAD-E504) can't take the task: it is not qualified
+(reason `context N < prompt ~M tokens`), so it is never routed to, chosen as a participant, an
+automatic fallback or a cascade member; a pinned model, named participant, named judge or written
+`fallback [...]` model that can't is kept, with BMAD-W204. Only available models are routed to. The choice:
 - `model M` (pinned): M, if available (else routed as below, with BMAD-W201);
 - `route cheapest|fastest|best [models]`: least expected cost / least latency / best quality among
   the listed (or all) qualified models; `route cascade [models]`: the cheapest available first, the
@@ -15,12 +20,22 @@ expected quality >= the task's floor (the task's `quality >= X`, else the workfl
   normalised over the qualified candidates;
 - consensus forms: named participants (an unavailable one is replaced, BMAD-W203), or counted ones
   chosen by the same ranking, one per provider first, so their strengths complement each other;
+- `strategy collaborative` (the run's, i.e. the entry workflow's, or the task's own workflow's):
+  a prompt task without a consensus form that `expand` left alone (it routes itself, or it is in
+  a called workflow) becomes a panel (`TaskPlan.participants`, `TaskPlan.method`): the routed model
+  and the next-best qualified available models by the same ranking (only the `route [...]` list's,
+  when written), another provider first, `COLLABORATIVE_DEFAULT.count` (3) distinct models at most,
+  decided by `vote` for exact answers (`returns enum|json`) and `similarity` for text. Not a panel:
+  a pinned task (`model M`: M answers, with its fallbacks), `fallback none` (must not reach another
+  model), `route cascade` (one model at a time, cheapest first), and a task with fewer than two
+  qualified models to ask;
 - nothing qualified available: the embedded `local` model (BMAD-W200); nothing reaches the floor at
   all: the best model that covers the needs (BMAD-W202).
 """
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
@@ -29,10 +44,12 @@ from typing import Iterator
 from bmad.compiler import ir
 from bmad.compiler.catalog import LOCAL_MODEL, CatalogEntry
 from bmad.compiler.diagnostics import Diagnostic, error, warning
+from bmad.compiler.limits import current_limits
 from bmad.compiler.money import format_usd
 from bmad.compiler.passes.cascade_order import describe_skipped, learn_cascade
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
+from bmad.compiler.passes.expand import COLLABORATIVE_DEFAULT
 from bmad.compiler.passes.solo_estimate import SoloEstimate, pool_profile
 from bmad.compiler.plan import Candidate, TaskPlan
 
@@ -78,6 +95,39 @@ def _candidate(model: str, provider: str, available: bool, qualified: bool, expe
     return c
 
 
+CONTEXT_REASON = "context "  # how a candidate's reason starts when the prompt doesn't fit it
+
+
+def context_misfit(context_tokens: int | None, prompt_tokens: float, ratio: float = 1.0) -> str | None:
+    """Why a model with `context_tokens` can't take a prompt of `prompt_tokens` (the runtime
+    refuses such a call with BMAD-E504), or None when it can or its context is unknown."""
+    if not context_tokens or prompt_tokens <= context_tokens * ratio:
+        return None
+    return (f"{CONTEXT_REASON}{context_tokens:,}" + (f" x {ratio:g}" if ratio != 1.0 else "")
+            + f" < prompt ~{math.ceil(prompt_tokens):,} tokens")
+
+
+def _context_fitted(fit: tuple[float | None, bool, str], misfit: str | None) -> tuple[float | None, bool, str]:
+    """`_fit`'s (quality, qualified, reason) for a task whose prompt the model can't take
+    (`misfit`): not qualified; the reason says so unless the model is unavailable or lacks a need."""
+    if misfit is None:
+        return fit
+    quality, _qualified, reason = fit
+    if reason.startswith(("unavailable", "lacks")):
+        return quality, False, reason
+    return quality, False, misfit
+
+
+def can_not_take(c: Candidate) -> bool:
+    """The candidate was excluded because the task's prompt doesn't fit its context."""
+    return c.reason.startswith(CONTEXT_REASON)
+
+
+def prompt_context_ratio() -> float:
+    """The share of a model's context a prompt may fill before the runtime refuses it (E504)."""
+    return current_limits().prompt_context_ratio
+
+
 def quality_floor(task: ir.Task, workflow: ir.Workflow, context: PassContext) -> float | None:
     floor = task.quality.threshold if task.quality is not None else workflow.quality
     if task.quality is not None and task.quality.learned:  # a target agreement, not a floor:
@@ -107,10 +157,10 @@ def candidate_signature(td: TaskDraft, floor: float | None) -> tuple:
 
 def evaluate(td: TaskDraft, entry: CatalogEntry, floor: float | None, context: PassContext,
              cache: dict | None = None, signature: tuple | None = None,
-             solo: SoloEstimate | None = None) -> Candidate:
+             solo: SoloEstimate | None = None, ratio: float = 1.0) -> Candidate:
     """What the router expects of `entry` doing `td` alone (cached on the task, and in `cache`
     per (model, task signature)); `solo`: the task's model-independent estimate, when the caller
-    evaluates several models."""
+    evaluates several models; `ratio`: `prompt_context_ratio()`."""
     cached = td.evaluated.get(entry.name)
     if cached is not None:
         return cached
@@ -122,7 +172,8 @@ def evaluate(td: TaskDraft, entry: CatalogEntry, floor: float | None, context: P
             td.evaluated[entry.name] = cached
             return cached
     fit = _fit(entry, td.needs, floor, context, cache)
-    quality, qualified, reason = fit
+    quality, qualified, reason = _context_fitted(
+        fit, context_misfit(entry.context, td.shape.input_expected, ratio))
     if solo is None:
         solo = SoloEstimate(td, context.catalog, context.history)
     cost, latency = solo.cost_and_latency(entry)
@@ -277,6 +328,12 @@ class TaskRouter:
         self.pool_profile = pool_profile(self.pool)
         self.local = context.catalog.get(LOCAL_MODEL)
         self.cache = draft.routing_cache
+        self.ratio = prompt_context_ratio()
+        self.contexts = tuple(e.context for e in self.pool)
+        self.min_context = min((n for n in self.contexts if n), default=None)
+        # `strategy collaborative` is the run's (the entry workflow's, or the context's override,
+        # which the runtime applies to every workflow it runs) or this workflow's own
+        self.collaborative = "collaborative" in (wd.workflow.strategy, draft.strategy)
 
     def span(self, td: TaskDraft) -> ir.Span:
         return td.task.name_span if td.task.name_span != ir.NO_SPAN else td.task.span
@@ -313,6 +370,15 @@ class TaskRouter:
                 fits.append((entry.name, entry.provider, entry.available, qualified,
                              None if quality is None else round(quality, 4), reason))
             self.cache[fits_key] = fits
+        prompt, ratio = td.shape.input_expected, self.ratio
+        if self.min_context and prompt > self.min_context * ratio:  # some model can't take the prompt
+            adjusted = []
+            for (name, provider, available, qualified, quality, reason), n in zip(fits, self.contexts):
+                misfit = context_misfit(n, prompt, ratio)
+                if misfit is not None:
+                    quality, qualified, reason = _context_fitted((quality, qualified, reason), misfit)
+                adjusted.append((name, provider, available, qualified, quality, reason))
+            fits = adjusted
         evaluated = td.evaluated
         make = _candidate
         costs = solo.pool_costs(self.pool, self.pool_profile)  # already rounded as `evaluate` rounds
@@ -377,11 +443,12 @@ class TaskRouter:
         considered = self.candidates(td, floor, route_names, signature) if route_names else all_candidates
         consensus = task.consensus
         explaining = _explaining.get()
-        # Only consensus reads past the first of the ranking (the judge reads its models as a
-        # set): without explanations, other tasks take the best alone.
+        panel = self.collaborative and self._may_be_a_panel(task)
+        # Only consensus and panels read past the first of the ranking (the judge reads its
+        # models as a set): without explanations, other tasks take the best alone.
         usable, ranked = self._ranked(considered, deciding,
                                       ("ranked", self.pool_key, signature, deciding, route_names),
-                                      whole=explaining or (consensus is not None and task.call is None))
+                                      whole=explaining or panel or (consensus is not None and task.call is None))
         participants: tuple[str, ...] = ()
         cascade: tuple[str, ...] = ()
         skipped: dict[str, str] = {}
@@ -389,8 +456,8 @@ class TaskRouter:
 
         if route is not None and route.strategy == "cascade":
             # the cascade's quality gate decides per item: the floor does not exclude members
-            order = sorted((c for c in considered if c.available and not c.reason.startswith("lacks")),
-                           key=_cost_key)
+            order = sorted((c for c in considered if c.available and not c.reason.startswith("lacks")
+                            and not can_not_take(c)), key=_cost_key)
             if order:
                 rule = "route:cascade"
                 cascade, skipped = learn_cascade([c.model for c in order], td.needs, ctx.history)
@@ -399,8 +466,13 @@ class TaskRouter:
             pinned = ctx.catalog.get(task.model.name)
             if pinned is not None and pinned.available:
                 chosen, rule = pinned.name, "pinned"
-                c = evaluate(td, pinned, floor, ctx, self.cache, signature)
-                if not c.qualified and c.reason != "qualified":
+                c = evaluate(td, pinned, floor, ctx, self.cache, signature, ratio=self.ratio)
+                if can_not_take(c):
+                    diags.append(self._misfit_warning(td, task.model, f"pinned model `{pinned.name}`",
+                                                      c.reason, "the runtime refuses the call (BMAD-E504) "
+                                                      "and asks the fallbacks; pin a model with a larger "
+                                                      "context, or shorten the prompt"))
+                elif not c.qualified and c.reason != "qualified":
                     diags.append(warning("BMAD-W202", task.model.span,
                                          f"pinned model `{pinned.name}` for task `{task.name}`: {c.reason}",
                                          "the quality gate may fail; pin a stronger model or remove the pin"))
@@ -409,6 +481,15 @@ class TaskRouter:
                                      f"pinned model `{pinned.name}` for task `{task.name}` is unavailable "
                                      f"({pinned.unavailable_reason}); routed by the objective instead",
                                      "set the provider's key variable, or plan with --provider sim"))
+        for written in task.fallback:
+            entry = ctx.catalog.get(written.name)
+            misfit = context_misfit(entry.context, td.shape.input_expected, self.ratio) \
+                if entry is not None and entry.available else None
+            if misfit is not None:
+                diags.append(self._misfit_warning(
+                    td, written, f"fallback `{written.name}`", misfit,
+                    "the runtime refuses its call (BMAD-E504) and moves on; name a model with a "
+                    "larger context, or shorten the prompt"))
         if chosen is None and consensus is not None and task.call is None:
             participants, chosen, rule = self._route_consensus(td, consensus, ranked, rule, diags)
         if chosen is None and ranked:
@@ -417,12 +498,27 @@ class TaskRouter:
             chosen, rule = self._last_resort(td, all_candidates, floor, diags)
         if not participants and consensus is not None and task.call is None:
             participants = (chosen,) * max(1, consensus.size or 1)
+        method: str | None = None
+        if panel and chosen and rule not in ("fallback:local", "best-effort", "unroutable"):
+            members = self._panel(chosen, ranked)
+            if len(members) > 1:
+                participants = members
+                method = "vote" if task.returns is not None and task.returns.kind != "text" else "similarity"
         model = participants[0] if participants else chosen
         judge = self._judge(td, model, usable, diags)
         models = participants or (model,)
         qualities = [self._quality(td, m) for m in models]
         known = [q for q in qualities if q is not None]
         expected_quality = round(sum(known) / len(known), 4) if known else None
+        if rule == "consensus:named" and floor is not None and expected_quality is not None \
+                and expected_quality < floor and not budget_move:
+            # the author's participants: kept, but the plan says the floor is out of their reach
+            listed = ", ".join(f"{m} {q:.2f}" for m, q in zip(models, qualities) if q is not None)
+            diags.append(warning(
+                "BMAD-W202", consensus.span if consensus.span != ir.NO_SPAN else self.span(td),
+                f"consensus participants of task `{task.name}`: quality {expected_quality:.2f} < floor "
+                f"{floor:.2f} ({listed})",
+                "the quality gate may fail; name stronger participants, or lower the floor"))
         shown_key = ("shown", self.pool_key, signature, models)
         shown = self.cache.get(shown_key) if explaining else tuple(all_candidates)
         if shown is None:
@@ -439,11 +535,50 @@ class TaskRouter:
         td.cascade_skipped = skipped  # the same on every route of this task: for chain_fallbacks
         reason = self._reason(rule, model, cascade, td.evaluated.get(model), len(usable), floor,
                               skipped) if explaining else ""
+        if method is not None and explaining:
+            reason += f"; strategy collaborative: a panel of {len(participants)}, decided by {method}"
         # one TaskPlan per route: the fields that routing decides, the rest kept from the draft
-        plan = revise(td.plan, quality_floor=floor, model=model, participants=participants, judge=judge,
-                       cascade=cascade, route_rule=rule, candidates=shown,
+        plan = revise(td.plan, quality_floor=floor, model=model, participants=participants, method=method,
+                       judge=judge, cascade=cascade, route_rule=rule, candidates=shown,
                        expected_quality=expected_quality, route_reason=reason)
         return plan, diags
+
+    @staticmethod
+    def _may_be_a_panel(task: ir.Task) -> bool:
+        """Whether `strategy collaborative` makes `task` a panel (see the module docstring): a
+        prompt task without a consensus form, not pinned, not `fallback none`, not a cascade."""
+        return (task.prompt is not None and task.call is None and task.consensus is None
+                and task.model is None and not task.no_fallback
+                and not (task.route is not None and task.route.strategy == "cascade"))
+
+    def _panel(self, chosen: str, ranked: list[Candidate]) -> tuple[str, ...]:
+        """The collaborative panel around the routed model: it first, then the next-best of
+        `ranked` (the qualified available models, best first), another provider first."""
+        size = COLLABORATIVE_DEFAULT.count
+        entry = self.context.catalog.get(chosen)
+        providers = {entry.provider} if entry is not None else set()
+        members = [chosen]
+        rest = [c for c in ranked if c.model != chosen]
+        for c in rest:
+            if len(members) >= size:
+                break
+            if c.provider not in providers:
+                members.append(c.model)
+                providers.add(c.provider)
+        for c in rest:
+            if len(members) >= size:
+                break
+            if c.model not in members:
+                members.append(c.model)
+        return tuple(members)
+
+    def _misfit_warning(self, td: TaskDraft, name: ir.Name, what: str, reason: str, fix: str) -> Diagnostic:
+        """BMAD-W204: a model the author named can't take the task's prompt (`reason`, as
+        `context_misfit` words it); `fix`: the help."""
+        context, _, prompt = reason.removeprefix(CONTEXT_REASON).partition(" < prompt ~")
+        return warning("BMAD-W204", name.span if name.span != ir.NO_SPAN else self.span(td),
+                       f"{what} for task `{td.id}` can't take its prompt: about {prompt}, more than "
+                       f"its context of {context}", fix)
 
     def _quality(self, td: TaskDraft, model: str) -> float | None:
         c = td.evaluated.get(model)
@@ -485,6 +620,12 @@ class TaskRouter:
                 if entry is not None and entry.available:
                     names.append(p.name)
                     used.add(p.name)
+                    misfit = context_misfit(entry.context, td.shape.input_expected, self.ratio)
+                    if misfit is not None:
+                        diags.append(self._misfit_warning(
+                            td, p, f"participant `{p.name}`", misfit,
+                            "the runtime refuses its call (BMAD-E504), so it never votes; name a model "
+                            "with a larger context, or shorten the prompt"))
                     continue
                 used_providers = {ctx.catalog.get(n).provider for n in names if ctx.catalog.get(n)}
                 substitutes = [m for m in spare if m not in used]
@@ -528,6 +669,15 @@ class TaskRouter:
         if named is None:
             return None
         entry = ctx.catalog.get(named.name)
+        if entry is not None and entry.available:
+            # the judge reads the request and an answer
+            misfit = context_misfit(entry.context, td.shape.input_expected + td.shape.output_expected,
+                                    self.ratio)
+            if misfit is not None:
+                diags.append(self._misfit_warning(
+                    td, named, f"judge `{named.name}`", misfit,
+                    "the runtime refuses the judge's call (BMAD-E504) and the task fails; name a "
+                    "judge with a larger context, or shorten the prompt"))
         if entry is not None and not entry.available:
             substitute = sorted(usable, key=lambda c: (-(c.expected_quality or 0.0),) + _cost_key(c))
             other = substitute[0].model if substitute else model
@@ -539,7 +689,8 @@ class TaskRouter:
         return named.name
 
     def _last_resort(self, td: TaskDraft, all_candidates: list[Candidate], floor, diags) -> tuple[str, str]:
-        covering = [c for c in all_candidates if c.available and not c.reason.startswith("lacks")]
+        covering = [c for c in all_candidates if c.available and not c.reason.startswith("lacks")
+                    and not can_not_take(c)]
         if covering:  # available models that cover the needs but sit below the floor
             best = sorted(covering, key=lambda c: (-(c.expected_quality or 0.0),) + _cost_key(c))[0]
             qualified_somewhere = any(c.qualified for c in all_candidates)
@@ -554,8 +705,8 @@ class TaskRouter:
         if local is None:
             # no embedded model to fall back on: the best available model, or nothing at all
             available = [c for c in all_candidates if c.available]
-            best = sorted(available, key=lambda c: (c.reason.startswith("lacks"), -(c.expected_quality or 0.0))
-                          + _cost_key(c))
+            best = sorted(available, key=lambda c: (c.reason.startswith("lacks"), can_not_take(c),
+                                                    -(c.expected_quality or 0.0)) + _cost_key(c))
             if best:
                 return best[0].model, "best-effort"
             unavailable = sorted({c.reason.removeprefix("unavailable: ") for c in all_candidates})
@@ -579,7 +730,7 @@ class TaskRouter:
             "set the missing key variables, or plan with --provider sim to simulate every model"))
         td.routed_by_fallback = True
         if local.name not in td.evaluated:
-            evaluate(td, local, floor, self.context, self.cache)
+            evaluate(td, local, floor, self.context, self.cache, ratio=self.ratio)
         return local.name, "fallback:local"
 
 

@@ -85,6 +85,8 @@ def canonical_json(value: Any) -> str:
 def _task_payload(task: TaskPlan, explanations: bool = True) -> dict[str, Any]:
     """A task plan's hashed fields, read straight from the dataclass (no JSON round trip)."""
     out = dict(zip(TASK_FIELDS, _task_values(task)))
+    if out["method"] is None:  # hashed only when set: plans sealed before the field still verify
+        del out["method"]
     out["estimate"] = _estimate_values(task.estimate)
     if explanations:
         out["candidates"] = [_candidate_values(c) for c in task.candidates]
@@ -210,7 +212,7 @@ def seal_plan(draft: Draft, context: PassContext) -> Draft:
         subplans=tuple(_workflow_plan(wd) for name, wd in draft.workflows.items() if name != draft.entry),
         budget=entry.budget,
         objective=entry.objective,
-        strategy=entry.workflow.strategy or "parallel",
+        strategy=draft.strategy,
         scheduling=context.scheduling,
         provider_mode=context.provider_mode,
         sources={f.path: f.sha256 for f in draft.program.files},

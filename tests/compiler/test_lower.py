@@ -111,10 +111,11 @@ def test_route_without_list():
     assert task("route cheapest").route.models == ()
 
 
-@pytest.mark.parametrize("clause, expected", [
-    ("retry 3", (3, "exponential", None, None)),
-    ("retry 2 backoff linear", (2, "linear", None, None)),
-    ("retry 5 backoff fixed 500ms to 2s", (5, "fixed", 0.5, 2.0)),
+@pytest.mark.parametrize("clause, expected", [  # the IR counts attempts: `retry N` is N + 1
+    ("retry 3", (4, "exponential", None, None)),
+    ("retry 2 backoff linear", (3, "linear", None, None)),
+    ("retry 5 backoff fixed 500ms to 2s", (6, "fixed", 0.5, 2.0)),
+    ("retry 0", (1, "exponential", None, None)),
 ])
 def test_retry(clause, expected):
     r = task(clause).retry

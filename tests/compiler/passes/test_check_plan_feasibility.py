@@ -125,8 +125,9 @@ def _plans_after_budget(program, passes) -> dict:
 @pytest.mark.parametrize("budget, change", [("budget $0.5 per run", "escalate"), ("budget $3 per run", "escalate"),
                                             ("budget $1000000 per run", None)])
 def test_check_passes_chain_what_later_passes_read(tmp_path, budget, change):
-    """CHECK_PASSES chains fallbacks only for escalating gates: every estimate and cascade is the
-    one the whole pass order gives, and so is an escalating task's chain."""
+    """CHECK_PASSES (every task chained, as the worst case prices each fallback chain): every
+    estimate and cascade is the one the whole pass order gives, and so is an escalating task's
+    chain."""
     from bmad.compiler.passes import CHECK_PASSES
 
     path = tmp_path / "generated.bmad"

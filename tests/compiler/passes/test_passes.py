@@ -135,12 +135,18 @@ def test_chain_fallbacks(snapshot_json):
 def test_estimate_cost(snapshot_json):
     draft = draft_after("estimate_cost")
     t = {k: v.plan for k, v in tasks(draft, "costs").items()}
-    assert t["refine"].estimate.calls_worst == 6  # 3 attempts + 3 judge calls
-    assert t["retried"].estimate.calls_worst == 3 and t["retried"].estimate.calls_expected == 1
-    assert t["voted"].estimate.calls_worst == 3
-    assert t["ensemble"].estimate.calls_worst == 3  # two participants and the synthesiser
-    assert t["reviewed"].estimate.calls_worst == 2 * (1 + 2 * 2)
-    assert t["fan"].estimate.calls_worst == 5
+    # The worst case counts every try the runtime may make (3 a call without `retry`): here every
+    # model of the chain (cheap, then its fallbacks rival and strong) answers 3 tries; the first
+    # to answer is judged (strong: 3 tries, and 3 for a re-ask of an unreadable score), then
+    # refined twice (an answer and a score each): 9 + (6 + 2 x (3 + 6))
+    assert t["refine"].fallbacks == ("rival", "strong")
+    assert t["refine"].estimate.calls_worst == 9 + 6 + 2 * (3 + 6)
+    # `retry 3`: the first try and 3 retries, of each of the 3 models of its chain
+    assert t["retried"].estimate.calls_worst == 4 * 3 and t["retried"].estimate.calls_expected == 1
+    assert t["voted"].estimate.calls_worst == 3 * 3
+    assert t["ensemble"].estimate.calls_worst == 3 * 3  # two participants and the synthesiser
+    assert t["reviewed"].estimate.calls_worst == 3 * 2 * (1 + 2 * 2)
+    assert t["fan"].estimate.calls_worst == 5 * 3 * 3  # 5 items, 3 models, 3 tries
     assert t["unpriced"].estimate.cost_usd_expected is None
     assert draft.workflows["costs"].totals.cost_usd_expected is None  # never $0
     assert any(d.code == "BMAD-W212" for d in draft.diagnostics)
@@ -151,7 +157,7 @@ def test_enforce_budget(snapshot_json):
     draft = draft_after("enforce_budget")
     wd = draft.workflows["squeeze"]
     t = {k: v.plan for k, v in tasks(draft, "squeeze").items()}
-    assert wd.totals.cost_usd_worst <= 0.02
+    assert wd.totals.cost_usd_worst <= 0.1
     assert t["keep"].downgraded_from is None  # critical priority stays
     assert t["spare"].downgraded_from is not None or t["extra"].downgraded_from is not None
     assert any(d.code == "BMAD-W211" for d in draft.diagnostics)
@@ -281,14 +287,16 @@ def _budget_draft(usd):
 
 
 def test_enforce_budget_moves_callee_tasks_for_the_callers_budget():
-    free = _budget_draft(None)
+    # a budget that fits at once: under a dollar cap a model without a price (digest's fallback
+    # `mystery`) is refused, never billed, so the worst case is known
+    free = _budget_draft(1000.0)
     callee = tasks(free, "review_one")
     assert {td.plan.model for td in callee.values()} == {"strong"}  # optimize quality, no budget
     worst = free.workflows["nightly"].totals.cost_usd_worst
     own = tasks(free, "nightly")["digest"].plan.estimate.cost_usd_worst
     assert own < worst / 2  # the four reviews (the callee, 4 times) are most of the cost
 
-    budget = round(own + (worst - own) / 3, 4)  # fits only if callee tasks move
+    budget = round(own + (worst - own) * 0.7, 4)  # fits only if callee tasks move
     draft = _budget_draft(budget)
     nightly, review_one = draft.workflows["nightly"], draft.workflows["review_one"]
     assert nightly.totals.cost_usd_worst <= budget

@@ -65,7 +65,7 @@ def test_no_task_goes_to_a_model_lacking_a_capability_or_below_its_floor(program
             continue
         task = workflow.task(tp.id)
         for name in tp.participants or (tp.model,):
-            model = program.model(name)
+            model = result.program.model(name)  # the plan's program: with the embedded `local`
             for need in task.needs:
                 assert model.skill(need.name) is not None, (tp.id, name, need.name)
                 if tp.quality_floor is not None:
