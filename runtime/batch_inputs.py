@@ -8,13 +8,12 @@ refuses the whole batch (exit 2) with its line number instead of failing halfway
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bmad.compiler import ir
-from bmad.runtime.inputs import InputError, bind_inputs
+from bmad.runtime.inputs import InputError, bind_inputs, load_json
 
 MAX_REPORTED_ROWS = 5  # a refusal names the first few bad rows, not all ten thousand
 
@@ -76,7 +75,7 @@ def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict[str, Any], dict[s
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = load_json(line)  # deep nesting too: a ValueError, not a crash
         except ValueError as exc:
             raise RowsRefused(f"--inputs {path}:{number}: not JSON ({exc})", "BMAD-E321",
                               "write one JSON object per line, e.g. {\"topic\": \"bees\"}") from None

@@ -11,7 +11,7 @@ import random
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import anyio
 
@@ -39,15 +39,20 @@ class ConsensusOutcome:
 
 
 class QuorumNotMet(Exception):
+    """`got`: how many participants back the best-supported answer (or answered at all, when
+    too few did); `detail` says which, so the message never reads as a bare count."""
+
     def __init__(self, needed: int, got: int, failures: list[tuple[str, str]],
-                 candidates: Sequence[Candidate] = ()):
-        detail = "; ".join(f"{m}: {e}" for m, e in failures[:4])
+                 candidates: Sequence[Candidate] = (), detail: str = ""):
+        failed = "; ".join(f"{m}: {e}" for m, e in failures[:4])
         super().__init__(f"consensus needs {needed} agreeing participant(s), got {got}"
-                         + (f" ({detail})" if detail else ""))
+                         + (f": {detail}" if detail else "")
+                         + (f" ({failed})" if failed else ""))
         self.needed = needed
         self.got = got
         self.failures = failures
         self.candidates = list(candidates)  # the answers that did come (escalation builds on them)
+        self.detail = detail
 
 
 class ConsensusOps(Protocol):
@@ -74,7 +79,8 @@ async def gather_candidates(ops: ConsensusOps, models: Sequence[str], quorum: in
             except Exception as exc:  # a failed participant is tolerated while quorum holds
                 if not _tolerable(exc):
                     raise
-                failures.append((model, str(exc)))
+                # ModelFailed's text already starts with the model's name: keep its reason alone
+                failures.append((model, getattr(exc, "reason", None) or str(exc)))
                 if len(models) - len(failures) < needed:
                     tg.cancel_scope.cancel()
 
@@ -82,7 +88,8 @@ async def gather_candidates(ops: ConsensusOps, models: Sequence[str], quorum: in
             tg.start_soon(one, i, model)
     candidates = [c for c in results if c is not None]
     if len(candidates) < needed:
-        raise QuorumNotMet(needed, len(candidates), failures, candidates)
+        raise QuorumNotMet(needed, len(candidates), failures, candidates,
+                           detail=f"only {len(candidates)} of {len(models)} participant(s) answered")
     return candidates, failures
 
 
@@ -93,7 +100,9 @@ def _tolerable(exc: BaseException) -> bool:
 
 def decide_vote(candidates: Sequence[Candidate], weights: dict[str, float] | None,
                 quorum: int) -> ConsensusOutcome:
-    """Majority (or weighted majority) over normalised answers; ties go to the earlier participant."""
+    """Majority (or weighted majority) over normalised answers. Only an answer that `quorum`
+    participants gave can win; among those the heaviest does (ties: the earlier participant).
+    Weighing before the quorum would let one heavy voter veto a quorum that others reached."""
     tally: dict[str, float] = defaultdict(float)
     support: Counter = Counter()
     first: dict[str, Candidate] = {}
@@ -103,25 +112,59 @@ def decide_vote(candidates: Sequence[Candidate], weights: dict[str, float] | Non
         support[key] += 1
         first.setdefault(key, c)
     order = list(first)
-    winner = max(order, key=lambda k: (tally[k], -order.index(k)))
-    if support[winner] < quorum:
-        raise QuorumNotMet(quorum, support[winner], [], candidates)
+    eligible = [k for k in order if support[k] >= quorum]
+    if not eligible:
+        if not order:
+            raise QuorumNotMet(max(1, quorum), 0, [], candidates, detail="no answer to vote on")
+        best = max(order, key=lambda k: (support[k], tally[k], -order.index(k)))
+        raise QuorumNotMet(quorum, support[best], [], candidates,
+                           detail=f"the best-supported answer, {_brief(first[best].value)}, came "
+                                  f"from {support[best]} of {len(candidates)}")
+    winner = max(eligible, key=lambda k: (tally[k], -order.index(k)))
     total = sum(tally.values()) or 1.0
     ratio = tally[winner] / total
     chosen = first[winner]
     return ConsensusOutcome(chosen.value, chosen.text, chosen.model, ratio, ratio, list(candidates))
 
 
-def decide_medoid(candidates: Sequence[Candidate]) -> ConsensusOutcome:
-    """The answer most similar to all the others; agreement is its mean similarity to them."""
-    if len(candidates) == 1:
+# Two free-text answers "agree" for a similarity quorum when their similarity (embedding cosine,
+# or character n-grams without a model) reaches this: paraphrases score well above it, unrelated
+# answers well below, on either measure. It measures closeness of wording and meaning, not
+# correctness: "X is safe" and "X is not safe" are close.
+AGREE_SIMILARITY = 0.5
+
+
+def decide_medoid(candidates: Sequence[Candidate], quorum: int = 1) -> ConsensusOutcome:
+    """The answer most similar to all the others; agreement is its mean similarity to them. With
+    a quorum K, only an answer that K answers (itself included) are within AGREE_SIMILARITY of can
+    be chosen: K participants must say much the same thing, as K must give the same vote."""
+    n = len(candidates)
+    if n == 0:
+        raise QuorumNotMet(max(1, quorum), 0, [], candidates, detail="no answer to compare")
+    if n == 1:
+        if quorum > 1:
+            raise QuorumNotMet(quorum, 1, [], candidates, detail="only one answer came")
         c = candidates[0]
         return ConsensusOutcome(c.value, c.text, c.model, 1.0, 1.0, list(candidates))
     sims = similarity_matrix([c.value for c in candidates])
-    scores = [(sum(row) - 1.0) / (len(row) - 1) for row in sims]
-    best = max(range(len(candidates)), key=lambda i: (scores[i], -i))
+    scores = [(sum(row) - 1.0) / (n - 1) for row in sims]
+    support = [sum(1 for s in row if s >= AGREE_SIMILARITY) for row in sims]  # self included
+    eligible = [i for i in range(n) if support[i] >= quorum]
+    if not eligible:
+        top = max(range(n), key=lambda i: (support[i], scores[i], -i))
+        raise QuorumNotMet(quorum, support[top], [], candidates,
+                           detail=f"the best-supported answer (from `{candidates[top].model}`) "
+                                  f"has {support[top]} of {n} answers (itself included) within "
+                                  f"similarity {AGREE_SIMILARITY:.2f}")
+    best = max(eligible, key=lambda i: (scores[i], -i))
     c = candidates[best]
     return ConsensusOutcome(c.value, c.text, c.model, scores[best], scores[best], list(candidates))
+
+
+def _brief(value: Any, limit: int = 40) -> str:
+    """An answer quoted in an error, cut short (free text can be pages long)."""
+    text = value if isinstance(value, str) else canonical(value)
+    return repr(text if len(text) <= limit else text[:limit - 3] + "...")
 
 
 def choose_schema(n: int) -> dict:
@@ -163,13 +206,23 @@ def parse_choice(text: str, n: int) -> tuple[int | None, float | None]:
 async def decide_by_judge(ops: ConsensusOps, judge: str, request_text: str,
                           candidates: Sequence[Candidate], rubric: str | None, rng: random.Random,
                           slot: str = "judge") -> ConsensusOutcome:
-    """A judge picks the best candidate; the order it sees them in is shuffled (position bias)."""
+    """A judge picks the best candidate; the order it sees them in is shuffled (position bias).
+    A reply naming no candidate is asked for once more; still none: `UnreadableVerdict`, so the
+    caller decides another way and journals it (the first shown answer is a random pick)."""
+    from bmad.runtime.quality import UnreadableVerdict, reask_prompt
+
     shown = list(candidates)
     rng.shuffle(shown)
-    reply = await ops.ask(judge, judge_choice_prompt(request_text, shown, rubric), slot,
-                          purpose="judge", schema=choose_schema(len(shown)))
+    prompt = judge_choice_prompt(request_text, shown, rubric)
+    reply = await ops.ask(judge, prompt, slot, purpose="judge", schema=choose_schema(len(shown)))
     index, score = parse_choice(reply, len(shown))
-    chosen = shown[index] if index is not None else shown[0]
+    if index is None:
+        reply = await ops.ask(judge, reask_prompt(prompt, reply, "candidate number"),
+                              f"{slot}/again", purpose="judge", schema=choose_schema(len(shown)))
+        index, score = parse_choice(reply, len(shown))
+        if index is None:
+            raise UnreadableVerdict(judge, reply, candidates)
+    chosen = shown[index]
     ratio = agreement([c.value for c in candidates])
     quality = score if score is not None else ratio
     return ConsensusOutcome(chosen.value, chosen.text, chosen.model, quality, ratio, list(candidates))
@@ -203,10 +256,14 @@ async def run_consensus(method: str, ops: ConsensusOps, participants: Sequence[s
     # Vote-like methods need `quorum` agreeing answers, so at least that many must succeed.
     candidates, failures = await gather_candidates(ops, participants, wanted)
 
-    if method in ("vote", "weighted"):
-        outcome = decide_vote(candidates, weights if method == "weighted" else None, wanted)
-    elif method == "similarity":
-        outcome = decide_medoid(candidates) if not exact else decide_vote(candidates, None, wanted)
+    if method in ("vote", "weighted", "similarity"):
+        try:
+            if method == "similarity" and not exact:
+                outcome = decide_medoid(candidates, wanted)
+            else:
+                outcome = decide_vote(candidates, weights if method == "weighted" else None, wanted)
+        except QuorumNotMet as exc:  # the participants that failed explain a short quorum too
+            raise QuorumNotMet(exc.needed, exc.got, failures, exc.candidates, exc.detail) from None
     elif method in ("judge", "best_of"):
         outcome = await decide_by_judge(ops, judge or participants[0], request_text, candidates,
                                         rubric, rng)
@@ -251,8 +308,28 @@ async def run_consensus(method: str, ops: ConsensusOps, participants: Sequence[s
     return outcome
 
 
-def skill_weights(models: Sequence[str], skill_of: Callable[[str], float | None]) -> dict[str, float]:
-    return {m: (skill_of(m) or 0.5) for m in models}
+# A vote's weight when nothing is known of its model (no planned quality, no declared skill).
+UNKNOWN_WEIGHT = 0.5
+# The least a vote weighs: a model measured at 0 still breaks ties, and the share stays defined.
+MIN_WEIGHT = 0.01
+
+
+def vote_weights(models: Sequence[str], planned: Iterable[Any] = (),
+                 skill_of: Callable[[str], float | None] | None = None) -> dict[str, float]:
+    """Each model's vote in `consensus weighted`: the quality the plan expects of it on this task
+    (`planned`: the TaskPlan's candidates; their `expected_quality` is the quality measured in the
+    journal's history, its verdicts, when the planner had enough of it, else the declared skill);
+    for a model the plan did not rate, its declared skill (`skill_of`); else UNKNOWN_WEIGHT."""
+    expected = {c.model: c.expected_quality for c in planned
+                if getattr(c, "expected_quality", None) is not None}
+    weights: dict[str, float] = {}
+    for m in models:
+        w = expected.get(m)
+        if w is None and skill_of is not None:
+            w = skill_of(m)
+        # `is None`, not `or`: a measured 0 is knowledge, not a missing value
+        weights[m] = UNKNOWN_WEIGHT if w is None else min(1.0, max(MIN_WEIGHT, float(w)))
+    return weights
 
 
 def decide_escalated(candidates: Sequence[Candidate], *, exact: bool, quorum: int,
@@ -260,7 +337,7 @@ def decide_escalated(candidates: Sequence[Candidate], *, exact: bool, quorum: in
     """Re-decide after an escalation added answers: a vote for exact answers, else the medoid."""
     if exact:
         return decide_vote(candidates, weights, quorum)
-    return decide_medoid(candidates)
+    return decide_medoid(candidates, quorum)
 
 
 def verdicts(candidates: Sequence[Candidate], decided: Any, *, exact: bool) -> list[tuple[str, float]]:

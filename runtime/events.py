@@ -18,7 +18,8 @@ from bmad.runtime.providers.keys import redact
 
 EventKind = Literal["run_started", "task_started", "task_finished", "task_retried",
                     "task_escalated", "task_rerouted", "task_skipped", "call_finished",
-                    "budget_alert", "cache_decision", "run_finished"]
+                    "budget_alert", "cache_decision", "judge_unreadable", "quality_below_bar",
+                    "run_finished"]
 
 # What each event carries besides event/run_id/ts/task.
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -34,15 +35,18 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
                       "input_tokens", "output_tokens", "cost_usd", "latency_s", "cached", "error"),
     "budget_alert": ("kind", "threshold", "spent", "budget"),
     "cache_decision": ("hit", "key", "reason"),
+    "judge_unreadable": ("judge", "model", "reply", "action"),
+    "quality_below_bar": ("model", "quality", "bar", "reason"),
     "run_finished": ("status", "spent_usd", "tokens", "elapsed_s", "error"),
 }
 
 # Events the journal keeps in its `events` table (the rest live in the tasks and calls tables).
 JOURNALED = frozenset({"run_started", "task_retried", "task_escalated", "task_rerouted",
-                       "task_skipped", "budget_alert", "cache_decision", "run_finished"})
+                       "task_skipped", "budget_alert", "cache_decision", "judge_unreadable",
+                       "quality_below_bar", "run_finished"})
 ALL_KINDS = frozenset(EVENT_FIELDS)
 # Fields holding free text (error messages, reasons quoting them), masked by `keys.redact`.
-_FREE_TEXT_FIELDS = ("error", "reason")
+_FREE_TEXT_FIELDS = ("error", "reason", "reply")
 
 
 @dataclass(frozen=True, slots=True)

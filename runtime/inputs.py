@@ -16,6 +16,22 @@ class InputError(Exception):
     pass
 
 
+class JsonTooDeep(ValueError):
+    """JSON nested deeper than Python's JSON reader can go."""
+
+
+def load_json(text: str) -> Any:
+    """`json.loads` for JSON a user gave (`--input`, `--input-file`, `--inputs` rows, files the
+    CLI reads): anything that can't be read is a ValueError with a plain message, including JSON
+    nested deeper than Python's parser can go (it raises RecursionError at about 1,000 levels,
+    which would otherwise surface as an internal error)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise JsonTooDeep("its arrays or objects are nested too deeply to read "
+                          "(Python's JSON reader stops at about 1,000 levels)") from None
+
+
 def parse_text(value: str, type_: ir.TypeRef) -> Any:
     """`--input k=v`: text stays text; numbers, bools, json and lists are parsed."""
     if type_.name == "text":
@@ -36,7 +52,9 @@ def parse_text(value: str, type_: ir.TypeRef) -> Any:
             return False
         raise InputError(f"`{value}` is not true or false")
     try:
-        return json.loads(value)
+        return load_json(value)
+    except JsonTooDeep as exc:  # not a comma-separated list either: say what is wrong
+        raise InputError(str(exc)) from None
     except ValueError:
         if type_.name == "list":
             # A convenience: a single item, or comma-separated items, for list<text>.

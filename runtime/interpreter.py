@@ -112,6 +112,9 @@ class Tally:
     # The budget this execution's calls reserve in: its own `budget` nested in the enclosing
     # call's, or None for the run's ledger. Per execution, never on the (cached) `Node`.
     ledger: "BudgetLedger | ScopedLedger | None" = None
+    # `for each` items that failed under `on_error continue` (index, why): the task completes
+    # with None in their places, and its journal row says which and why.
+    failed_items: list[tuple[int, str]] = field(default_factory=list)
 
     def add(self, cost: float | None, tokens: int) -> None:
         if cost is None or self.cost_usd is None:
@@ -267,11 +270,8 @@ class Interpreter:
         if consensus and not participants:
             participants = tuple(p.name for p in consensus.participants) or \
                 tuple(chain[:1] * max(1, consensus.size))
-        if (not consensus and self.strategy == "collaborative" and task.prompt is not None
-                and len(chain) > 1):
-            participants = tuple(chain[:3])
-            exact = task.returns is not None and task.returns.kind != "text"
-            method = "vote" if exact else "similarity"
+        if not consensus and tp.method and len(participants) > 1:
+            method = tp.method  # the plan's panel (`strategy collaborative`, docs/planning.md)
         if participants and not chain:
             chain = (participants[0],)
         judge = tp.judge or (consensus.judge.name if consensus and consensus.judge else None) \
@@ -461,7 +461,7 @@ class Interpreter:
             else:
                 value, model, quality = await self._execute(frame, node, path, tally)
             result = TaskResult("completed", value, model, tally.attempts, tally.cost_usd,
-                                tally.tokens, quality)
+                                tally.tokens, quality, error=_failed_items_note(tally.failed_items))
             if cache_key is not None and self.cache is not None:
                 self.cache.store(cache_key, frame, node, path, result)
             self._finish(frame, node, path, result, started, cache_key)
@@ -640,10 +640,15 @@ class Interpreter:
                             models.append(model)
                         if q is not None:
                             qualities.append(q)
-                except (TaskFailure, ModelFailed, QuorumNotMet, TemplateError) as exc:
+                except (TaskFailure, ModelFailed, QuorumNotMet, TemplateError,
+                        ScopeBudgetExhausted) as exc:
+                    # A budget of the task (or of a call it makes) refusing an item is that item's
+                    # failure: under `continue`, the items already paid for are kept.
                     if on_error != "continue":
                         raise
                     results[i] = None
+                    tally.failed_items.append(
+                        (i, exc.message if isinstance(exc, TemplateError) else str(exc)))
                     if self.events.active:
                         self.events.emit("task_skipped", f"{path}[{i}]",
                                          reason=f"item failed, on_error continue: {exc}")
@@ -777,6 +782,9 @@ class Interpreter:
         gate = node.task.quality
         chain = chain if chain is not None else self.caller.healthy_order(node.chain)
         last_error: Exception | None = None
+        # The last answer the gate sent up the chain: it stands if no later model answers, as
+        # when the chain runs out (it was paid for, and it is better than no answer).
+        turned_down: tuple[Candidate, float | None, float] | None = None
         for step, model in enumerate(chain):
             try:
                 if failed is not None and step == 0:
@@ -788,9 +796,11 @@ class Interpreter:
                     self.events.emit("task_escalated", path, from_model=model,
                                      to_model=chain[step + 1], reason=f"fallback: {exc.reason}")
                 continue
-            if gate is None and not self._cascade_floor(node):
+            floor = self._cascade_floor(node)
+            if gate is None and not floor:
                 return cand.value, model, None
-            threshold = gate.threshold if gate else self._cascade_floor(node)
+            threshold = _gate_bar(node) if gate else floor
+            assert threshold is not None
             score, critique = await self._score(node, path, messages, cand, f"{slot}m{step}/", tally)
             self._record_score(path, node, cand, score)
             otherwise = (gate.otherwise if gate else None) or ("escalate" if node.plan.cascade
@@ -798,36 +808,43 @@ class Interpreter:
             rounds = 0
             limit = (gate.rounds if gate and gate.rounds else
                      DEFAULT_REFINE_ROUNDS if otherwise == "refine" else DEFAULT_QUALITY_RETRIES)
-            while score is not None and score < threshold:  # type: ignore[operator]
+            best = (cand, score)  # `else retry`: the best of the fresh answers stands at the end
+            while _below(score, threshold):
                 if otherwise in ("refine", "retry") and rounds < limit:
                     rounds += 1
                     follow: tuple[tuple[str, str], ...] = ()
                     if otherwise == "refine":
-                        follow = (("assistant", cand.text),
-                                  ("user", f"A reviewer scored this answer {score:.2f} (needed "
-                                           f"{threshold:.2f}). Critique: {critique}\n"
-                                           "Improve the answer; reply with the full revised answer."))
+                        follow = scorers.refine_followup(
+                            cand.text, scorers.review_note(score, threshold, critique))
                     cand = await self._answer(node, path, model, messages,
                                               f"{slot}m{step}/{otherwise}{rounds}/", tally, follow)
                     score, critique = await self._score(node, path, messages, cand,
                                                         f"{slot}m{step}/{otherwise}{rounds}/", tally)
                     if otherwise == "retry":  # a fresh answer (a refined one owes the critique)
                         self._record_score(path, node, cand, score)
+                        if _better(score, best[1]):
+                            best = (cand, score)
                     continue
                 if otherwise == "escalate" and step + 1 < len(chain):
                     break
-                if otherwise == "fail" or (otherwise in ("refine", "retry", "escalate")
-                                           and gate is not None and gate.otherwise == "fail"):
-                    raise TaskFailure(f"quality {score:.2f} is below {threshold:.2f}")
-                if otherwise == "escalate":
-                    # The cascade is exhausted: keep the best we have, as the strongest model gave it.
-                    return cand.value, model, score
-                return cand.value, model, score  # accept (or rounds used up)
+                if otherwise == "fail":
+                    raise TaskFailure(_quality_failure(score, threshold))
+                if otherwise == "retry":
+                    cand, score = best
+                self._below_bar(path, model, score, threshold,
+                                _why_it_stands(gate, otherwise, rounds))
+                return cand.value, model, score
             else:
                 return cand.value, model, score
+            turned_down = (cand, score, threshold)
             if self.events.active:
                 self.events.emit("task_escalated", path, from_model=model, to_model=chain[step + 1],
-                                 reason=f"quality {score:.2f} below {threshold:.2f}")
+                                 reason=_shortfall(score, threshold))
+        if turned_down is not None:  # the models after it failed: it stands, below its bar
+            cand, score, threshold = turned_down
+            self._below_bar(path, cand.model, score, threshold,
+                            f"no later model answered; last: {last_error}")
+            return cand.value, cand.model, score
         raise TaskFailure(f"every model failed; last: {last_error}" if last_error
                           else "no model could answer")
 
@@ -836,87 +853,204 @@ class Interpreter:
             return node.plan.quality_floor
         return None
 
+    def _below_bar(self, path: str, model: str | None, quality: float | None, bar: float,
+                   reason: str) -> None:
+        """A gated task that ends below its bar still completes, but the journal says so: its
+        `completed` status alone would read as a pass."""
+        if self.events.active:
+            self.events.emit("quality_below_bar", path, model=model,
+                             quality=None if quality is None else round(quality, 4),
+                             bar=bar if bar != float("inf") else None, reason=reason)
+
+    def _gate_judges(self, node: Node, cand: Candidate) -> list[str]:
+        """Who judges a gated answer, in the order asked when one fails. The plan's judge is the
+        written one, or its stand-in when that one is unavailable (BMAD-W203); on a consensus
+        judged by a model (`judge`, `ensemble`, `best_of`) it is the panel's, and the gate's own
+        `judged by` comes first. Neither: the answering model judges its own answer."""
+        gate = node.task.quality
+        written = gate.judge.name if gate is not None and gate.judge is not None else None
+        planned = node.plan.judge
+        consensus = node.task.consensus
+        if consensus is not None and consensus.method in ("judge", "ensemble", "best_of"):
+            order = (written, planned)
+        else:
+            order = (planned, written)
+        return _dedupe([m for m in order if m]) or [cand.model]
+
     async def _score(self, node: Node, path: str, messages: tuple[Message, ...], cand: Candidate,
                      slot: str, tally: Tally) -> tuple[float | None, str]:
+        """The gate's verdict on an answer: a 0..1 score (None: unreadable, which every gate counts
+        as below its bar) and a critique. A judge that fails hands over to the next judge the plan
+        has; with none left the task fails, naming the judge rather than the answering model."""
         gate = node.task.quality
-        judge = (gate.judge.name if gate and gate.judge else None) or node.plan.judge or cand.model
         request_text = "\n\n".join(m.content for m in messages)
         prompt = scorers.judge_prompt(request_text, cand.text, gate.rubric if gate else None)
+        judges = self._gate_judges(node, cand)
+        for i, judge in enumerate(judges):
+            try:
+                score, critique = await self._verdict(node, path, judge, prompt, cand, slot, tally)
+                break
+            except ModelFailed as exc:
+                if i + 1 == len(judges):
+                    raise TaskFailure(f"the quality gate's judge failed: {exc}") from None
+                if self.events.active:
+                    self.events.emit("task_escalated", path, from_model=judge,
+                                     to_model=judges[i + 1],
+                                     reason=f"the quality gate's judge failed: {exc.reason}")
+        if node.task.returns is not None and node.task.returns.kind == "json" and score is not None:
+            score = min(score, scorers.schema_validity(cand.value, node.task.returns.schema))
+        return score, critique
+
+    async def _verdict(self, node: Node, path: str, judge: str, prompt: str, cand: Candidate,
+                       slot: str, tally: Tally) -> tuple[float | None, str]:
+        """One judge's score of an answer. A reply with no readable score (prose, cut short) gets
+        one more ask, showing the reply; still none is journaled (`judge_unreadable`)."""
         response = await self.caller.call(
             node, path, judge, (Message("user", prompt),), slot + "judge/", tally,
             purpose="judge", schema=scorers.JUDGE_SCHEMA,
             metadata={"judged_model": cand.model})
         score, critique = scorers.parse_score(response.text)
-        if node.task.returns is not None and node.task.returns.kind == "json" and score is not None:
-            score = min(score, scorers.schema_validity(cand.value, node.task.returns.schema))
+        if score is None:
+            response = await self.caller.call(
+                node, path, judge, (Message("user", scorers.reask_prompt(prompt, response.text,
+                                                                         "score")),),
+                slot + "judge/again/", tally, purpose="judge", schema=scorers.JUDGE_SCHEMA,
+                metadata={"judged_model": cand.model})
+            score, critique = scorers.parse_score(response.text)
+            if score is None and self.events.active:
+                self.events.emit("judge_unreadable", path, judge=judge, model=cand.model,
+                                 reply=_excerpt(response.text), action="counted below the bar")
         return score, critique
 
     async def _consensus(self, node: Node, path: str, messages: tuple[Message, ...], slot: str,
                          tally: Tally) -> tuple[Any, str | None, float | None]:
-        consensus = node.task.consensus
+        """The panel decides; a quality bar then measures the decision (its agreement, or the
+        gate's judge) and, below it, applies the gate's `else`: escalate to stronger models, fail,
+        ask the whole panel again (`retry N`), or have the decided answer revised (`refine max N`)."""
         interp = self
 
         class Ops:
+            def __init__(self, prefix: str) -> None:
+                self.prefix = prefix  # each panel of a `retry` has its own slots
+
             async def answer(self, model: str, s: str,
                              followup: Sequence[tuple[str, str]] = ()) -> Candidate:
-                return await interp._answer(node, path, model, messages, f"{slot}{s}/", tally,
-                                            followup)
+                return await interp._answer(node, path, model, messages, f"{self.prefix}{s}/",
+                                            tally, followup)
 
             async def ask(self, model: str, prompt: str, s: str, *, purpose: str,
                           schema: dict | None = None, metadata: dict | None = None) -> str:
                 response = await interp.caller.call(node, path, model, (Message("user", prompt),),
-                                                     f"{slot}{s}/", tally, purpose=purpose,
+                                                     f"{self.prefix}{s}/", tally, purpose=purpose,
                                                      schema=schema, metadata=metadata)
                 return response.text
 
             async def synthesise(self, model: str, prompt: str, s: str) -> Candidate:
                 synth = (*messages[:-1], Message("user", prompt + (
                     f"\n\n{node.instruction}" if node.instruction else "")))
-                return await interp._answer(node, path, model, synth, f"{slot}{s}/", tally)
+                return await interp._answer(node, path, model, synth, f"{self.prefix}{s}/", tally)
 
         needs = tuple(n.name for n in node.task.needs)
-        weights = {m: (self.pool.get(m).skill(needs) or 0.5) for m in node.participants}
+        weights = self.pool.vote_weights(node.participants, node.plan.candidates, needs)
         exact = node.task.returns is not None and node.task.returns.kind != "text"
-        seed = int.from_bytes(hashlib.blake2b(f"{self.config.seed}/{path}/{slot}".encode(),
-                                              digest_size=8).digest(), "big")
-        request_text = messages[-1].content
         escalation = self._consensus_escalation(node)
         gate = node.task.quality
+        bar = _gate_bar(node)
+        otherwise = (gate.otherwise if gate is not None else None) or "accept"
+        limit = (gate.rounds if gate is not None and gate.rounds else
+                 DEFAULT_REFINE_ROUNDS if otherwise == "refine" else DEFAULT_QUALITY_RETRIES)
+        best: tuple[ConsensusOutcome, float | None, str] | None = None
+        rounds = 0
+        ended = ""
+        for rounds in range(1 + (limit if otherwise == "retry" else 0)):
+            prefix = f"{slot}retry{rounds}/" if rounds else slot
+            try:
+                outcome = await self._panel(node, path, Ops(prefix), prefix, messages, weights,
+                                            exact)
+            except QuorumNotMet as exc:
+                if best is not None:  # a retry's panel fell short: the earlier decision stands
+                    ended = f"the panel of retry {rounds} fell short: {exc}"
+                    break
+                if not escalation:
+                    raise
+                # The participants disagree (or too few answered): stronger models settle it.
+                return await self._escalate_consensus(
+                    node, path, messages, slot, tally, escalation, exc.candidates, exact, weights,
+                    str(exc), before=_short_decision(exc.candidates, exact, weights, node.method))
+            quality, critique = outcome.quality, ""
+            if gate is not None and gate.judge is not None:
+                cand = Candidate(outcome.model, outcome.value, outcome.text, "consensus")
+                quality, critique = await self._score(node, path, messages, cand,
+                                                      f"{prefix}gate/", tally)
+            if gate is not None and _below(quality, bar) and otherwise == "escalate" and escalation:
+                return await self._escalate_consensus(
+                    node, path, messages, slot, tally, escalation, outcome.candidates, exact,
+                    weights, _consensus_shortfall(quality, bar, gate), before=outcome)
+            self._record_verdicts(path, node, outcome.candidates, outcome.value, exact)
+            if best is None or _better(quality, best[1]):
+                best = (outcome, quality, critique)
+            if gate is None or not _below(quality, bar):
+                return outcome.value, outcome.model, quality
+            if otherwise == "fail":
+                raise TaskFailure("consensus " + _quality_failure(quality, bar))
+        assert best is not None and gate is not None
+        outcome, quality, critique = best
+        if otherwise == "refine":
+            return await self._refine_decision(node, path, messages, slot, tally, outcome,
+                                               quality, critique, bar, limit)
+        self._below_bar(path, outcome.model, quality, bar,
+                        ended or ("no model to escalate to" if otherwise == "escalate"
+                                  else _why_it_stands(gate, otherwise, rounds)))
+        return outcome.value, outcome.model, quality
+
+    async def _panel(self, node: Node, path: str, ops: Any, prefix: str,
+                     messages: tuple[Message, ...], weights: dict[str, float],
+                     exact: bool) -> ConsensusOutcome:
+        """One decision of the participants."""
+        consensus = node.task.consensus
+        seed = int.from_bytes(hashlib.blake2b(f"{self.config.seed}/{path}/{prefix}".encode(),
+                                              digest_size=8).digest(), "big")
         try:
-            outcome = await run_consensus(
-                node.method or "vote", Ops(), node.participants,
+            return await run_consensus(
+                node.method or "vote", ops, node.participants,
                 quorum=consensus.quorum if consensus else None, judge=node.judge,
-                request_text=request_text,
+                request_text=messages[-1].content,
                 rubric=node.task.quality.rubric if node.task.quality else None,
                 rounds=consensus.rounds if consensus else None, weights=weights,
                 rng=random.Random(seed), exact=exact)
         except BaseExceptionGroup as group:
             raise first_error(group) from None
-        except QuorumNotMet as exc:
-            if not escalation:
-                raise
-            # The participants disagree (or too few answered): stronger models settle it.
-            return await self._escalate_consensus(node, path, messages, slot, tally, escalation,
-                                                  exc.candidates, exact, weights, str(exc),
-                                                  before=_short_decision(exc.candidates, exact,
-                                                                         weights, node.method))
-        quality = outcome.quality
-        if gate is not None and gate.judge is not None:
-            cand = Candidate(outcome.model, outcome.value, outcome.text, "consensus")
-            score, _ = await self._score(node, path, messages, cand, f"{slot}gate/", tally)
-            if score is not None:
-                quality = score
-        bar = _gate_bar(node)
-        if gate is not None and quality < bar and gate.otherwise == "escalate" and escalation:
-            reason = (f"agreement {quality:.2f} below {bar:.2f}" if bar <= 1.0
-                      else "no learned bar yet (learning: every decision escalates)")
-            return await self._escalate_consensus(
-                node, path, messages, slot, tally, escalation, outcome.candidates, exact, weights,
-                reason, before=outcome)
-        if gate is not None and quality < gate.threshold and gate.otherwise == "fail":
-            raise TaskFailure(f"consensus quality {quality:.2f} is below {gate.threshold:.2f}")
-        self._record_verdicts(path, node, outcome.candidates, outcome.value, exact)
-        return outcome.value, outcome.model, quality
+        except scorers.UnreadableVerdict as exc:
+            # The judge named no answer, twice: the answers' agreement picks (not the first shown).
+            if self.events.active:
+                self.events.emit("judge_unreadable", path, judge=exc.judge, model=None,
+                                 reply=_excerpt(exc.reply), action="decided by agreement instead")
+            return decide_escalated(exc.candidates, exact=exact, quorum=1)
+
+    async def _refine_decision(self, node: Node, path: str, messages: tuple[Message, ...],
+                               slot: str, tally: Tally, outcome: ConsensusOutcome,
+                               quality: float | None, critique: str, bar: float,
+                               limit: int) -> tuple[Any, str | None, float | None]:
+        """`else refine max N` on a consensus: the model whose answer was decided revises it, and
+        the gate's judge (else the judge a single model's gate would have) scores each revision."""
+        gate = node.task.quality
+        if (gate is not None and gate.judge is not None) or node.method in ("judge", "best_of"):
+            note = scorers.review_note(quality, bar, critique)  # a judge's score, not agreement
+        else:
+            note = (f"The other models' answers agreed with this one only {quality or 0.0:.2f} "
+                    f"(needed {bar:.2f}). Check it and correct what they would dispute.")
+        cand = Candidate(outcome.model, outcome.value, outcome.text, "consensus")
+        for rounds in range(1, limit + 1):
+            follow = scorers.refine_followup(cand.text, note)
+            cand = await self._answer(node, path, cand.model, messages, f"{slot}refine{rounds}/",
+                                      tally, follow)
+            quality, critique = await self._score(node, path, messages, cand,
+                                                  f"{slot}refine{rounds}/", tally)
+            if not _below(quality, bar):
+                return cand.value, cand.model, quality
+            note = scorers.review_note(quality, bar, critique)
+        self._below_bar(path, cand.model, quality, bar, _why_it_stands(gate, "refine", limit))
+        return cand.value, cand.model, quality
 
     def _consensus_escalation(self, node: Node) -> tuple[str, ...]:
         """Who settles a consensus that falls short: the task's own `fallback [...]` models (in the
@@ -979,6 +1113,9 @@ class Interpreter:
             raise TaskFailure(f"consensus fell short ({reason}) and no escalation model answered")
         self._record_verdicts(path, node, pool, last.value, exact)
         share = sum(v for _m, v in verdicts(pool, last.value, exact=exact)) / len(pool)
+        if bar is not None and not learned:  # a learned bar lets the escalation's answer stand
+            self._below_bar(path, last.model, share, bar,
+                            f"escalation models ran out; last: {reason}")
         return last.value, last.model, share
 
     def _record_calibration(self, path: str, node: Node, before: ConsensusOutcome,
@@ -1016,6 +1153,72 @@ def _gate_bar(node: Node) -> float:
     if not gate.learned:
         return gate.threshold
     return node.plan.quality_floor if node.plan.quality_floor is not None else float("inf")
+
+
+def _below(score: float | None, bar: float) -> bool:
+    """An unreadable verdict (None) is below any bar: a result never scored can't pass a gate."""
+    return score is None or score < bar
+
+
+def _better(score: float | None, than: float | None) -> bool:
+    return score is not None and (than is None or score > than)
+
+
+def _bar_text(bar: float) -> str:
+    return "no learned bar yet" if bar == float("inf") else f"{bar:.2f}"
+
+
+def _shortfall(score: float | None, bar: float) -> str:
+    """Why a gate turned an answer down, for events and errors."""
+    if score is None:
+        return f"no readable score from the judge (bar {_bar_text(bar)})"
+    if bar == float("inf"):
+        return f"quality {score:.2f}, no learned bar yet"
+    return f"quality {score:.2f} below {bar:.2f}"
+
+
+def _consensus_shortfall(quality: float | None, bar: float, gate: ir.Quality) -> str:
+    if bar == float("inf"):
+        return "no learned bar yet (learning: every decision escalates)"
+    if quality is None:
+        return f"no readable score from the gate's judge (bar {bar:.2f})"
+    return f"{'quality' if gate.judge is not None else 'agreement'} {quality:.2f} below {bar:.2f}"
+
+
+def _quality_failure(score: float | None, bar: float) -> str:
+    if score is None:
+        return (f"quality unknown: the quality gate's judge gave no readable score "
+                f"(bar {_bar_text(bar)})")
+    return f"quality {score:.2f} is below {_bar_text(bar)}"
+
+
+def _why_it_stands(gate: ir.Quality | None, otherwise: str, rounds: int) -> str:
+    """What let a below-bar answer stand (`quality_below_bar`'s reason)."""
+    if otherwise == "retry":
+        return f"`else retry`: {rounds} retr{'y' if rounds == 1 else 'ies'} used up"
+    if otherwise == "refine":
+        return f"`else refine`: {rounds} revision{'' if rounds == 1 else 's'} used up"
+    if otherwise == "escalate":
+        return "no stronger model left to escalate to"
+    if gate is not None and gate.otherwise == "accept":
+        return "`else accept`"
+    return "no `else` action"
+
+
+def _excerpt(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _failed_items_note(failed: list[tuple[int, str]]) -> str | None:
+    """The journal's record of `for each` items lost under `on_error continue`."""
+    if not failed:
+        return None
+    failed = sorted(failed)
+    shown = "; ".join(f"[{i}] {why}" for i, why in failed[:3])
+    more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+    return (f"{len(failed)} item(s) failed and are null in the output "
+            f"(on_error continue): {shown}{more}")
 
 
 def _short_decision(candidates: Sequence[Candidate], exact: bool, weights: dict[str, float],

@@ -5,8 +5,11 @@
 - `PRAGMA user_version` is the schema version. An older journal (including the unversioned ones
   written before versioning, version 0) is migrated forward in one transaction when opened; a
   newer one is refused with a message naming both versions, never half-read.
-- A SQLite file that is not a journal (other tables, no `runs`) is refused untouched, and a file
-  that is not SQLite at all is refused with the path, never a traceback.
+- A SQLite file that is not a journal is refused untouched: one without a `runs` table, and one
+  whose `runs` (or `meta`, `tasks`, `calls`) table lacks the columns every bmad journal has had
+  since the first ones (`JOURNAL_KEY_COLUMNS`), whatever its `user_version`: a user's own
+  `runs` table is never ALTERed. A file that is not SQLite at all is refused with the path,
+  never a traceback.
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ CURRENT_VERSION = 6
 # task less than with 4 KiB pages (bench/README.md, "Runtime", round 7).
 NEW_JOURNAL_PAGE_SIZE = 1024
 BMAD_TABLES = frozenset({"meta", "runs", "tasks", "calls"})
+# The columns each of bmad's tables has had in every journal version, from the unversioned
+# (version 0) journals on (tests/runtime/old_journals.py, tests/hardening/test_journal_safety.py
+# OLD_SCHEMA): a table of one of these names without them is not bmad's, and neither is its file.
+JOURNAL_KEY_COLUMNS: dict[str, frozenset[str]] = {
+    "runs": frozenset({"id", "workflow", "plan_hash", "status", "started_at"}),
+    "meta": frozenset({"key", "value"}),
+    "tasks": frozenset({"run_id", "task_id", "status"}),
+    "calls": frozenset({"run_id", "task_id", "status"}),
+}
 
 
 class JournalFileError(Exception):
@@ -61,6 +73,18 @@ def create_private_file(path: Path) -> None:
 
 def _tables(db: sqlite3.Connection) -> set[str]:
     return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _foreign_table(db: sqlite3.Connection, tables: set[str]) -> tuple[str, list[str]] | None:
+    """The first of bmad's tables in the file that lacks columns every journal has had, with the
+    columns it lacks; None when each one present has them."""
+    for table in ("runs", "meta", "tasks", "calls"):
+        if table in tables:
+            have = {r[1] for r in db.execute(f'PRAGMA table_info("{table}")')}
+            missing = sorted(JOURNAL_KEY_COLUMNS[table] - have)
+            if missing:
+                return table, missing
+    return None
 
 
 def _statements(script: str) -> list[str]:
@@ -226,8 +250,15 @@ def prepare_schema(db: sqlite3.Connection, path: Path, schema: str, *, writable:
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         tables = _tables(db)
+        foreign = _foreign_table(db, tables) if "runs" in tables else None
     except sqlite3.DatabaseError as exc:
         raise JournalFileError(unusable_message(path, exc)) from None
+    if foreign is not None:
+        table, missing = foreign
+        shown = ", ".join(sorted(tables)[:5])
+        raise JournalFileError(f"{path} is a SQLite database but not a bmad journal (it holds "
+                               f"{shown}; its {table} table has no {', '.join(missing)} "
+                               f"column{'s' if len(missing) > 1 else ''}); it was left untouched")
     if version > CURRENT_VERSION:
         raise JournalFileError(
             f"{path} was written by a newer bmad (journal schema {version}; this bmad reads up "

@@ -12,10 +12,16 @@ answer without usage): the real spend is recorded, never trimmed, and spend over
 *overrun* (`BudgetOverrun`, in `exhausted`): no further call is admitted and the run ends
 `budget_exhausted`, saying by how much it went over. Negative amounts are never recorded: spend
 never goes down.
+
+Alerts (`on_alert`) fire once per cap at 50%, 80% and 100%: dollars and tokens when a call settles,
+wall time when the elapsed time crosses the mark. Time is checked at each call's start and end, and
+while calls are in flight a timer on the event loop wakes at the next mark, so a long call doesn't
+hold its alert back; with nothing in flight there is nothing to alert about until the next call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -99,10 +105,12 @@ class BudgetLedger:
         self._started = clock() - elapsed_s
         self._on_alert = on_alert
         self._alerted: set[tuple[str, float]] = set()
+        self._time_timer: asyncio.TimerHandle | None = None
         self._settled_event: anyio.Event | None = None
         self.exhausted: BudgetExhausted | None = None
-        # Alerts already passed before a resume are not repeated.
-        self._check_alerts(quiet=True)
+        # Alerts already passed before a resume are not repeated (the clock is not read here:
+        # the time already used is `elapsed_s`).
+        self._check_alerts(quiet=True, elapsed=elapsed_s)
 
     @property
     def overrun(self) -> "BudgetOverrun | None":
@@ -131,8 +139,11 @@ class BudgetLedger:
     # -- reserving ----------------------------------------------------------------------------
     def try_reserve(self, usd: float | None, tokens: int) -> Reservation | BudgetExhausted:
         """Reserve now or say which cap refuses (never waits)."""
-        if self.time_cap is not None and self.elapsed_s >= self.time_cap:
-            return BudgetExhausted("time_s", 0.0, 0.0)
+        if self.time_cap is not None:
+            elapsed = self.elapsed_s  # read once: the alert and the refusal agree
+            self._check_time_alerts(elapsed)
+            if elapsed >= self.time_cap:
+                return BudgetExhausted("time_s", 0.0, 0.0)
         if self.usd_cap is not None:
             if usd is None:
                 raise UnpricedModel("a model without a price can't run under a dollar budget")
@@ -147,6 +158,8 @@ class BudgetLedger:
         self.reserved_usd += usd_r
         self.reserved_tokens += tokens
         self._in_flight += 1
+        if self.time_cap is not None and self._time_timer is None:
+            self._arm_time_alert()
         return Reservation(usd_r, tokens)
 
     async def reserve(self, usd: float | None, tokens: int) -> Reservation:
@@ -176,8 +189,14 @@ class BudgetLedger:
             self.reserved_usd = max(self.reserved_usd, 0.0)
         self._in_flight -= 1
         self._add(usd, tokens)
+        if self.time_cap is not None:
+            self._check_time_alerts(self.elapsed_s)
+            if self._in_flight == 0 and self._time_timer is not None:
+                # nothing in flight: the next call's start checks, and a finished run stays quiet
+                self._time_timer.cancel()
+                self._time_timer = None
         if self.usd_cap is not None or self.tokens_cap is not None:
-            self._check_alerts()
+            self._check_spend_alerts()
             if self.exhausted is None:
                 overrun = self.overrun
                 if overrun is not None:  # recorded in full; no further call is admitted
@@ -215,17 +234,52 @@ class BudgetLedger:
                       "time_s": (self.elapsed_s, self.time_cap)}[kind]
         self._on_alert(kind, 1.0, float(spent), float(cap or 0.0))
 
-    def _check_alerts(self, quiet: bool = False) -> None:
-        for kind, spent, cap in (("usd", self.spent_usd, self.usd_cap),
-                                 ("tokens", float(self.spent_tokens), self.tokens_cap)):
-            if not cap:
-                continue
-            for threshold in ALERT_THRESHOLDS:
-                key = (kind, threshold)
-                if spent >= cap * threshold - 1e-12 and key not in self._alerted:
-                    self._alerted.add(key)
-                    if not quiet and self._on_alert is not None:
-                        self._on_alert(kind, threshold, spent, float(cap))
+    def _check_alerts(self, quiet: bool = False, elapsed: float | None = None) -> None:
+        """Alerts for every mark passed; `elapsed`: the time used, when known without the clock."""
+        self._check_spend_alerts(quiet)
+        if self.time_cap:
+            self._alert_marks("time_s", self.elapsed_s if elapsed is None else elapsed,
+                              self.time_cap, quiet)
+
+    def _check_spend_alerts(self, quiet: bool = False) -> None:
+        self._alert_marks("usd", self.spent_usd, self.usd_cap, quiet)
+        self._alert_marks("tokens", float(self.spent_tokens), self.tokens_cap, quiet)
+
+    def _check_time_alerts(self, elapsed: float) -> None:
+        if self.time_cap:
+            self._alert_marks("time_s", elapsed, self.time_cap, False)
+
+    def _alert_marks(self, kind: str, spent: float, cap: float | None, quiet: bool) -> None:
+        if not cap:
+            return
+        for threshold in ALERT_THRESHOLDS:
+            key = (kind, threshold)
+            if spent >= cap * threshold - 1e-12 and key not in self._alerted:
+                self._alerted.add(key)
+                if not quiet and self._on_alert is not None:
+                    self._on_alert(kind, threshold, spent, float(cap))
+
+    def _arm_time_alert(self) -> None:
+        """Wake at the next time mark while calls are in flight (asyncio's loop; without a
+        running loop the calls' starts and ends still check)."""
+        if self._on_alert is None or not self.time_cap:
+            return
+        mark = next((t for t in ALERT_THRESHOLDS if ("time_s", t) not in self._alerted), None)
+        if mark is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        delay = max(0.0, self.time_cap * mark - self.elapsed_s)
+        self._time_timer = loop.call_later(delay, self._time_mark_due)
+
+    def _time_mark_due(self) -> None:
+        self._time_timer = None
+        if self._in_flight == 0:  # the run is between calls or done: the next call checks
+            return
+        self._check_time_alerts(self.elapsed_s)
+        self._arm_time_alert()
 
 
 class ScopeBudgetExhausted(BudgetExhausted):

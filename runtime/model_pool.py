@@ -5,9 +5,10 @@ circuit breaker, built once from the plan's program (and shared by every task of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Iterable, Sequence
 
 from bmad.compiler import ir
+from bmad.runtime.consensus import vote_weights
 from bmad.runtime.providers import base
 from bmad.runtime.rate_limits import ProviderRateLimit
 from bmad.runtime.retry import CircuitBreaker
@@ -106,6 +107,12 @@ class ModelPool:
             slot = self._build(name)
             self.models[name] = slot
         return slot
+
+    def vote_weights(self, models: Sequence[str], planned: Iterable[Any] = (),
+                     needs: tuple[str, ...] = ()) -> dict[str, float]:
+        """`consensus weighted`'s vote per model (`consensus.vote_weights`): the quality the plan
+        expects of it (`planned`: the TaskPlan's candidates), else its declared skill for `needs`."""
+        return vote_weights(models, planned, lambda m: self.get(m).skill(needs))
 
     def _provider(self, name: str) -> ProviderSlot:
         slot = self.providers.get(name)

@@ -35,6 +35,36 @@ JUDGE_SCHEMA = {
 }
 
 
+class UnreadableVerdict(Exception):
+    """A judge's reply named no choice, even when asked again: the caller decides another way (and
+    journals it) rather than take whichever answer happened to come first."""
+
+    def __init__(self, judge: str, reply: str, candidates: Sequence[Any]):
+        super().__init__(f"judge {judge} named no candidate: {reply[:80]!r}")
+        self.judge = judge
+        self.reply = reply
+        self.candidates = list(candidates)
+
+
+def reask_prompt(prompt: str, reply: str, wanted: str) -> str:
+    """The judge's prompt once more, after a reply with no readable verdict: some judges answer
+    in prose first, or are cut short; the reply is shown so it can be put in the form asked for."""
+    return (f"{prompt}\n\nYour previous reply gave no {wanted} that could be read:\n"
+            f"{reply[:2000]}\n\nReply again with the JSON object only, including the {wanted}.")
+
+
+def review_note(score: float | None, bar: float, critique: str) -> str:
+    """What a refine round tells the model about its answer (from the gate's verdict)."""
+    if score is None:
+        return f"A reviewer could not score this answer (needed {bar:.2f}). Comments: {critique}"
+    return f"A reviewer scored this answer {score:.2f} (needed {bar:.2f}). Critique: {critique}"
+
+
+def refine_followup(previous: str, note: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    return (("assistant", previous),
+            ("user", f"{note}\nImprove the answer; reply with the full revised answer."))
+
+
 def parse_score(text: str) -> tuple[float | None, str]:
     """A 0..1 score and a critique from a judge's reply, however it chose to write it.
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from bmad.compiler import ir
 from bmad.runtime.providers import base
 
-DEFAULT_ATTEMPTS = 3
+from bmad.compiler.plan import DEFAULT_ATTEMPTS  # tries per model without `retry` (3), as the planner counts
 DEFAULT_MIN_S = 0.5
 DEFAULT_MAX_S = 30.0
 
@@ -27,6 +27,7 @@ class RetryPolicy:
     def from_ir(retry: ir.Retry | None) -> "RetryPolicy":
         if retry is None:
             return RetryPolicy()
+        # IR attempts count tries in total (`retry N` lowers to N + 1); never fewer than one
         return RetryPolicy(attempts=max(1, retry.attempts), backoff=retry.backoff,
                            min_s=DEFAULT_MIN_S if retry.min_s is None else retry.min_s,
                            max_s=DEFAULT_MAX_S if retry.max_s is None else retry.max_s)

@@ -102,7 +102,7 @@ def decide_stored(results: Sequence[StoredResult], method: str, quorum: int = 1)
         raise ValueError(f"unknown method `{method}`")
     candidates = _candidates(results)
     if method == "similarity":
-        return decide_medoid(candidates)
+        return decide_medoid(candidates, quorum)
     return decide_vote(candidates, weights_by_quality(results) if method == "weighted" else None, quorum)
 
 

@@ -312,6 +312,8 @@ def refuse_unrunnable_models(interp: Interpreter, pool: ModelPool, plan: Plan,
         slots = {m: pool.get(m) for m in used}
     except ModelUnknown as exc:
         raise RunRefused(str(exc), "BMAD-E305", "re-plan the workflow against its catalog") from None
+    except keys.RefusedProvider as exc:  # BMAD-E400 (bmad.toml), E401 (bad key value): own fix
+        raise RunRefused(exc.detail, exc.code, exc.hint) from None
     except base.Unavailable as exc:
         raise RunRefused(f"provider unavailable: {exc.message}", "BMAD-E306",
                          "set the provider's key variable, or run with --provider sim") from None

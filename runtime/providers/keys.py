@@ -4,16 +4,24 @@ A provider's key comes from the variable its declaration names (`api_key env VAR
 variable a `bmad.toml` names for that provider, else from the protocol's conventional variable
 (`OPENAI_API_KEY`, ...). Files never hold keys: a `bmad.toml` holds variable *names*.
 
+A key variable whose value holds a control character (a line break, a tab, ...) or a character
+outside printable ASCII is refused (BMAD-E401), naming the variable and never the value: such a
+key can't go in an HTTP header, and the transport's own error would quote it.
+
 `redact(text)` replaces every key currently loaded, any long enough prefix of one (a server
 echoing part of a key), and anything shaped like a credential (a bearer token, a `key=` query
 parameter, an `sk-...` key, the password in a URL's `user:password@`) with `***`; error messages,
 reprs, logs and journals pass through it. `mask_loaded_secrets(text)` masks only the loaded keys
 (and long enough prefixes of them): every answer an HTTP provider returns passes through it, so a
-server echoing our key in a successful answer puts it in no output or journal.
+server echoing our key in a successful answer puts it in no output or journal. Both also mask a
+loaded key written in an encoded form, whole or its long enough prefix: percent-encoded (any
+character of it, either hex case, `+` for a space: a server echoing it URL-encoded) and
+backslash-escaped as `repr()` or JSON write it (`\\n`, `\\x01`, `\\u00e9`: an exception's repr).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -22,6 +30,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import unquote, urlsplit
 
 from bmad.compiler.credentials import MASK, QUERY_KEY, mask_url_credentials
+from bmad.runtime.providers import base
 
 CONVENTIONAL_KEY_VARS: dict[str, tuple[str, ...]] = {
     "openai": ("OPENAI_API_KEY",),
@@ -56,10 +65,44 @@ _PARTIAL_WORD_MIN = 12
 
 _loaded_lock = threading.Lock()
 _loaded_keys: set[str] = set()
+# Per loaded secret: the patterns of its encoded forms (see `_encoded_parts`), built on first use.
+_encoded_patterns: dict[str, tuple[re.Pattern[str], tuple[re.Pattern[str], ...]]] = {}
+
+E_BAD_KEY = "BMAD-E401"  # a key variable holds a character a key can't have
 
 
 class KeyConfigError(ValueError):
     """A `bmad.toml` that can't be read; the message names the file and the problem."""
+
+
+class RefusedProvider(base.Unavailable):
+    """A provider refused for a reason with its own code, fixed where the hint says (not by
+    setting a key variable, as for a plain `Unavailable`). The message is `where` (`provider
+    'NAME': `), the code in brackets and `detail`; a run that reports any unavailable provider as
+    BMAD-E306 still shows the code."""
+
+    code = "BMAD-E306"
+
+    def __init__(self, detail: str, *, provider: str | None = None, where: str = "",
+                 hint: str | None = None):
+        super().__init__(f"{where}[{self.code}] {detail}", provider=provider)
+        self.detail = f"{where}{detail}"
+        self.hint = hint
+
+
+class ConfigUnusable(RefusedProvider):
+    """`bmad.toml` can't be used for the providers (BMAD-E400): it holds a key, or its
+    `[providers]` tables are malformed."""
+
+    code = "BMAD-E400"
+
+
+class BadKeyValue(RefusedProvider):
+    """A key variable whose value can't be a key (BMAD-E401): a line break, a control character
+    or a character outside printable ASCII in it. The message names the variable, never the
+    value."""
+
+    code = E_BAD_KEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,33 +129,22 @@ class KeyConfig:
 
     @staticmethod
     def from_mapping(data: Mapping[str, Any], path: str | None = None) -> "KeyConfig":
-        providers = data.get("providers", {})
-        if not isinstance(providers, Mapping):
-            raise KeyConfigError(f"{path or CONFIG_FILE}: [providers] must be a table")
+        from bmad.compiler.settings import providers_problem  # one check, shared with the compiler
+
+        problem = providers_problem(data, path)
+        if problem is not None:
+            raise KeyConfigError(problem)
         key_vars: dict[str, str] = {}
         base_urls: dict[str, str] = {}
         insecure_http: set[str] = set()
-        for name, table in providers.items():
-            if not isinstance(table, Mapping):
-                raise KeyConfigError(f"{path or CONFIG_FILE}: [providers.{name}] must be a table")
-            if "api_key" in table:
-                raise KeyConfigError(
-                    f"{path or CONFIG_FILE}: [providers.{name}] holds a key; write "
-                    "`api_key_env = \"VARIABLE\"` and put the key in that environment variable")
+        for name, table in data.get("providers", {}).items():
             var = table.get("api_key_env")
             if var is not None:
-                if not isinstance(var, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
-                    raise KeyConfigError(f"{path or CONFIG_FILE}: [providers.{name}] api_key_env "
-                                         "must name an environment variable")
                 key_vars[name] = var
             url = table.get("base_url")
             if isinstance(url, str):
                 base_urls[name] = url
-            insecure = table.get("allow_insecure_http", False)
-            if not isinstance(insecure, bool):
-                raise KeyConfigError(f"{path or CONFIG_FILE}: [providers.{name}] "
-                                     "allow_insecure_http must be true or false")
-            if insecure:
+            if table.get("allow_insecure_http", False):
                 insecure_http.add(name)
         return KeyConfig(key_vars=key_vars, base_urls=base_urls, path=path,
                          insecure_http=frozenset(insecure_http))
@@ -128,15 +160,55 @@ def key_variables(provider_name: str, kind: str, declared: str | None,
     return CONVENTIONAL_KEY_VARS.get(kind, ())
 
 
+def key_value_problem(variable: str, value: str) -> str | None:
+    """Why the (stripped) value of `variable` can't be a key, naming the variable and never the
+    value; None when it can. A key goes in an HTTP header: printable ASCII on one line."""
+    bad = next((c for c in value if not " " <= c <= "~"), None)
+    if bad is None:
+        return None
+    if bad < " " or "\x7f" <= bad <= "\x9f":
+        what = ("a line break" if bad in "\r\n" else "a tab" if bad == "\t"
+                else "a control character")
+    else:
+        what = "a character outside printable ASCII"
+    return (f"the environment variable {variable} holds {what}, which an API key can't have (a "
+            "key is one line of printable ASCII)")
+
+
+def bad_key_hint(variable: str) -> str:
+    return f"set {variable} again to the key alone (one line, no line break)"
+
+
+def check_key_variables(variables: tuple[str, ...], environ: Mapping[str, str] | None = None,
+                        *, provider: str | None = None) -> None:
+    """Raise `BadKeyValue` when the variable `read_key` would read the key from holds a value that
+    can't be a key (checked when a provider is built, before any call)."""
+    env = os.environ if environ is None else environ
+    for var in variables:
+        value = env.get(var)
+        if value:
+            value = value.strip()
+            remember_secret(value)  # masked even though it is never sent
+            problem = key_value_problem(var, value)
+            if problem is not None:
+                raise BadKeyValue(problem, provider=provider, hint=bad_key_hint(var),
+                                  where=f"provider {provider!r}: " if provider else "")
+            return
+
+
 def read_key(variables: tuple[str, ...],
              environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
-    """(key, variable it came from), or (None, None). Remembers the key so `redact` hides it."""
+    """(key, variable it came from), or (None, None). Remembers the key so `redact` hides it.
+    A value that can't be a key (`key_value_problem`) raises `BadKeyValue` (BMAD-E401)."""
     env = os.environ if environ is None else environ
     for var in variables:
         value = env.get(var)
         if value:
             value = value.strip()
             remember_secret(value)
+            problem = key_value_problem(var, value)
+            if problem is not None:
+                raise BadKeyValue(problem, hint=bad_key_hint(var))
             return value, var
     return None, None
 
@@ -189,6 +261,74 @@ def _mask_prefixes(text: str, secret: str) -> str:
     return "".join(out)
 
 
+def _char_forms(c: str) -> str:
+    """A regex matching the character `c` as written or encoded: percent-encoded (each UTF-8 byte,
+    either hex case; `+` for a space), or escaped as `repr()` of a str or of bytes, or JSON,
+    would write it."""
+    forms = {re.escape(c)}
+    data = c.encode("utf-8", "surrogateescape")
+    forms.add("".join(f"%[{b >> 4:X}{b >> 4:x}][{b & 15:X}{b & 15:x}]" for b in data))
+    if c == " ":
+        forms.add(r"\+")
+    for escaped in (repr(c)[1:-1], json.dumps(c)[1:-1], repr(data)[2:-1]):
+        if escaped != c:
+            forms.add(re.escape(escaped))
+    return "(?:" + "|".join(sorted(forms, key=len, reverse=True)) + ")"
+
+
+def _encoded_parts(secret: str) -> tuple[re.Pattern[str], tuple[re.Pattern[str], ...]]:
+    """(the pattern of `secret`'s head, the pattern of each character after it), each character
+    as written or encoded (`_char_forms`). The head is its first PARTIAL_KEY_MIN characters, or
+    all of a secret too short for its prefixes to be masked. Flat patterns: one nested group a
+    character would overflow the regex parser on a long secret."""
+    with _loaded_lock:
+        parts = _encoded_patterns.get(secret)
+    if parts is not None:
+        return parts
+    head = secret if len(secret) < _PARTIAL_KEY_FROM else secret[:PARTIAL_KEY_MIN]
+    parts = (re.compile("".join(_char_forms(c) for c in head)),
+             tuple(re.compile(_char_forms(c)) for c in secret[len(head):]))
+    with _loaded_lock:
+        _encoded_patterns[secret] = parts
+    return parts
+
+
+def _may_hold_encoded(text: str, secret: str) -> bool:
+    return "%" in text or "\\" in text or (" " in secret and "+" in text)
+
+
+def _mask_encoded(text: str, secrets: list[str]) -> str:
+    """`text` with every secret written in an encoded form masked: whole, or (secrets long
+    enough) a prefix of PARTIAL_KEY_MIN characters or more, not glued to a word before it. A
+    secret as written (no character encoded) is left to the plain passes."""
+    for secret in secrets:
+        if not _may_hold_encoded(text, secret):
+            continue
+        head, rest = _encoded_parts(secret)
+        out: list[str] = []
+        done = pos = 0
+        while (m := head.search(text, pos)) is not None:
+            end, matched = m.end(), len(secret) - len(rest)
+            for char in rest:  # as far along the secret as the text follows it
+                step = char.match(text, end)
+                if step is None:
+                    break
+                end, matched = step.end(), matched + 1
+            found = text[m.start():end]
+            before = text[m.start() - 1] if m.start() else " "
+            if secret.startswith(found) or (
+                    matched < len(secret) and (before.isalnum() or before in "_-")):
+                pos = m.start() + 1  # as written, or glued to a word: not ours to mask here
+                continue
+            out.append(text[done:m.start()])
+            out.append(REDACTED)
+            done = pos = end
+        if out:
+            out.append(text[done:])
+            text = "".join(out)
+    return text
+
+
 def redact(text: str, extra: tuple[str, ...] = ()) -> str:
     """`text` with every loaded key, every `extra` secret, long enough prefixes of them and
     credential-shaped strings masked."""
@@ -199,6 +339,7 @@ def redact(text: str, extra: tuple[str, ...] = ()) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    text = _mask_encoded(text, secrets)  # before the shapes: they would take only its head
     text = mask_url_credentials(text)  # `user:password@`, `?key=`
     for shape in _CREDENTIAL_SHAPES:  # before the prefixes: a whole token goes, not just its head
         text = shape.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)
@@ -216,8 +357,13 @@ def holds_loaded_secret(text: str | bytes) -> bool:
     with _loaded_lock:
         secrets = tuple(_loaded_keys)
     if isinstance(text, (bytes, bytearray)):
-        return any(s[:PARTIAL_KEY_MIN].encode("utf-8", "replace") in text for s in secrets)
+        if any(s[:PARTIAL_KEY_MIN].encode("utf-8", "replace") in text for s in secrets):
+            return True
+        if b"%" not in text and b"\\" not in text and b"+" not in text:
+            return False
+        text = bytes(text).decode("utf-8", "replace")  # an encoded key, perhaps
     return any(s in text or (len(s) >= _PARTIAL_KEY_FROM and s[:PARTIAL_KEY_MIN] in text)
+               or (_may_hold_encoded(text, s) and _encoded_parts(s)[0].search(text) is not None)
                for s in secrets)
 
 
@@ -233,6 +379,7 @@ def mask_loaded_secrets(text: str) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    text = _mask_encoded(text, secrets)
     for secret in secrets:
         if len(secret) >= _PARTIAL_KEY_FROM:
             text = _mask_prefixes(text, secret)

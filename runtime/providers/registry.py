@@ -97,11 +97,15 @@ def build_provider(provider: ir.Provider, *, mode: str | None = None,
     if config is None:  # ./bmad.toml (or $BMAD_CONFIG) may name this provider's key variable
         try:
             config = keys.KeyConfig.load()
-        except keys.KeyConfigError as exc:
-            raise base.Unavailable(str(exc), provider=provider.name) from None
+        except keys.KeyConfigError as exc:  # a key in the file, above all (BMAD-E400)
+            from bmad.compiler.settings import config_hint
+
+            raise keys.ConfigUnusable(str(exc), provider=provider.name,
+                                      hint=config_hint(str(exc))) from None
     if base_url is None:
         base_url = config.base_urls.get(provider.name)
     variables = keys.key_variables(provider.name, kind, provider.api_key_env, config)
+    keys.check_key_variables(variables, provider=provider.name)  # BMAD-E401, before any call
     if base_url is not None:
         from bmad.runtime.providers.transport import base_url_problem
 

@@ -286,8 +286,8 @@ def catalog(server: ShapeServer, kind: str) -> str:
 
 WORKFLOW = """
 workflow shapes {
-  task a { prompt "x"  model bad  retry 2 backoff fixed 10ms to 10ms  fallback [good] }
-  task b { prompt "y"  model strusage  retry 2 backoff fixed 10ms to 10ms  fallback [good] }
+  task a { prompt "x"  model bad  retry 1 backoff fixed 10ms to 10ms  fallback [good] }
+  task b { prompt "y"  model strusage  retry 1 backoff fixed 10ms to 10ms  fallback [good] }
   output a
   output b
 }
@@ -319,7 +319,7 @@ def test_a_workflow_retries_an_empty_answer_then_falls_back_and_keeps_answers_wi
         db.close()
     a_rows = [r for r in rows if r[0] == "a"]
     failed = [r for r in a_rows if r[1] == "bad"]
-    assert len(failed) == 2  # retried once (retry 2), then the fallback
+    assert len(failed) == 2  # retried once (retry 1), then the fallback
     for _, _, status, error, error_kind, _, _ in failed:
         assert (status, error_kind) == ("error", "transient")
         assert "the answer has no text" in error and "TypeError" not in error

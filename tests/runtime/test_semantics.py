@@ -143,7 +143,7 @@ def test_returns_json_and_enum_are_parsed(tmp_path):
 def test_on_error_fail_skip_continue(tmp_path):
     body = """
     workflow errs {
-      task bad { prompt "x" model cheap retry 1 on_error %s }
+      task bad { prompt "x" model cheap retry 0 on_error %s }
       task next { prompt "after {{ bad }}" model mid }
       output next
     }

@@ -48,7 +48,7 @@ def test_a_failure_under_on_error_fail_leaves_the_rest_not_started(tmp_path):
     plan = plan_source(tmp_path, """
 workflow w {
   task a { prompt "first" model cheap }
-  task bad { prompt "breaks" model cheap retry 1 }
+  task bad { prompt "breaks" model cheap retry 0 }
   task after { prompt "needs {{ bad }}" model cheap }
   task other { prompt "independent" model cheap }
   output after

@@ -108,7 +108,7 @@ workflow w {
   task only {
     prompt "Say hello"
     model dead
-    retry 2 backoff fixed 10ms to 10ms
+    retry 1 backoff fixed 10ms to 10ms
   }
   output only
 }
