@@ -38,7 +38,8 @@ def resumes_batch(resume: str | None, journal_path: Path) -> bool:
 
 def run_batch(options: dict[str, Any]) -> None:
     """Run (or resume) a batch with `bmad run`'s options; always ends with `typer.Exit`."""
-    from bmad.cli.run_cmd import _budget, _fail, _journal_path, _load_plan, _retention_rules
+    from bmad.cli.run_cmd import (_ReaderMayLeave, _budget, _fail, _journal_path, _load_plan,
+                                  _retention_rules)
     from bmad.runtime.batch import BatchRequest, execute_batch, write_results
     from bmad.runtime.events import JsonLinesSink
     from bmad.runtime.otel_export import start_tracing
@@ -82,7 +83,7 @@ def run_batch(options: dict[str, Any]) -> None:
         plan = _load_plan(o["file"], replan=o["replan"], provider=provider, budget=override,
                           optimize=o["optimize"])
 
-    sinks: list[Any] = [JsonLinesSink(sys.stdout)] if o["json_events"] else []
+    sinks: list[Any] = [_ReaderMayLeave(JsonLinesSink(sys.stdout))] if o["json_events"] else []
     stop_tracing = start_tracing(sinks, sys.stderr.write)  # a trace per row's run
     run = RunRequest(
         config=RunConfig(strategy=strategy, concurrency=o["concurrency"], seed=o["seed"],

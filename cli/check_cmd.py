@@ -14,7 +14,8 @@ from bmad.compiler.diagnostics import Diagnostic, sort_diagnostics
 HELP = """Check workflows: parse, resolve imports, type-check, and run the planning checks.
 
 Accepts .bmad files and the seed's YAML format (.yaml/.yml). Nothing is sent to any model.
-Exit status: 0 clean or warnings only, 1 errors, 2 usage errors (a missing file, a bad option).
+Exit status: 0 clean or warnings only, 1 errors, 2 usage errors (a missing file, a bad option, a
+bmad.toml that holds a key: BMAD-E400).
 """
 
 EPILOG = examples(
@@ -43,6 +44,14 @@ def check_files(paths: list[str]) -> tuple[list[Diagnostic], dict[str, str], boo
         if result.program is not None and result.ok:
             diagnostics.extend(plan_checks(result.program))
     return sort_diagnostics(_unique(diagnostics)), sources, usage_error
+
+
+def config_refused(diagnostics: list[Diagnostic]) -> bool:
+    """Whether `bmad.toml` can't be used (BMAD-E400, above all a key in the file): a refusal with
+    exit status 2 for check and plan, as for doctor and run."""
+    from bmad.compiler.settings import E_CONFIG
+
+    return any(d.code == E_CONFIG for d in diagnostics)
 
 
 def plan_checks(program: Any) -> list[Diagnostic]:
@@ -83,6 +92,6 @@ def register(app: typer.Typer) -> None:
         if output is OutputFormat.text and not diagnostics:
             noun = "file" if len(files) == 1 else "files"
             sys.stderr.write(f"checked {len(files)} {noun}: no problems\n")
-        code = exit_code(diagnostics, usage_error=usage_error)
+        code = exit_code(diagnostics, usage_error=usage_error or config_refused(diagnostics))
         if code != EXIT_OK:
             raise typer.Exit(code)

@@ -12,7 +12,7 @@ import enum
 import os
 import sys
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import typer
 
@@ -64,11 +64,17 @@ def unreadable_file(path: str, reason: str) -> Diagnostic:
 
 def _not_utf8(path: str, exc: UnicodeDecodeError) -> Diagnostic:
     """Where the first byte that isn't UTF-8 sits, as a line and column (`bmad fmt` rewrites files
-    only when it can read them exactly; `bmad check` reads on, with a warning)."""
-    before = bytes(exc.object[:exc.start])
-    line = before.count(b"\n") + 1
-    column = len(before) - (before.rfind(b"\n") + 1) + 1
-    return error(E_UNREADABLE_FILE, Span(path, line, column, line, column + 1, exc.start, exc.start + 1),
+    only when it can read them exactly; `bmad check` reads on, with a warning).
+
+    Counted as `bmad check` counts for its BMAD-W050 at the same byte: in the decoded text, after a
+    BOM, with `\r\n`, a lone `\r` and `\n` each one line break, and columns in characters."""
+    from bmad.compiler.parse import decode_source  # the compiler's own reading of a file's bytes
+
+    before = decode_source(bytes(exc.object[:exc.start]))
+    offset = len(before)
+    line = before.count("\n") + 1
+    column = offset - (before.rfind("\n") + 1) + 1
+    return error(E_UNREADABLE_FILE, Span(path, line, column, line, column + 1, offset, offset + 1),
                  f"cannot read `{path}`: it is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})",
                  "save the file as UTF-8; `bmad check` reads it anyway and marks the bytes it replaced")
 
@@ -110,19 +116,46 @@ def file_problem(path: str) -> Diagnostic | None:
     return None
 
 
-def output_problem(path: Path) -> str | None:
-    """Why `-o PATH` can't be written, checked before any work is done (so no result is lost)."""
+def output_problem(path: Path) -> tuple[str, str] | None:
+    """Why `-o PATH` can't be written and what to do about it, checked before any work is done (so
+    no result is lost); None when it can be written. Each case has its own hint: a missing folder
+    is created, but a folder that exists and refuses writing is not fixed by creating it."""
     if path.is_dir():
-        return "it is a directory"
+        return "it is a directory", "name a file, not a folder"
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
-        return f"the folder {parent} does not exist"
+        return (f"the folder {parent} does not exist",
+                f"create the folder first (mkdir -p {parent}), or name a file in an existing folder")
     if not parent.is_dir():
-        return f"{parent} is not a folder"
+        return f"{parent} is not a folder", "name a file in an existing folder"
     target = path if path.exists() else parent
     if not os.access(target, os.W_OK):
-        return "permission denied"
+        if _read_only_file_system(target):
+            return (f"{parent} is on a read-only file system",
+                    "name a file on a writable disk (the current folder, or /tmp)")
+        if path.exists():
+            return (f"the file {path} is read-only (permission denied)",
+                    "make it writable (chmod u+w), or name another file")
+        return (f"the folder {parent} exists but isn't writable (permission denied)",
+                "name a file in a folder you can write to")
     return None
+
+
+def _read_only_file_system(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows): report a permission problem
+        return False
+
+
+def write_problem(exc: OSError) -> str:
+    """An OSError from writing a file, as a reason a user can act on (no errno jargon)."""
+    import errno
+
+    reasons = {errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied", errno.ENOSPC: "no space left on the disk",
+               errno.EISDIR: "it is a directory", errno.ENOENT: "its folder does not exist"}
+    return reasons.get(exc.errno or 0, exc.strerror or str(exc))
 
 
 def check_output(path: Path | None, option: str = "-o") -> None:
@@ -131,8 +164,73 @@ def check_output(path: Path | None, option: str = "-o") -> None:
         return
     problem = output_problem(path)
     if problem is not None:
-        raise fail_usage(f"{option} {path}: can't write there: {problem}",
-                         "name a file in an existing folder (create the folder first)")
+        reason, hint = problem
+        raise fail_usage(f"{option} {path}: can't write there: {reason}", hint)
+
+
+class UserFileError(Exception):
+    """A file named on the command line can't be read as what it should be. `reason` says why in
+    plain words (no errno, no codec jargon): these are mistakes in what was given, never bugs."""
+
+    def __init__(self, path: Path | str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def read_user_text(path: Path | str) -> str:
+    """A file's text (UTF-8), or `UserFileError` saying why it can't be read: missing, a folder,
+    permission, or bytes that aren't UTF-8 (with where the first one sits)."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise UserFileError(path, "it is a directory")
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserFileError(path, "no such file") from None
+    except UnicodeDecodeError as exc:
+        raise UserFileError(path, f"not UTF-8 text (byte {exc.start} is "
+                                  f"{exc.object[exc.start]:#04x})") from None
+    except OSError as exc:
+        raise UserFileError(path, exc.strerror or str(exc)) from None
+
+
+def read_user_json(path: Path | str) -> Any:
+    """A JSON file's value, or `UserFileError` (unreadable, not JSON, or nested too deeply for
+    Python's JSON reader)."""
+    return parse_user_json(read_user_text(path), path)
+
+
+def parse_user_json(text: str, path: Path | str) -> Any:
+    """The JSON value in a file's text, or `UserFileError`: `runtime.inputs.load_json`, which every
+    JSON a user gives goes through, so JSON nested too deeply is a message, not a RecursionError."""
+    from bmad.runtime.inputs import JsonTooDeep, load_json
+
+    try:
+        return load_json(text)
+    except JsonTooDeep as exc:
+        raise UserFileError(path, str(exc)) from None
+    except ValueError as exc:
+        raise UserFileError(path, f"not JSON ({exc})") from None
+
+
+_stdout_released = False
+
+
+def release_stdout() -> None:
+    """Stdout's reader went away (a closed pipe): point file descriptor 1 at /dev/null, so later
+    writes and the interpreter's final flush go nowhere instead of failing again. A command that
+    does this on purpose keeps its own exit status (`stdout_released()` tells `main.run`)."""
+    global _stdout_released
+    _stdout_released = True
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def stdout_released() -> bool:
+    return _stdout_released
 
 
 def examples(*lines: tuple[str, str]) -> str:

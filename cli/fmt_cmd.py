@@ -10,7 +10,7 @@ from typing import Callable
 import typer
 
 from bmad.cli.common import (EXIT_ERRORS, EXIT_OK, EXIT_USAGE, OutputFormat, examples, fail_usage,
-                             print_diagnostics, read_source, read_stdin_source)
+                             print_diagnostics, read_source, read_stdin_source, write_problem)
 from bmad.compiler.diagnostics import Diagnostic
 from bmad.compiler.source_map import YAML_SUFFIXES  # seed-format workflows: fmt has no layout for them
 
@@ -22,7 +22,7 @@ with a note), and naming a seed-format .yaml/.yml file is a usage error.
 With --check nothing is written: the exit status is 1 when a file would change. With --diff the
 changes are printed as a unified diff on stdout instead of being written. `-` reads stdin and writes
 the formatted text to stdout. Exit status: 0 done (or nothing to change), 1 a file has errors or
-would change under --check, 2 usage errors.
+would change under --check, 2 usage errors (a file that can't be read or written).
 """
 
 EPILOG = examples(
@@ -125,7 +125,14 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"would reformat {name}", err=True)
                 status = max(status, EXIT_ERRORS)
             elif not diff:
-                Path(path).write_text(formatted, encoding="utf-8")
+                try:
+                    Path(path).write_text(formatted, encoding="utf-8")
+                except OSError as exc:  # a read-only file or file system, a full disk
+                    typer.echo(f"error: can't write {name}: {write_problem(exc)}", err=True)
+                    typer.echo("  = help: make the file writable, or see the change without "
+                               f"writing: bmad fmt --diff {name}", err=True)
+                    status = max(status, EXIT_USAGE)
+                    continue
                 typer.echo(f"reformatted {name}", err=True)
         if not changed and status == EXIT_OK and files != ["-"]:
             typer.echo("nothing to reformat", err=True)

@@ -88,12 +88,51 @@ for _module in COMMAND_MODULES:
         _register_broken(_module, _exc)
 
 
+def _file_identity(fd: int | str) -> tuple[int, int] | None:
+    try:
+        st = os.fstat(fd) if isinstance(fd, int) else os.stat(fd)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _reader_went_away(stdout_before: tuple[int, int] | None) -> bool:
+    """Whether output stopped because its reader closed the pipe (`bmad models | head -1`).
+
+    Neither library lets the BrokenPipeError through. Typer's click exits 1 after swapping stdout
+    for a `PacifyFlushWrapper` (known by name: typer vendors its own click, `typer._click`); rich
+    exits 1 after pointing file descriptor 1 at /dev/null. Either mark is how we know."""
+    if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+        return True
+    devnull = _file_identity(os.devnull)
+    return devnull is not None and stdout_before != devnull and _file_identity(1) == devnull
+
+
 def run(argv: list[str] | None = None) -> None:
-    """The console entry point: any unexpected exception becomes a one-line internal error, exit 2."""
+    """The console entry point: any unexpected exception becomes a one-line internal error, exit 2.
+
+    A reader that stops early (`bmad runs | head -1`) is not an error: bmad stops writing and
+    exits 0 without a word, as `cat` or `ls` piped into `head` do."""
+    stdout_before = _file_identity(1)
     try:
         app(args=argv, prog_name="bmad")
-    except SystemExit:
-        raise
+    except SystemExit as exc:
+        from bmad.cli.common import release_stdout, stdout_released
+
+        if not stdout_released() and _reader_went_away(stdout_before):
+            sys.exit(0)  # cut short by the closed pipe: the libraries' exit 1 is no failure of ours
+        try:
+            sys.stdout.flush()  # what is still buffered, while a closed pipe can still be told apart
+        except BrokenPipeError:
+            release_stdout()  # the command did its work: its own exit status stands
+        except (OSError, ValueError):
+            pass
+        raise exc from None
+    except BrokenPipeError:  # a write to a closed pipe that reached us without click
+        from bmad.cli.common import release_stdout
+
+        release_stdout()
+        sys.exit(0)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)

@@ -19,7 +19,7 @@ from typing import Any
 
 import typer
 
-from bmad.cli.common import (EXIT_ERRORS, EXIT_OK, OutputFormat, examples, exit_code,
+from bmad.cli.common import (EXIT_ERRORS, EXIT_OK, EXIT_USAGE, OutputFormat, examples, exit_code,
                              file_problem, print_diagnostics)
 
 MODELS_HELP = "List the model catalog: prices, context, skills and availability."
@@ -54,8 +54,11 @@ def _load_program(file: str | None, output: OutputFormat):
         path = file
     result = compile_file(path)
     if result.program is None or not result.ok:
+        from bmad.cli.check_cmd import config_refused
+
         print_diagnostics(result.diagnostics, result.sources, output)
-        raise typer.Exit(EXIT_ERRORS)
+        # bmad.toml holds a key (BMAD-E400): refused with 2, as `--config` such a file is
+        raise typer.Exit(EXIT_USAGE if config_refused(result.diagnostics) else EXIT_ERRORS)
     return result.program
 
 

@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 
 from bmad.cli.common import EXIT_USAGE, examples
+from bmad.cli.scaffold import DEFAULT_BUDGET
 
 NEW_HELP = ("Scaffold a project from a standard pattern: a workflow that uses it, models.bmad, "
             "bmad.toml (key variables) and a README.")
@@ -24,7 +25,6 @@ NEW_EPILOG = examples(
      "give inputs defaults and name the workflow"),
     ("bmad new -t code-review --customize", "ask for the inputs' defaults, the name, the budget and the folder"),
 )
-DEFAULT_BUDGET = "1.00"
 
 
 def _usage_error(message: str, hint: str | None = None) -> typer.Exit:

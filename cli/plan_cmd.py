@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import json
 import math
 import os
 import sys
@@ -12,8 +11,9 @@ from typing import Any
 
 import typer
 
-from bmad.cli.common import (EXIT_ERRORS, EXIT_OK, check_output, examples, exit_code, fail_usage,
-                             file_problem, print_diagnostics)
+from bmad.cli.common import (EXIT_ERRORS, EXIT_OK, EXIT_USAGE, check_output, examples,
+                             UserFileError, exit_code, fail_usage, file_problem, print_diagnostics,
+                             read_user_json, write_problem)
 from bmad.compiler.literals import TOKEN_BUDGET_CEILING
 
 HELP = """Plan a workflow before spending anything: which model does each task and why, what it
@@ -23,7 +23,8 @@ holds. Nothing is sent to any model.
 Models whose provider key variable is unset (or whose local extra is missing) are unavailable and
 shown so; `--provider sim` plans as if every model were available. `-o plan.json` writes the
 sealed plan that `bmad run plan.json` executes exactly.
-Exit status: 0 planned (warnings allowed), 1 errors (e.g. an impossible budget), 2 usage errors.
+Exit status: 0 planned (warnings allowed), 1 errors (e.g. an impossible budget), 2 usage errors
+(and a bmad.toml that holds a key: BMAD-E400).
 """
 
 EPILOG = examples(
@@ -44,6 +45,35 @@ class PlanFormat(str, enum.Enum):
     mermaid = "mermaid"
     dot = "dot"
     html = "html"
+
+
+# What an `-o FILE` extension means (`bmad plan -o FILE` without --format writes that format;
+# with a --format that names another one, the pair is refused). Other extensions (.txt, none)
+# take --format as given, text by default.
+EXTENSION_FORMATS = {
+    ".json": PlanFormat.json, ".yaml": PlanFormat.yaml, ".yml": PlanFormat.yaml,
+    ".mmd": PlanFormat.mermaid, ".mermaid": PlanFormat.mermaid, ".dot": PlanFormat.dot,
+    ".gv": PlanFormat.dot, ".html": PlanFormat.html, ".htm": PlanFormat.html,
+}
+
+
+def output_format_for(requested: "PlanFormat | None", out: Path | None) -> "PlanFormat":
+    """The format to write: --format, else what -o's extension means, else text. A --format that
+    contradicts the extension (`--format mermaid -o plan.json`: a .json file is the sealed plan)
+    is a usage error, so no file ever holds another format than its name says."""
+    implied = EXTENSION_FORMATS.get(out.suffix.lower()) if out is not None else None
+    if requested is None:
+        return implied or PlanFormat.text
+    if implied is not None and implied is not requested:
+        suggestion = next(ext for ext, f in EXTENSION_FORMATS.items() if f is requested) \
+            if requested is not PlanFormat.text else ".txt"
+        meaning = "is the sealed plan (json)" if implied is PlanFormat.json \
+            else f"holds the plan as {implied.value}"
+        raise fail_usage(f"--format {requested.value} doesn't match -o {out}: a {out.suffix} file "
+                         f"{meaning}",
+                         f"drop --format (the extension chooses), or name the file "
+                         f"{out.with_suffix(suggestion).name}")
+    return requested
 
 
 class Objective(str, enum.Enum):
@@ -68,29 +98,35 @@ MAX_BUDGET_TOKENS = TOKEN_BUDGET_CEILING
 def parse_budget(text: str):
     """`$2`, `2.5` (dollars), `400k tokens`, `10m` (wall time) -> an ir.Budget, or a message.
 
-    A budget is a finite amount of zero or more, and at most MAX_BUDGET_TOKENS tokens."""
+    A budget is a finite amount of zero or more, and at most MAX_BUDGET_TOKENS tokens. Dollars are
+    one number with or without `$` in front, read the same either way (`$1e3` is `1e3`, `$-1` is
+    `-1`: refused as negative); a sign in front of a count or a duration is refused the same way."""
     from bmad.compiler import ir
-    from bmad.compiler.literals import parse_count, parse_duration, parse_money
+    from bmad.compiler.literals import parse_count, parse_duration
 
     value = text.strip()
     if value.endswith("tokens"):
-        count = parse_count(value.removesuffix("tokens").strip())
+        amount = value.removesuffix("tokens").strip()
+        if amount.startswith("-") and isinstance(parse_count(amount[1:].strip()), int):
+            return "a budget can't be negative"
+        count = parse_count(amount)
         if not isinstance(count, int):
             return count.message
         if count > MAX_BUDGET_TOKENS:
             return f"a token budget can be at most {MAX_BUDGET_TOKENS:,} tokens"
         return ir.Budget(tokens=count)
-    if value.startswith("$"):
-        money = parse_money(value)
-        if not isinstance(money, float):
-            return money.message
-        return _amount_problem(money) or ir.Budget(usd=money)
+    dollars = value.startswith("$")
+    number = value[1:].strip() if dollars else value
     try:
-        usd = float(value)  # a bare number is dollars
+        usd = float(number)  # a bare number is dollars too
     except ValueError:
-        pass
+        if dollars:
+            return (f"`{value}` is not an amount of money: write a number after `$`, "
+                    "e.g. $2.50")
     else:
         return _amount_problem(usd) or ir.Budget(usd=usd)
+    if value.startswith("-") and isinstance(parse_duration(value[1:].strip()), float):
+        return "a budget can't be negative"
     duration = parse_duration(value)
     if not isinstance(duration, float):
         return duration.message
@@ -127,10 +163,37 @@ def load_history(enabled: bool, *, simulated: bool = False):
         return None
 
 
+def known_inputs(program, values: dict[str, Any] | None, texts: dict[str, str] | None) -> dict[str, Any]:
+    """The entry workflow's input values the planner sizes the plan by (`PassContext.inputs`):
+    `--input-file` values and `--input` texts parsed by their declared type, as `bmad run` binds
+    them (runtime/inputs.py). Names the workflow doesn't declare, and texts that don't parse, are
+    left out: `bmad run` refuses them itself (BMAD-E304)."""
+    from bmad.runtime.inputs import InputError, parse_text
+
+    name = program.entry or (program.workflows[-1].name if program.workflows else None)
+    workflow = program.workflow(name) if name else None
+    if workflow is None:
+        return {}
+    values, texts = values or {}, texts or {}
+    known: dict[str, Any] = {}
+    for decl in workflow.inputs:
+        if decl.name in texts:
+            try:
+                known[decl.name] = parse_text(texts[decl.name], decl.type)
+            except InputError:
+                continue
+        elif decl.name in values:
+            known[decl.name] = values[decl.name]
+    return known
+
+
 def compile_and_plan(path: str, *, provider: str | None = None, optimize: str | None = None,
                      budget: Any = None, min_quality: float | None = None, history: bool = True,
-                     scheduling: str = "priority_first"):
-    """(plan or None, diagnostics, sources, program): what `bmad plan` and the workflow views use."""
+                     scheduling: str = "priority_first", inputs: dict[str, Any] | None = None,
+                     input_texts: dict[str, str] | None = None, strategy: str | None = None):
+    """(plan or None, diagnostics, sources, program): what `bmad plan` and the workflow views use.
+    `inputs` / `input_texts`: known input values (`--input-file` / `--input`), which size the
+    plan; `strategy`: the run's strategy when it overrides the file's (`bmad run --strategy`)."""
     from bmad.compiler.compile import compile_file
     from bmad.compiler.diagnostics import sort_diagnostics
     from bmad.compiler.passes import make_context, plan_program
@@ -144,7 +207,8 @@ def compile_and_plan(path: str, *, provider: str | None = None, optimize: str | 
         return None, sort_diagnostics(diagnostics), result.sources, program
     # Static feasibility first (every model available): an impossible budget is an error whatever
     # keys this machine happens to have.
-    overrides = dict(objective=optimize, budget=budget, min_quality=min_quality, scheduling=scheduling)
+    overrides = dict(objective=optimize, budget=budget, min_quality=min_quality, scheduling=scheduling,
+                     strategy=strategy, inputs=known_inputs(program, inputs, input_texts))
     _static_plan, static = plan_program(program, make_context(program, environment={}, provider_mode="sim",
                                                               **overrides))
     static_errors = [d for d in static if d.is_error]
@@ -169,14 +233,26 @@ def _catalog_text(program) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _render(plan, output_format: PlanFormat) -> str:
+    from bmad.compiler import plan_render
+
+    if output_format is PlanFormat.html:
+        from bmad.compiler.plan_html import render_plan_html
+
+        return render_plan_html(plan)
+    if output_format is PlanFormat.json:
+        return plan_render.render_json(plan)  # the sealed plan `bmad run plan.json` executes
+    return plan_render.render(plan, output_format.value)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("plan", help=HELP, epilog=EPILOG)
     def plan_command(
         file: str = typer.Argument(None, metavar="FILE", show_default=False,
                                    help="A workflow file: .bmad, .yaml or .yml."),
-        output_format: PlanFormat = typer.Option(PlanFormat.text, "--format", "-f",
-                                                 help="text, json (the sealed plan), yaml, mermaid, dot or html (a page with the graph and cost table)."),
-        out: Path = typer.Option(None, "-o", "--output", help="Write the plan here (a .json file: the sealed plan)."),
+        output_format: PlanFormat = typer.Option(None, "--format", "-f", show_default=False,
+                                                 help="text (the default), json (the sealed plan), yaml, mermaid, dot or html (a page with the graph and cost table). With -o, the file's extension chooses when --format is not given."),
+        out: Path = typer.Option(None, "-o", "--output", help="Write the plan here, in the format its extension names: .json (the sealed plan), .yaml/.yml, .mmd, .dot, .html; other names: --format, else text. A --format that contradicts the extension is refused."),
         passes: bool = typer.Option(False, "--passes", help="List the optimizer passes and exit."),
         diff: Path = typer.Option(None, "--diff", metavar="OLD.json", help="Show what changed since an older plan."),
         optimize: Objective = typer.Option(None, "--optimize", help="Override the objective: cost, latency, quality, balanced."),
@@ -186,6 +262,9 @@ def register(app: typer.Typer) -> None:
         provider: str = typer.Option(None, "--provider", help="`sim`: plan as if every model were available (simulated)."),
         scheduling: Scheduling = typer.Option(Scheduling.priority_first, "--scheduling",
                                               help="Ready-queue order: priority_first, cost_optimized, latency_optimized, balanced."),
+        inputs: list[str] = typer.Option([], "--input", "-i", metavar="NAME=VALUE",
+                                         help="A known input value (repeatable; @FILE reads a file): it sizes the plan (a `for each` over it, the prompts that quote it)."),
+        input_file: Path = typer.Option(None, "--input-file", help="A JSON object of known input values, as `bmad run --input-file` takes."),
     ) -> None:
         from bmad.compiler import plan_render
 
@@ -203,6 +282,8 @@ def register(app: typer.Typer) -> None:
             print_diagnostics([problem], {})
             raise typer.Exit(exit_code([problem], usage_error=True))
         check_output(out)
+        requested = output_format
+        output_format = output_format_for(requested, out)
         override = None
         if budget is not None:
             override = parse_budget(budget)
@@ -211,41 +292,48 @@ def register(app: typer.Typer) -> None:
         old = None
         if diff is not None:
             try:
-                old = json.loads(diff.read_text(encoding="utf-8"))
-                if not isinstance(old, dict) or "tasks" not in old:
-                    raise ValueError("not a plan")
-            except (OSError, ValueError) as exc:
-                raise fail_usage(f"--diff {diff}: can't read a plan from it ({exc})",
+                old = read_user_json(diff)
+            except UserFileError as exc:
+                raise fail_usage(f"--diff {diff}: can't read a plan from it ({exc.reason})",
                                  "pass a file written by `bmad plan -o plan.json`")
+            if not isinstance(old, dict) or "tasks" not in old:
+                raise fail_usage(f"--diff {diff}: can't read a plan from it (not a plan)",
+                                 "pass a file written by `bmad plan -o plan.json`")
+        from bmad.cli.run_cmd import _parse_inputs  # `bmad run`'s reading of --input / --input-file
+
+        values, texts = _parse_inputs(inputs, input_file)
         plan, diagnostics, sources, program = compile_and_plan(
             file, provider=provider, optimize=optimize.value if optimize else None, budget=override,
-            min_quality=min_quality, history=history, scheduling=scheduling.value)
+            min_quality=min_quality, history=history, scheduling=scheduling.value,
+            inputs=values, input_texts=texts)
         print_diagnostics([d for d in diagnostics if d.is_error or plan is None], sources)
         if plan is None:
             if program is not None and not program.workflows and not any(d.is_error for d in diagnostics):
                 sys.stdout.write(_catalog_text(program))
                 return
+            from bmad.cli.check_cmd import config_refused
+
+            if config_refused(diagnostics):  # bmad.toml holds a key (BMAD-E400): refused
+                raise typer.Exit(EXIT_USAGE)
             raise typer.Exit(exit_code(diagnostics) or EXIT_ERRORS)
         if old is not None:
             sys.stdout.write(plan_render.render_diff(old, plan))
         else:
-            if output_format is PlanFormat.html:
-                from bmad.compiler.plan_html import render_plan_html
-
-                text = render_plan_html(plan)
-            else:
-                text = plan_render.render(plan, output_format.value)
+            text = _render(plan, output_format)
             if out is not None:
-                sealed = out.suffix == ".json" and output_format is PlanFormat.text
                 try:
-                    out.write_text(plan_render.render_json(plan) if sealed else text, encoding="utf-8")
+                    out.write_text(text, encoding="utf-8")
                 except OSError as exc:  # checked up front, but the disk can still refuse
-                    raise fail_usage(f"can't write {out}: {exc.strerror or exc}",
+                    raise fail_usage(f"can't write {out}: {write_problem(exc)}",
                                      "name a file in a folder you can write to")
-                if output_format is PlanFormat.text:
-                    sys.stdout.write(text)
-                sys.stderr.write(f"wrote {'the sealed plan' if sealed or output_format is PlanFormat.json else 'the plan'} "
-                                 f"to {out}\n")
+                if requested is None or requested is PlanFormat.text:
+                    # `bmad plan -o plan.json FILE` shows the plan it sealed, as before
+                    sys.stdout.write(text if output_format is PlanFormat.text
+                                     else _render(plan, PlanFormat.text))
+                what = ("the sealed plan" if output_format is PlanFormat.json
+                        else "the plan" if output_format is PlanFormat.text
+                        else f"the plan as {output_format.value}")
+                sys.stderr.write(f"wrote {what} to {out}\n")
             else:
                 sys.stdout.write(text)
         raise typer.Exit(EXIT_OK)

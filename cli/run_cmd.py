@@ -1,8 +1,9 @@
 """`bmad run`, `bmad export`, `bmad runs`, `bmad show` and `bmad workflow status`: the runtime's commands.
 
 `bmad run FILE|plan.json` compiles and plans a workflow (or loads a sealed plan, refusing a stale one
-unless --replan), then runs it with the durable interpreter. Exit codes: 0 completed, 1 failed,
-2 invalid input or plan, 3 budget exhausted, 130 cancelled.
+unless --replan), then runs it with the durable interpreter. Exit codes: 0 completed, 1 failed (or
+errors in the workflow file, as `bmad check` and `bmad plan` report them), 2 invalid input, a bad
+option or a plan.json that is stale or not a sealed plan, 3 budget exhausted, 130 cancelled.
 """
 
 from __future__ import annotations
@@ -15,17 +16,24 @@ from typing import Any, Optional
 
 import typer
 
-from bmad.cli.common import check_output, examples, print_diagnostics
+from bmad.cli.common import (UserFileError, check_output, examples, exit_code, fail_usage,
+                             print_diagnostics, read_user_json, read_user_text, release_stdout)
 from bmad.cli.plan_cmd import Objective
 
 EXIT_INVALID = 2
+# What `bmad run` records in runs.status (runtime/executors/local.py, runtime/journal.py):
+# `bmad runs --status` takes one of these (or any other status the journal holds).
+RUN_STATUSES = ("running", "completed", "failed", "budget_exhausted", "cancelled", "interrupted")
+# SQLite's largest INTEGER: a larger `--limit` means "all of them".
+MAX_LIMIT = 2**63 - 1
 
 RUN_HELP = """Run a workflow (a .bmad/.yaml file, planned first) or a sealed plan (plan.json).
 
 Every model call is journaled in SQLite (`.bmad/runs.db`, or `--journal`, or `$BMAD_HOME`): a run
 that crashed or was cancelled continues with `--resume RUN_ID` without re-running completed tasks
 or paying twice for a call. The budget is a hard cap: no call starts that could break it.
-Exit status: 0 completed, 1 failed, 2 invalid input or plan, 3 budget exhausted, 130 cancelled.
+Exit status: 0 completed, 1 failed or errors in the file (as check and plan), 2 usage errors
+(invalid input, a bad option, a stale or unreadable plan.json), 3 budget exhausted, 130 cancelled.
 """
 
 RUN_EPILOG = examples(
@@ -36,6 +44,42 @@ RUN_EPILOG = examples(
     ("bmad run --resume 20260101-120000-ab12cd", "continue a crashed or cancelled run"),
     ("bmad run review.bmad --cache --explain-cache", "reuse unchanged task results across runs"),
 )
+
+
+def _write_stdout(text: str) -> None:
+    """The run's outputs on stdout; a reader that closed the pipe early (`| head`) doesn't change
+    the run's exit status (it is journaled: `bmad export RUN_ID` has the outputs)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        release_stdout()
+
+
+class _ReaderMayLeave:
+    """`--json-events` piped into a reader that stops early (`| head -1`): the run goes on,
+    journaled as ever, and its events stop (said once on stderr) instead of failing the run."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.gone = False
+
+    def handle(self, event) -> None:
+        if not self.gone:
+            self._guard(self.sink.handle, event)
+
+    def close(self) -> None:
+        if not self.gone:
+            self._guard(self.sink.close)
+
+    def _guard(self, method, *args) -> None:
+        try:
+            method(*args)
+        except BrokenPipeError:
+            self.gone = True
+            release_stdout()
+            sys.stderr.write("note: the reader of --json-events went away; the run goes on "
+                             "(`bmad show RUN_ID` has it all)\n")
 
 
 def _fail(message: str, hint: str | None = None, code: int = EXIT_INVALID) -> typer.Exit:
@@ -65,13 +109,17 @@ def _existing_journal_path(journal: Optional[Path], as_json: bool) -> Optional[P
 
 def _retention_rules():
     """bmad.toml's `[journal]` rules, read before a run so a mistake there stops it up front."""
-    from bmad.compiler.settings import SettingsError, read_settings
+    from bmad.compiler.settings import (E_CONFIG, SettingsError, config_hint, providers_problem,
+                                        read_settings)
     from bmad.runtime.retention import RetentionError, configured_retention
 
     try:
-        read_settings()
+        settings = read_settings()
     except SettingsError as exc:  # the file itself, whatever table the mistake is in
         raise _fail(str(exc), "fix bmad.toml where the message points (TOML syntax)")
+    problem = providers_problem(settings.data, settings.path) if settings.path else None
+    if problem is not None:  # a key in bmad.toml (BMAD-E400): refused before anything runs,
+        raise _fail(f"[{E_CONFIG}] {problem}", config_hint(problem))  # sealed plans included
     try:
         return configured_retention()
     except RetentionError as exc:
@@ -92,9 +140,9 @@ def _parse_inputs(pairs: list[str], input_file: Optional[Path]) -> tuple[dict[st
     values: dict[str, Any] = {}
     if input_file is not None:
         try:
-            data = json.loads(input_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise _fail(f"--input-file {input_file}: {exc}", "pass a JSON object of input values")
+            data = read_user_json(input_file)
+        except UserFileError as exc:
+            raise _fail(f"--input-file {exc}", "pass a JSON object of input values")
         if not isinstance(data, dict):
             raise _fail(f"--input-file {input_file}: not a JSON object", "write {\"name\": value, ...}")
         values.update(data)
@@ -105,11 +153,29 @@ def _parse_inputs(pairs: list[str], input_file: Optional[Path]) -> tuple[dict[st
         key, value = pair.split("=", 1)
         if value.startswith("@"):
             try:
-                value = Path(value[1:]).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise _fail(f"--input {key}: can't read {value[1:]}: {exc.strerror or exc}")
+                value = read_user_text(value[1:])
+            except UserFileError as exc:
+                raise _fail(f"--input {key}: can't read {exc}",
+                            "@FILE reads a UTF-8 text file; pass binary data another way "
+                            "(e.g. base64-encoded)")
         texts[key.strip()] = value
     return values, texts
+
+
+def _journaled_inputs(journal_path: Path, run_id: str) -> dict[str, Any]:
+    """The inputs a journaled run was started with ({} when the journal can't say)."""
+    from bmad.runtime.executors.local import journal_inputs
+    from bmad.runtime.journal import Journal, JournalError
+
+    try:
+        j = Journal(journal_path, readonly=True)
+    except JournalError:
+        return {}
+    try:
+        row = j.run(run_id)
+        return journal_inputs(row) if row is not None else {}
+    finally:
+        j.db.close()
 
 
 def _budget(text: Optional[str]):
@@ -123,22 +189,34 @@ def _budget(text: Optional[str]):
     return parsed
 
 
-def _fallback_notes(journal_path: Path, run_id: str, plan, limit: int = 5) -> list[str]:
-    """One line per task a fallback answered instead of its planned model, so a summary that says
-    `completed` doesn't hide that another model (maybe one the file never named) did the work."""
+def _run_notes(journal_path: Path, run_id: str, plan, limit: int = 5) -> list[str]:
+    """One line per task a fallback answered instead of its planned model, per task that
+    completed below its quality bar, and per `for each` task that lost items under `on_error
+    continue`, so a summary that says `completed` doesn't hide that another
+    model (maybe one the file never named) did the work, or that the work missed its bar."""
     from bmad.runtime.journal import Journal, JournalError
 
     planned = {t.id: t.model for t in plan.tasks if t.model and not t.participants}
-    if not planned:
-        return []
     try:
         journal = Journal(journal_path, readonly=True)
     except JournalError:
         return []
     try:
         rows = journal.task_rows(run_id)
+        events = journal.event_rows(run_id)
     finally:
         journal.db.close()
+    # Why the planned model was passed over: the first escalation away from it says (it failed,
+    # or its answer scored below the bar).
+    why: dict[tuple[str, str], str] = {}
+    below: dict[str, list[dict]] = {}
+    for event in events:
+        task = str(event.get("task") or "").split("[", 1)[0]
+        if event["event"] == "task_escalated" and not str(event.get("reason")).startswith(
+                "the quality gate's judge"):  # a judge handing over, not the answering model
+            why.setdefault((task, str(event.get("from_model"))), str(event.get("reason") or ""))
+        elif event["event"] == "quality_below_bar":
+            below.setdefault(task, []).append(event)
     answered: dict[tuple[str, str, str], int] = {}
     for row in rows:
         task = str(row["task_id"]).split("[", 1)[0]  # `t[3]`: an item of `for each`
@@ -146,15 +224,37 @@ def _fallback_notes(journal_path: Path, run_id: str, plan, limit: int = 5) -> li
         if want and row["status"] == "completed" and row["model"] and row["model"] != want:
             key = (task, want, row["model"])
             answered[key] = answered.get(key, 0) + 1
-    notes = [f"  note: task {task} was answered by {got}, a fallback, as {want} failed"
+    notes = [f"  note: task {task} was answered by {got}, " + _passed_over(want, why.get((task, want)))
              + (f" ({n} items)" if n > 1 else "") for (task, want, got), n in answered.items()]
+    for task, found in below.items():
+        first = found[0]
+        quality = first.get("quality")
+        bar = first.get("bar")
+        score = "no readable score" if quality is None else f"quality {quality:.2f}"
+        notes.append(f"  note: task {task} completed below its quality bar: {score}"
+                     + (f" < {bar:.2f}" if bar is not None else ", no learned bar yet")
+                     + f" ({first.get('reason')})"
+                     + (f" ({len(found)} items)" if len(found) > 1 else ""))
+    for row in rows:  # `for each` items lost under `on_error continue`: the row says which
+        if row["status"] == "completed" and row["error"] and "[" not in str(row["task_id"]):
+            notes.append(f"  note: task {row['task_id']} completed, but {row['error'].split(':', 1)[0]}")
     if len(notes) > limit:
         notes = notes[:limit] + [f"  note: and {len(notes) - limit} more; see `bmad show {run_id}`"]
     return notes
 
 
-def _load_plan(file: str, *, replan: bool, provider: Optional[str], budget, optimize):
-    """A sealed plan from FILE: plan a workflow file, or load (and verify) a plan JSON."""
+def _passed_over(model: str, reason: str | None) -> str:
+    """Why a task's planned model did not answer, worded by what happened."""
+    if reason and reason.startswith(("quality ", "no readable score")):  # the gate sent it on
+        return f"escalated from {model}: {reason}"
+    return f"a fallback, as {model} failed"
+
+
+def _load_plan(file: str, *, replan: bool, provider: Optional[str], budget, optimize,
+               inputs: Optional[dict[str, Any]] = None, input_texts: Optional[dict[str, str]] = None,
+               strategy: Optional[str] = None):
+    """A sealed plan from FILE: plan a workflow file (sized by the run's known inputs, for the
+    run's strategy), or load (and verify) a plan JSON."""
     from bmad.cli.common import file_problem
 
     if isinstance(optimize, Objective):
@@ -169,7 +269,10 @@ def _load_plan(file: str, *, replan: bool, provider: Optional[str], budget, opti
         from bmad.compiler.plan import Plan
 
         try:
-            plan = Plan.from_json(json.loads(Path(file).read_text(encoding="utf-8")))
+            plan = Plan.from_json(read_user_json(file))
+        except UserFileError as exc:
+            raise _fail(f"{file} is not a sealed plan: {exc.reason}",
+                        "write one with `bmad plan FILE -o plan.json`")
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise _fail(f"{file} is not a sealed plan: {exc}",
                         "write one with `bmad plan FILE -o plan.json`")
@@ -189,12 +292,22 @@ def _load_plan(file: str, *, replan: bool, provider: Optional[str], budget, opti
     from bmad.cli.plan_cmd import compile_and_plan
 
     plan, diagnostics, sources, program = compile_and_plan(file, provider=provider, budget=budget,
-                                                           optimize=optimize)
-    print_diagnostics([d for d in diagnostics if d.is_error], sources)
+                                                           optimize=optimize, inputs=inputs,
+                                                           input_texts=input_texts, strategy=strategy)
     if plan is None:
+        # As `bmad plan` does: every diagnostic (warnings too, e.g. W050 for bytes that aren't
+        # UTF-8), and the same exit status: 1 for errors in the file, 2 for a refused bmad.toml.
+        from bmad.cli.check_cmd import config_refused
+
+        print_diagnostics(diagnostics, sources)
+        if config_refused(diagnostics):
+            raise typer.Exit(EXIT_INVALID)
+        if any(d.is_error for d in diagnostics):
+            raise typer.Exit(exit_code(diagnostics))
         if program is not None and not program.workflows:
             raise _fail(f"{file} declares no workflow", "run a file with a `workflow { ... }`")
         raise typer.Exit(EXIT_INVALID)
+    print_diagnostics([d for d in diagnostics if d.is_error], sources)
     return plan
 
 
@@ -261,6 +374,9 @@ def register(app: typer.Typer) -> None:
         override = _budget(budget)
         journal_path = _journal_path(journal)
         retention = _retention_rules()
+        values, texts = _parse_inputs(inputs, input_file)
+        if resume is not None and (values or texts):
+            raise _fail("--input can't change a resumed run's inputs", "start a new run instead")
         if resume is not None and file is None:
             try:
                 j = Journal(journal_path, readonly=True)
@@ -285,16 +401,17 @@ def register(app: typer.Typer) -> None:
         elif file is None:
             raise _fail("missing FILE", "bmad run FILE|plan.json (see bmad run --help)")
         else:
+            planned_inputs = values
+            if resume is not None:  # the run's own inputs: the plan it was made from had them too
+                planned_inputs = _journaled_inputs(journal_path, resume)
             plan = _load_plan(file, replan=replan, provider=provider, budget=override,
-                              optimize=optimize)
-        values, texts = _parse_inputs(inputs, input_file)
-        if resume is not None and (values or texts):
-            raise _fail("--input can't change a resumed run's inputs", "start a new run instead")
+                              optimize=optimize, inputs=planned_inputs, input_texts=texts,
+                              strategy=strategy)
 
         sinks: list[Any] = []
         live = None
         if json_events:
-            sinks.append(JsonLinesSink(sys.stdout))
+            sinks.append(_ReaderMayLeave(JsonLinesSink(sys.stdout)))
         elif sys.stderr.isatty():
             live = LiveDisplay(override.usd if override and override.usd is not None else plan.budget.usd)
             sinks.append(live)
@@ -342,14 +459,14 @@ def register(app: typer.Typer) -> None:
             except OSError as exc:  # checked up front, but the disk can still refuse
                 write_error = exc.strerror or str(exc)
         if (output is None or write_error) and not json_events:
-            sys.stdout.write(outputs_json)  # the outputs are never lost to a bad -o
+            _write_stdout(outputs_json)  # the outputs are never lost to a bad -o
         spent = f"${outcome.spent_usd:.6f}"
         sys.stderr.write(f"run {outcome.run_id}: {outcome.status}, spent {spent}, "
                          f"{outcome.tokens} tokens, {outcome.elapsed_s:.2f}s"
                          + (f"\n  {outcome.error}" if outcome.error else "") + "\n")
         if outcome.status == "cancelled":
             sys.stderr.write(f"  = help: continue with `bmad run --resume {outcome.run_id}`\n")
-        for note in _fallback_notes(journal_path, outcome.run_id, plan):
+        for note in _run_notes(journal_path, outcome.run_id, plan):
             sys.stderr.write(note + "\n")
         if retention.after_run:
             from bmad.cli.runs_prune import prune_after_run
@@ -378,30 +495,54 @@ def register(app: typer.Typer) -> None:
 
         write_export(run_id, fmt, output, journal)
 
-    @app.command("runs", help="List journaled runs, newest first.")
+    @app.command("runs", help="List journaled runs, newest first. A run shown `running (process "
+                              "gone)` was left running by a process that no longer exists (killed, "
+                              "or the machine stopped): continue it with `bmad run --resume RUN_ID`. "
+                              "--older-than and --keep only work with --prune, which deletes runs.",
+                 epilog=examples(("bmad runs -n 5", "the five newest runs"),
+                                 ("bmad runs --status failed --json", "failed runs, as JSON"),
+                                 ("bmad runs --prune --keep 100", "delete all but the 100 newest runs")))
     def runs_command(
-        limit: int = typer.Option(20, "--limit", "-n", min=1),
-        status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
+        limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most N runs."),
+        status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status: "
+                                             + ", ".join(RUN_STATUSES) + "."),
         as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
         journal: Optional[Path] = typer.Option(None, "--journal", help="The journal file."),
         prune: bool = typer.Option(False, "--prune", help="Delete old runs (never running ones): "
-                                   "by --older-than/--keep, else bmad.toml's [journal] keep_days/keep_runs."),
+                                   "by --older-than/--keep, else bmad.toml's \\[journal] keep_days/keep_runs."),
         older_than: Optional[float] = typer.Option(None, "--older-than", metavar="DAYS", min=0.0,
                                                    help="With --prune: runs started more than DAYS ago."),
         keep: Optional[int] = typer.Option(None, "--keep", metavar="N", min=0,
                                            help="With --prune: keep only the N newest runs."),
     ) -> None:
+        if not prune and (older_than is not None or keep is not None):
+            # Deleting is never implied: `--keep 2` read as "show 2" must not cost journal history.
+            given = ([f"--older-than {older_than:g}"] if older_than is not None else []) \
+                + ([f"--keep {keep}"] if keep is not None else [])
+            raise fail_usage(f"{' and '.join(g.split()[0] for g in given)} only work"
+                             f"{'s' if len(given) == 1 else ''} with --prune, which deletes runs; "
+                             "nothing was deleted",
+                             f"to delete runs: bmad runs --prune {' '.join(given)}; "
+                             "to list fewer runs: bmad runs --limit N")
+        if status is not None and prune:
+            raise fail_usage("--status only filters the list; --prune deletes by age and count",
+                             "run them separately")
         path = _existing_journal_path(journal, as_json)
         if path is None:
             return
-        if prune or older_than is not None or keep is not None:
+        if prune:
             from bmad.cli.runs_prune import prune_journal
 
             prune_journal(path, older_than, keep, as_json)
             return
         j = _open_journal(journal)
-        rows = j.runs(limit=limit, status=status)
-        j.db.close()
+        try:
+            if status is not None:
+                _check_status(j, status)
+            rows = j.runs(limit=min(limit, MAX_LIMIT), status=status)
+        finally:
+            j.db.close()
+        _mark_gone(rows)
         if as_json:
             sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
             return
@@ -461,6 +602,33 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(line + "\n")
 
 
+def _check_status(journal, status: str) -> None:
+    """Refuse a `--status` no run can have (a typo would otherwise list "no runs", exit 0)."""
+    if status in RUN_STATUSES:
+        return
+    held = {r[0] for r in journal.db.execute("SELECT DISTINCT status FROM runs") if r[0]}
+    if status in held:  # a status this bmad doesn't know, written by another version
+        return
+    from difflib import get_close_matches
+
+    known = sorted(set(RUN_STATUSES) | held)
+    close = get_close_matches(status, known, n=1)
+    raise fail_usage(f"--status {status}: no run has that status"
+                     + (f"; did you mean `{close[0]}`?" if close else ""),
+                     "a run's status is one of " + ", ".join(known))
+
+
+def _mark_gone(rows: list[dict[str, Any]]) -> None:
+    """`process_gone` on each row: journaled as running, but the process that ran it no longer
+    exists (SIGKILL, a crash, a reboot), as `bmad workflow status --active` tells them apart. Such a
+    run continues with `bmad run --resume RUN_ID`; the journal marks it `interrupted` when a run next
+    opens it for writing."""
+    from bmad.runtime.journal import process_alive
+
+    for r in rows:
+        r["process_gone"] = bool(r["status"] == "running" and r["pid"] and not process_alive(r["pid"]))
+
+
 def _print_runs(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -474,12 +642,18 @@ def _print_runs(rows: list[dict[str, Any]]) -> None:
     for col in ("run", "workflow", "status", "tasks", "spent", "budget", "started"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["id"], r["workflow"] or "", r["status"] or "",
+        state = "running (process gone)" if r.get("process_gone") else r["status"] or ""
+        table.add_row(r["id"], r["workflow"] or "", state,
                       f"{r['done_tasks'] or 0}/{r['total_tasks'] or 0}",
                       f"${r['spent_usd'] or 0:.4f}",
                       f"${r['budget_usd']:.2f}" if r["budget_usd"] is not None else "-",
                       (iso(r["started_at"]) or "")[:19])
     Console(file=sys.stdout, width=160, highlight=False).print(table)
+    gone = [r["id"] for r in rows if r.get("process_gone")]
+    if gone:
+        sys.stderr.write(f"note: {len(gone)} run(s) marked running have no process left "
+                         f"(killed or crashed); resume with `bmad run --resume {gone[0]}`"
+                         + (" (and likewise for the others)" if len(gone) > 1 else "") + "\n")
 
 
 def _print_show(data: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 TEMPLATE_FILES = ("workflow.bmad", "models.bmad", "bmad.toml", "README.md")
-DEFAULT_BUDGET = "1.00"
+DEFAULT_BUDGET = "6.00"  # covers the worst case of every template (the largest: ~$5.14), so a new project checks clean
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -115,8 +115,12 @@ def value_text(template: Template, name: str, value: str) -> str:
         known = ", ".join(i.name for i in template.inputs)
         raise ScaffoldError(f"std.{template.pattern} has no input `{name}` (its inputs: {known})")
     if declared.type.startswith("list"):
+        from bmad.runtime.inputs import JsonTooDeep, load_json
+
         try:
-            items = json.loads(value)
+            items = load_json(value)
+        except JsonTooDeep as exc:
+            raise ScaffoldError(f"`{name}`: {exc}") from None
         except ValueError:
             items = [line for line in value.splitlines() if line.strip()]
         if not isinstance(items, list):
