@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from bmad.compiler.call_shapes import JUDGE_MAX_TOKENS, REVIEW_MAX_TOKENS
 from bmad.compiler.limits import current_limits
 from bmad.runtime.events import EventBus
 from bmad.runtime.journal import RecordedCall
@@ -26,8 +27,6 @@ from bmad.runtime.slots import Slots
 if TYPE_CHECKING:
     from bmad.runtime.interpreter import Node, Tally
 
-JUDGE_MAX_TOKENS = 256
-REVIEW_MAX_TOKENS = 512
 DEFAULT_TIMEOUT_S = 120.0
 MESSAGE_OVERHEAD_TOKENS = 8
 

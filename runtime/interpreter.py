@@ -21,6 +21,7 @@ import anyio
 import anyio.lowlevel
 
 from bmad.compiler import ir
+from bmad.compiler.call_shapes import DEFAULT_MAX_TOKENS, DEFAULT_QUALITY_RETRIES, DEFAULT_REFINE_ROUNDS
 from bmad.compiler.limits import current_limits
 from bmad.compiler.plan import Plan, TaskPlan, WorkflowPlan
 from bmad.runtime import quality as scorers
@@ -40,9 +41,6 @@ from bmad.runtime.scheduler import Scheduler, Topology
 from bmad.runtime.templates import CompiledTemplate, TemplateError
 
 PRIORITY_WEIGHT = {"critical": 3, "high": 2, "medium": 1, "low": 0, None: 1}
-DEFAULT_MAX_TOKENS = 1024
-DEFAULT_REFINE_ROUNDS = 2
-DEFAULT_QUALITY_RETRIES = 1
 LATENCY_REROUTE_FACTOR = 3.0
 _NO_RETRY = RetryPolicy.from_ir(None)  # frozen: one shared by every task without `retry`
 

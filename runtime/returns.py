@@ -12,6 +12,7 @@ from typing import Any
 from jsonschema import validators
 
 from bmad.compiler import ir
+from bmad.compiler.call_shapes import format_instruction  # noqa: F401 (the runtime's name for it)
 from bmad.compiler.limits import current_limits, json_nesting_exceeds
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
@@ -120,16 +121,6 @@ def parse(text: str, returns: ir.Returns | None) -> Parsed:
     if errors:
         return Parsed(value, False, "; ".join(errors))
     return Parsed(value, True)
-
-
-def format_instruction(returns: ir.Returns | None) -> str | None:
-    """What the prompt adds so that a model answers in the declared shape."""
-    if returns is None or returns.kind == "text":
-        return None
-    if returns.kind == "enum":
-        return f"Answer with exactly one of: {', '.join(returns.values)}."
-    schema = json.dumps(returns.schema, sort_keys=True) if returns.schema is not None else "{}"
-    return f"Reply with JSON only, valid against this JSON Schema: {schema}"
 
 
 def repair_prompt(previous: str, error: str, returns: ir.Returns) -> str:

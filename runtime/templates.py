@@ -7,10 +7,10 @@ JSON list). Templates are compiled once per task into a flat list, so rendering 
 
 from __future__ import annotations
 
-import json
 from typing import Any, Mapping
 
 from bmad.compiler import ir
+from bmad.compiler.call_shapes import render_value
 
 
 class TemplateError(Exception):
@@ -39,19 +39,6 @@ def lookup_path(scope: Mapping[str, Any], path: tuple[str, ...], span: ir.Span |
             where = ".".join(path[:i])
             raise TemplateError(f"`{where}` has no field `{segment}`", span)
     return value
-
-
-def render_value(value: Any) -> str:
-    """How a value reads inside a prompt: text as is, JSON as indented JSON, nothing as empty."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value) if isinstance(value, float) else str(value)
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
 class CompiledTemplate:

@@ -44,6 +44,8 @@ import math
 from dataclasses import replace
 from typing import Iterable
 
+from bmad.compiler.call_shapes import (DEFAULT_QUALITY_RETRIES, DEFAULT_REFINE_ROUNDS, JUDGE_MAX_TOKENS,
+                                       REVIEW_MAX_TOKENS)
 from bmad.compiler.catalog import DEFAULT_PROVIDER_CONCURRENCY, CatalogEntry, ModelCatalog
 from bmad.compiler.diagnostics import warning
 from bmad.compiler.history import ModelHistory
@@ -57,12 +59,8 @@ GATE_FAILURE_PROBABILITY = 0.3
 JUDGE_OUTPUT_TOKENS = 100  # a judge's answer, expected
 DEFAULT_PEER_REVIEW_ROUNDS = 1
 
-# What the runtime does that the worst case counts (runtime/calls.py, runtime/interpreter.py,
-# runtime/quality.py; tests/compiler/passes/test_worst_case_bound.py checks they agree):
-JUDGE_MAX_TOKENS = 256  # the most a judge may answer (a gate's score, a consensus judge's choice)
-REVIEW_MAX_TOKENS = 512  # the most a `peer_review` critique may be
-DEFAULT_REFINE_ROUNDS = 2  # `else refine` without `max N`
-DEFAULT_QUALITY_RETRIES = 1  # `else retry` without N
+# What the runtime does that the worst case counts (compiler/call_shapes.py holds the rest, shared
+# with the runtime; tests/compiler/passes/test_worst_case_bound.py checks these agree):
 DEFAULT_RUBRIC_TOKENS = 24  # the judge's rubric when the gate names none
 # The runtime's own text around what a judge, repair, re-ask, review, refine round or ensemble
 # prompt quotes (the request, the answers, a critique): at most this many tokens.

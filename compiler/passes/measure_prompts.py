@@ -16,17 +16,16 @@ value plus a few tokens for `returns enum`.
 
 from __future__ import annotations
 
-import json
 import math
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from bmad.compiler import ir
+from bmad.compiler.call_shapes import DEFAULT_MAX_TOKENS, format_instruction, render_value
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import CallShape, Draft, TaskDraft, WorkflowDraft
 from bmad.compiler.tokens import count_tokens
 
-DEFAULT_MAX_TOKENS = 1024
 EXPECTED_OUTPUT_FRACTION = 0.5
 DEFAULT_INPUT_TOKENS = 500
 SCALAR_TOKENS = 4
@@ -58,36 +57,8 @@ def _list_items(expr: ir.Expr | None) -> list[ir.Expr] | None:
     return None
 
 
-def render_value(value: Any) -> str:
-    """A value as the runtime interpolates it into a prompt (runtime/templates.py's
-    `render_value`): text as is, JSON as indented JSON, nothing as empty."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value) if isinstance(value, float) else str(value)
-    try:
-        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
-    except (TypeError, ValueError):
-        return str(value)
-
-
 def value_tokens(value: Any) -> float:
     return max(1, count_tokens(render_value(value)))
-
-
-def format_instruction(returns: ir.Returns | None) -> str | None:
-    """The line the runtime appends to a prompt for `returns enum|json` (runtime/returns.py's
-    `format_instruction`, the same text)."""
-    if returns is None or returns.kind == "text":
-        return None
-    if returns.kind == "enum":
-        return f"Answer with exactly one of: {', '.join(returns.values)}."
-    schema = json.dumps(returns.schema, sort_keys=True) if returns.schema is not None else "{}"
-    return f"Reply with JSON only, valid against this JSON Schema: {schema}"
 
 
 def instruction_tokens(returns: ir.Returns | None) -> int:

@@ -52,23 +52,23 @@ def test_the_compiler_and_the_runtime_share_the_default_attempts():
     assert out.stdout.strip() == "5", out.stderr
 
 
-def test_the_numbers_the_worst_case_mirrors_are_the_runtimes():
-    from bmad.compiler import ir
+def test_the_call_shapes_the_worst_case_counts_are_the_runtimes_own():
+    """One definition (compiler/call_shapes.py) that both sides import, not copies that agree."""
+    from bmad.compiler import call_shapes
     from bmad.compiler.passes import estimate_cost as _  # noqa: F401  (the module, below)
     from bmad.runtime import calls, interpreter, returns, templates
 
     estimate = sys.modules["bmad.compiler.passes.estimate_cost"]
     measure = sys.modules["bmad.compiler.passes.measure_prompts"]
-    assert estimate.JUDGE_MAX_TOKENS == calls.JUDGE_MAX_TOKENS
-    assert estimate.REVIEW_MAX_TOKENS == calls.REVIEW_MAX_TOKENS
-    assert estimate.DEFAULT_REFINE_ROUNDS == interpreter.DEFAULT_REFINE_ROUNDS
-    assert estimate.DEFAULT_QUALITY_RETRIES == interpreter.DEFAULT_QUALITY_RETRIES
-    assert measure.DEFAULT_MAX_TOKENS == interpreter.DEFAULT_MAX_TOKENS
-    for shape in (ir.Returns("enum", values=("YES", "NO")), ir.Returns("json", schema={"type": "object"}),
-                  ir.Returns("text"), None):
-        assert measure.format_instruction(shape) == returns.format_instruction(shape)
-    for value in ("text", 3, 2.5, True, None, ["a", {"b": 1}], {"k": [1, 2]}):
-        assert measure.render_value(value) == templates.render_value(value)
+    for side in (estimate, calls):
+        assert (side.JUDGE_MAX_TOKENS, side.REVIEW_MAX_TOKENS) == (
+            call_shapes.JUDGE_MAX_TOKENS, call_shapes.REVIEW_MAX_TOKENS)
+    for side in (estimate, interpreter):
+        assert (side.DEFAULT_REFINE_ROUNDS, side.DEFAULT_QUALITY_RETRIES) == (
+            call_shapes.DEFAULT_REFINE_ROUNDS, call_shapes.DEFAULT_QUALITY_RETRIES)
+    assert measure.DEFAULT_MAX_TOKENS == interpreter.DEFAULT_MAX_TOKENS == call_shapes.DEFAULT_MAX_TOKENS
+    assert measure.format_instruction is returns.format_instruction is call_shapes.format_instruction
+    assert measure.render_value is templates.render_value is call_shapes.render_value
 
 
 def test_the_runtimes_own_text_around_what_it_quotes_fits_the_allowance():
