@@ -81,7 +81,7 @@ def run_batch(options: dict[str, Any]) -> None:
         if o["file"] is None:
             raise _fail("missing FILE", "bmad run FILE --inputs rows.jsonl")
         plan = _load_plan(o["file"], replan=o["replan"], provider=provider, budget=override,
-                          optimize=o["optimize"])
+                          optimize=o["optimize"], journal=journal_path, strategy=strategy)
 
     sinks: list[Any] = [_ReaderMayLeave(JsonLinesSink(sys.stdout))] if o["json_events"] else []
     stop_tracing = start_tracing(sinks, sys.stderr.write)  # a trace per row's run

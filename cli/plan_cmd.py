@@ -142,8 +142,9 @@ def _amount_problem(amount: float) -> str | None:
     return None
 
 
-def load_history(enabled: bool, *, simulated: bool = False):
-    """The journal's per-model history, when the runtime provides it and a journal exists.
+def load_history(enabled: bool, *, simulated: bool = False, journal: Path | None = None):
+    """The journal's per-model history (`journal`, else the default one), when the runtime
+    provides it and a journal exists.
 
     `simulated`: for a `--provider sim` plan, the history of simulated runs only; a real plan
     reads only real calls (a sim run must never steer the routing of real models).
@@ -158,7 +159,7 @@ def load_history(enabled: bool, *, simulated: bool = False):
     if loader is None:
         return None
     try:
-        return loader(simulated=simulated)
+        return loader(journal, simulated=simulated)
     except Exception:  # noqa: BLE001 - a broken journal must not stop planning; plan without it
         return None
 
@@ -190,7 +191,8 @@ def known_inputs(program, values: dict[str, Any] | None, texts: dict[str, str] |
 def compile_and_plan(path: str, *, provider: str | None = None, optimize: str | None = None,
                      budget: Any = None, min_quality: float | None = None, history: bool = True,
                      scheduling: str = "priority_first", inputs: dict[str, Any] | None = None,
-                     input_texts: dict[str, str] | None = None, strategy: str | None = None):
+                     input_texts: dict[str, str] | None = None, strategy: str | None = None,
+                     journal: Path | None = None):
     """(plan or None, diagnostics, sources, program): what `bmad plan` and the workflow views use.
     `inputs` / `input_texts`: known input values (`--input-file` / `--input`), which size the
     plan; `strategy`: the run's strategy when it overrides the file's (`bmad run --strategy`)."""
@@ -215,7 +217,8 @@ def compile_and_plan(path: str, *, provider: str | None = None, optimize: str | 
     if static_errors:
         return None, sort_diagnostics(diagnostics + static_errors), result.sources, program
     context = make_context(program, provider_mode=provider,
-                           history=load_history(history, simulated=provider == "sim"), **overrides)
+                           history=load_history(history, simulated=provider == "sim", journal=journal),
+                           **overrides)
     plan, plan_diagnostics = plan_program(program, context)
     return plan, sort_diagnostics(diagnostics + plan_diagnostics), result.sources, program
 
@@ -259,6 +262,7 @@ def register(app: typer.Typer) -> None:
         budget: str = typer.Option(None, "--budget", metavar="$X", help="Override the budget: $2.50, 400k tokens, 10m."),
         min_quality: float = typer.Option(None, "--min-quality", min=0.0, max=1.0, help="Raise every quality floor to this."),
         history: bool = typer.Option(True, "--history/--no-history", help="Use measured quality/latency from past runs."),
+        journal: Path = typer.Option(None, "--journal", help="The journal whose history the plan uses (default: bmad run's default journal); `bmad run --journal J` plans with J's."),
         provider: str = typer.Option(None, "--provider", help="`sim`: plan as if every model were available (simulated)."),
         scheduling: Scheduling = typer.Option(Scheduling.priority_first, "--scheduling",
                                               help="Ready-queue order: priority_first, cost_optimized, latency_optimized, balanced."),
@@ -305,7 +309,7 @@ def register(app: typer.Typer) -> None:
         plan, diagnostics, sources, program = compile_and_plan(
             file, provider=provider, optimize=optimize.value if optimize else None, budget=override,
             min_quality=min_quality, history=history, scheduling=scheduling.value,
-            inputs=values, input_texts=texts)
+            inputs=values, input_texts=texts, journal=journal)
         print_diagnostics([d for d in diagnostics if d.is_error or plan is None], sources)
         if plan is None:
             if program is not None and not program.workflows and not any(d.is_error for d in diagnostics):

@@ -251,6 +251,7 @@ def _passed_over(model: str, reason: str | None) -> str:
 
 
 def _load_plan(file: str, *, replan: bool, provider: Optional[str], budget, optimize,
+               journal: Optional[Path] = None,
                inputs: Optional[dict[str, Any]] = None, input_texts: Optional[dict[str, str]] = None,
                strategy: Optional[str] = None):
     """A sealed plan from FILE: plan a workflow file (sized by the run's known inputs, for the
@@ -293,7 +294,8 @@ def _load_plan(file: str, *, replan: bool, provider: Optional[str], budget, opti
 
     plan, diagnostics, sources, program = compile_and_plan(file, provider=provider, budget=budget,
                                                            optimize=optimize, inputs=inputs,
-                                                           input_texts=input_texts, strategy=strategy)
+                                                           input_texts=input_texts, strategy=strategy,
+                                                           journal=journal)
     if plan is None:
         # As `bmad plan` does: every diagnostic (warnings too, e.g. W050 for bytes that aren't
         # UTF-8), and the same exit status: 1 for errors in the file, 2 for a refused bmad.toml.
@@ -406,7 +408,7 @@ def register(app: typer.Typer) -> None:
                 planned_inputs = _journaled_inputs(journal_path, resume)
             plan = _load_plan(file, replan=replan, provider=provider, budget=override,
                               optimize=optimize, inputs=planned_inputs, input_texts=texts,
-                              strategy=strategy)
+                              strategy=strategy, journal=journal_path)
 
         sinks: list[Any] = []
         live = None

@@ -1,0 +1,68 @@
+"""The history a plan is made with comes from the journal the run uses: `bmad run --journal J`
+(and `bmad plan --journal J`) route by J's measured quality, not the default journal's.
+
+Real `bmad` subprocesses with the sim provider; a journal filled by earlier runs whose verdicts
+make one of two equal models clearly better."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+def bmad(*args: str, cwd) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update(NO_COLOR="1", BMAD_HOME=str(cwd / "home"))  # the default journal: empty
+    return subprocess.run([sys.executable, "-m", "bmad", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=180)
+
+
+CATALOG = """
+provider lab { kind sim }
+model alpha { provider lab price input $1 output $2 per 1M skills { writing 0.7 } }
+model beta { provider lab price input $1 output $2 per 1M skills { writing 0.7 } }
+model judge { provider lab price input $1 output $2 per 1M skills { writing 0.9 } }
+"""
+
+
+def test_run_and_plan_use_the_history_of_the_journal_they_name(tmp_path):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "w.bmad").write_text(CATALOG + """
+workflow w {
+  task t {
+    prompt "Write a line."
+    needs writing
+    route best
+    quality >= 0.5 judged by judge
+  }
+  output t
+}
+""")
+    with_history = bmad("plan", "w.bmad", "--provider", "sim", "--format", "json", "--journal", "missing.db",
+                        cwd=tmp_path)
+    assert with_history.returncode == 0, with_history.stderr
+    # the same plan as with no history at all: a missing journal has none
+    without = bmad("plan", "w.bmad", "--provider", "sim", "--format", "json", "--no-history", cwd=tmp_path)
+    assert json.loads(with_history.stdout)["plan_hash"] == json.loads(without.stdout)["plan_hash"]
+    # fill a journal: its runs measure the models
+    for seed in range(3):
+        out = bmad("run", "w.bmad", "--provider", "sim", "--sim-latency-scale", "0", "--sim-seed", str(seed),
+                   "--journal", "j.db", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+    named = bmad("plan", "w.bmad", "--provider", "sim", "--format", "json", "--journal", "j.db", cwd=tmp_path)
+    default = bmad("plan", "w.bmad", "--provider", "sim", "--format", "json", cwd=tmp_path)
+    assert named.returncode == 0 and default.returncode == 0
+    assert json.loads(named.stdout)["plan_hash"] != json.loads(default.stdout)["plan_hash"]
+    assert json.loads(default.stdout)["plan_hash"] == json.loads(without.stdout)["plan_hash"]
+    # and the run made with `--journal j.db` is planned with j.db's history
+    run = bmad("run", "w.bmad", "--provider", "sim", "--sim-latency-scale", "0", "--journal", "j.db", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    import sqlite3
+    db = sqlite3.connect(tmp_path / "j.db")
+    try:
+        hashes = [h for (h,) in db.execute("SELECT plan_hash FROM runs ORDER BY started_at")]
+    finally:
+        db.close()
+    assert hashes[-1] == json.loads(named.stdout)["plan_hash"]
