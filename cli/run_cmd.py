@@ -162,6 +162,29 @@ def _parse_inputs(pairs: list[str], input_file: Optional[Path]) -> tuple[dict[st
     return values, texts
 
 
+def _run_plan_if_unchanged(journal_path: Path, run_id: str, plan):
+    """`--resume RUN FILE`: the run's own plan when FILE (and all it imports) is byte for byte what
+    the run was planned from. Re-planning it now would differ only by what the journal has learnt
+    since (the run's own calls included), which must not refuse the resume; an edited file still
+    gets the plan mismatch (BMAD-E303)."""
+    from bmad.runtime.executors.local import load_run_plan
+    from bmad.runtime.journal import Journal, JournalError
+
+    try:
+        j = Journal(journal_path, readonly=True)
+    except JournalError:
+        return plan
+    try:
+        row = j.run(run_id)
+        recorded = load_run_plan(j, row["id"]) if row is not None else None
+    finally:
+        j.db.close()
+    if recorded is None or recorded.plan_hash == plan.plan_hash:
+        return plan
+    files = lambda p: {(f.path, f.sha256) for f in p.program.files}  # noqa: E731
+    return recorded if files(recorded) == files(plan) else plan
+
+
 def _journaled_inputs(journal_path: Path, run_id: str) -> dict[str, Any]:
     """The inputs a journaled run was started with ({} when the journal can't say)."""
     from bmad.runtime.executors.local import journal_inputs
@@ -409,6 +432,8 @@ def register(app: typer.Typer) -> None:
             plan = _load_plan(file, replan=replan, provider=provider, budget=override,
                               optimize=optimize, inputs=planned_inputs, input_texts=texts,
                               strategy=strategy, journal=journal_path)
+            if resume is not None:
+                plan = _run_plan_if_unchanged(journal_path, resume, plan)
 
         sinks: list[Any] = []
         live = None

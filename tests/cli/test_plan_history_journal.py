@@ -66,3 +66,47 @@ workflow w {
     finally:
         db.close()
     assert hashes[-1] == json.loads(named.stdout)["plan_hash"]
+
+
+RESUMABLE = CATALOG + """
+workflow w {
+  task a { prompt "Write a line." needs writing route best quality >= 0.5 judged by judge }
+  task b { prompt "Another: {{ a }}" model alpha fallback none }
+  output b
+}
+"""
+
+
+def test_resume_with_the_unchanged_file_uses_the_runs_plan_though_history_grew(tmp_path):
+    """The journal learns from every run, this one's failed calls included, so planning the same
+    file again can differ; resuming must not be refused for that. An edited file still is."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "w.bmad").write_text(RESUMABLE)
+    for seed in ("1", "2"):
+        assert bmad("run", "w.bmad", "--provider", "sim", "--sim-latency-scale", "0", "--sim-seed", seed,
+                    "--journal", "j.db", cwd=tmp_path).returncode == 0
+
+    def failed_run() -> str:
+        out = bmad("run", "w.bmad", "--provider", "sim", "--sim-latency-scale", "0", "--sim-failure-rate", "1",
+                   "--journal", "j.db", cwd=tmp_path)
+        assert out.returncode == 1, out.stderr
+        import sqlite3
+        db = sqlite3.connect(tmp_path / "j.db")
+        try:
+            return db.execute("SELECT id FROM runs WHERE status = 'failed' ORDER BY started_at DESC").fetchone()[0]
+        finally:
+            db.close()
+
+    run_id = failed_run()
+    replanned = bmad("plan", "w.bmad", "--provider", "sim", "--format", "json", "--journal", "j.db", cwd=tmp_path)
+    resumed = bmad("run", "w.bmad", "--resume", run_id, "--provider", "sim", "--sim-latency-scale", "0",
+                   "--journal", "j.db", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "completed" in resumed.stderr
+    assert json.loads(replanned.stdout)["plan_hash"]  # (it may differ from the run's: that is the point)
+
+    run_id = failed_run()
+    (tmp_path / "w.bmad").write_text(RESUMABLE.replace("Another:", "Yet another:"))
+    edited = bmad("run", "w.bmad", "--resume", run_id, "--provider", "sim", "--sim-latency-scale", "0",
+                  "--journal", "j.db", cwd=tmp_path)
+    assert edited.returncode == 2 and "BMAD-E303" in edited.stderr
