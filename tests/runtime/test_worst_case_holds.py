@@ -138,7 +138,13 @@ def run_id_of(journal) -> list[str]:
         db.close()
 
 
-@pytest.mark.parametrize("seed, failure_rate", [(1, 0.0), (1, 0.4), (2, 0.4), (1, 0.7), (2, 0.7), (3, 0.9)])
+def _sweep(*cases):
+    """The first case runs by default; the rest of the sweep with the slow suites (CI runs both)."""
+    first, *rest = cases
+    return [first, *(pytest.param(*c, marks=pytest.mark.slow) for c in rest)]
+
+
+@pytest.mark.parametrize("seed, failure_rate", _sweep((1, 0.7), (1, 0.0), (1, 0.4), (2, 0.4), (2, 0.7), (3, 0.9)))
 def test_a_run_spends_no_more_than_the_plans_worst_case(tmp_path, seed, failure_rate):
     plan = plan_source(tmp_path, FORMS)
     outcome, _rec = run_plan(plan, tmp_path, config=RunConfig(seed=seed),
@@ -149,7 +155,7 @@ def test_a_run_spends_no_more_than_the_plans_worst_case(tmp_path, seed, failure_
 
 
 @pytest.mark.parametrize("source", [SEQUENTIAL, ADAPTIVE], ids=["sequential", "adaptive"])
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+@pytest.mark.parametrize("seed", [1, *(pytest.param(s, marks=pytest.mark.slow) for s in (2, 3, 4))])
 def test_the_bound_holds_whatever_the_strategy(tmp_path, source, seed):
     plan = plan_source(tmp_path, source)
     run_plan(plan, tmp_path, factory=sim_factory(plan, seed=seed, failure_rate=0.6))
