@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any

@@ -41,7 +41,6 @@ from typing import Any
 
 from lark import Token, Tree
 
-from bmad.compiler import ir
 from bmad.compiler.compile import YAML_SUFFIXES, CompileResult, compile_source
 from bmad.compiler.diagnostics import Diagnostic
 from bmad.compiler.ir import Span

@@ -518,12 +518,6 @@ class Lowerer(Transformer):
             return ir.Task(name=str(name), span=span, name_span=self.tspan(name), call=body,
                            for_each=for_each, when=when)
         values = self.collect(body or [], f"task `{name}`")
-        quality, route = values.get("quality"), values.get("route")
-        if (values.get("fallback") is NO_FALLBACK and quality is not None
-                and quality.otherwise == "escalate" and (route is None or route.strategy != "cascade")):
-            self.error("BMAD-E025", quality.span, f"task `{name}` escalates, but has `fallback none`",
-                       "`else escalate` asks the fallback models: name them (`fallback [gpt-4o]`), "
-                       "write `route cascade [...]`, or choose another action (`else fail`, `else retry`)")
         return ir.Task(
             name=str(name), span=span, name_span=self.tspan(name), for_each=for_each, when=when,
             about=values.get("about"), system=values.get("system"), prompt=values.get("prompt"),

@@ -1,6 +1,7 @@
 """Quality bars the runtime could not honour as written: a bar learned from history (`quality >=
 auto [P]`) measures a consensus's agreement and decides only whether it escalates, so it needs a
-consensus form and `else escalate`."""
+consensus form and `else escalate`; and `else escalate` needs models to escalate to, which
+`fallback none` takes away (unless a `route cascade` list is the escalation)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,17 @@ def check_quality_gates(index: ProgramIndex) -> list[Diagnostic]:
     for scope in index.workflows.values():
         for task in scope.tasks.values():
             gate = task.quality
-            if gate is None or not gate.learned:
+            if gate is None:
                 continue
             span = gate.span if gate.span != ir.NO_SPAN else task.name_span
+            if (gate.otherwise == "escalate" and task.no_fallback
+                    and (task.route is None or task.route.strategy != "cascade")):
+                out.append(error(
+                    "BMAD-E025", span, f"task `{task.name}` escalates, but has `fallback none`",
+                    "`else escalate` asks the fallback models: name them (`fallback [gpt-4o]`), "
+                    "write `route cascade [...]`, or choose another action (`else fail`, `else retry`)"))
+            if not gate.learned:
+                continue
             if task.consensus is None:
                 out.append(error(
                     "BMAD-E155", span,
