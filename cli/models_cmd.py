@@ -185,6 +185,9 @@ def run_checks(program: Any, key_config: Any, timeout: float) -> list[dict[str, 
     async def check_one(decl: Any) -> None:
         try:
             provider = build_provider(decl, options=options)
+        except base.Misconfigured as exc:  # to fix, not a provider merely not set up here
+            results[decl.name] = HealthReport(decl.name, decl.kind, "error", exc.message)
+            return
         except base.Unavailable as exc:
             results[decl.name] = HealthReport(decl.name, decl.kind, "unavailable", exc.message)
             return

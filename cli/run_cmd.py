@@ -609,6 +609,7 @@ def register(app: typer.Typer) -> None:
         j.db.close()
         if active:
             rows = [r for r in rows if r["pid"] and process_alive(r["pid"])]
+        _mark_gone(rows)
         if as_json:
             sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
             return
@@ -617,7 +618,8 @@ def register(app: typer.Typer) -> None:
             return
         for r in rows:
             total, done = r["total_tasks"] or 0, r["done_tasks"] or 0
-            line = f"{r['id']}  {r['workflow']}  {r['status']}  {done}/{total} tasks"
+            state = "running (process gone)" if r["process_gone"] else r["status"]
+            line = f"{r['id']}  {r['workflow']}  {state}  {done}/{total} tasks"
             if show_progress and total:
                 width = 30
                 filled = int(width * min(done, total) / total)

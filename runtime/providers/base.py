@@ -147,6 +147,11 @@ class Unavailable(ProviderError):
     kind = "unavailable"
 
 
+class Misconfigured(Unavailable):
+    """Unavailable because its configuration is wrong (a bad base URL, a key variable no key can
+    hold, a key in bmad.toml), not merely absent: `bmad doctor` fails on it instead of skipping."""
+
+
 ERROR_CLASSES: dict[str, type[ProviderError]] = {
     cls.kind: cls
     for cls in (ProviderError, RateLimited, Transient, Timeout, BadRequest, Auth, ContextTooLong,

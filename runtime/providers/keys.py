@@ -75,7 +75,7 @@ class KeyConfigError(ValueError):
     """A `bmad.toml` that can't be read; the message names the file and the problem."""
 
 
-class RefusedProvider(base.Unavailable):
+class RefusedProvider(base.Misconfigured):
     """A provider refused for a reason with its own code, fixed where the hint says (not by
     setting a key variable, as for a plain `Unavailable`). The message is `where` (`provider
     'NAME': `), the code in brackets and `detail`; a run that reports any unavailable provider as

@@ -111,7 +111,8 @@ def build_provider(provider: ir.Provider, *, mode: str | None = None,
 
         problem = base_url_problem(base_url)
         if problem is not None:
-            raise base.Unavailable(f"provider {provider.name!r}: {problem}", provider=provider.name)
+            raise base.Misconfigured(f"provider {provider.name!r}: {problem}",
+                                     provider=provider.name)
     settings = dict(name=provider.name, base_url=base_url, key_variables=variables,
                     connect_timeout_s=options.connect_timeout_s, read_timeout_s=timeout,
                     prices=_prices(own_models),

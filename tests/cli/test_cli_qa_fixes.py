@@ -366,6 +366,10 @@ def test_runs_tells_a_killed_run_from_a_running_one(project):
     assert rows[0]["status"] == "running" and rows[0]["process_gone"] is True
     active = bmad("workflow", "status", "--active", "--journal", str(journal), cwd=project)
     assert "no active runs" in active.stdout  # the same knowledge, in both commands
+    every = bmad("workflow", "status", "--journal", str(journal), cwd=project)
+    assert re.search(rf"{run_id}\s+long\s+running \(process gone\)", every.stdout), every.stdout
+    listed = json.loads(bmad("workflow", "status", "--json", "--journal", str(journal), cwd=project).stdout)
+    assert listed[0]["process_gone"] is True
 
 
 # -- 17. run on a file that didn't parse; fmt and check agree on where a bad byte is -------------

@@ -98,3 +98,14 @@ def test_doctor_refuses_a_bmad_toml_that_holds_a_key(tmp_path):
     out = bmad("doctor", "--config", str(tmp_path / "bmad.toml"))
     assert out.returncode == 2
     assert "BMAD-E400" in out.stderr and "sk-in-a-file-123456" not in out.stderr
+
+
+def test_doctor_fails_on_a_provider_configured_wrong_instead_of_skipping_it(tmp_path):
+    (tmp_path / "m.bmad").write_text('provider lab {\n  kind openai\n  api_key env LAB_DOCTOR_KEY\n}\n'
+                                     'model m {\n  provider lab\n  id "x"\n}\n')
+    (tmp_path / "bmad.toml").write_text('[providers.lab]\nbase_url = "ftp://example.com/v1"\n')
+    out = bmad("doctor", "m.bmad", "--format", "json", cwd=tmp_path,
+               env={"LAB_DOCTOR_KEY": "sk-lab-doctor-0000"})
+    assert out.returncode == 1, out.stdout + out.stderr
+    lab = {r["provider"]: r for r in json.loads(out.stdout)["providers"]}["lab"]
+    assert lab["status"] == "error" and "BMAD-E520" in lab["detail"]

@@ -257,6 +257,7 @@ def test_a_key_with_a_line_break_is_refused_before_any_call(tmp_path, server):
     assert "BMAD-E401" in run.stderr and KEY_VAR in run.stderr and "a line break" in run.stderr
     doctor = bmad("doctor", "w.bmad", cwd=tmp_path, key=key)
     assert "BMAD-E401" in doctor.stdout and KEY_VAR in doctor.stdout
+    assert doctor.returncode == 1 and doctor.stdout.startswith("FAIL")  # to fix, not skipped
     for text in (run.stdout, run.stderr, doctor.stdout, doctor.stderr):
         assert "SECRETTAIL99" not in text and "qafakeNL" not in text
     assert server.requests == 0
