@@ -151,6 +151,9 @@ def _parse_inputs(pairs: list[str], input_file: Optional[Path]) -> tuple[dict[st
         if "=" not in pair:
             raise _fail(f"--input {pair}: expected NAME=VALUE", "e.g. --input topic=bees")
         key, value = pair.split("=", 1)
+        if key.strip() in texts:  # two values for one name: which one was meant is a guess
+            raise _fail(f"--input {key.strip()} is given twice",
+                        "pass each input once (a list input takes a JSON list: -i NAME='[...]')")
         if value.startswith("@"):
             try:
                 value = read_user_text(value[1:])

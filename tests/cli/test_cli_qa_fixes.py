@@ -469,3 +469,14 @@ def test_run_keeps_its_own_exit_status_when_the_reader_stops_early(project):
     stderr = proc.stderr.read()
     assert proc.wait(timeout=120) == 3, stderr
     assert "budget_exhausted" in stderr and "internal error" not in stderr
+
+
+# -- an input given twice --------------------------------------------------------------------------
+
+def test_an_input_given_twice_is_a_usage_error_not_the_last_one_silently(project):
+    for command in ("run", "plan"):
+        extra = (*SIM, "--journal", "j.db") if command == "run" else ()
+        result = bmad(command, "inp.bmad", "-i", "t=bees", "-i", "t=wasps", *extra, cwd=project)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "--input t is given twice" in result.stderr
+    assert not (project / "j.db").exists()  # refused before a run began
