@@ -228,6 +228,10 @@ def render_diff(old: dict[str, Any], new: Plan, *, width: int = 140) -> str:
     rows = diff_plans(old, new)
     console.print(Text(f"Plan diff for workflow {new.workflow}: {old.get('plan_hash', '?')[:12]} -> "
                        f"{new.plan_hash[:12]}", style="bold"))
+    old_workflow = old.get("workflow")
+    if old_workflow is not None and old_workflow != new.workflow:  # tasks compared by name only
+        console.print(Text(f"  note: the old plan is of workflow {old_workflow}, not {new.workflow}; "
+                           "tasks are matched by name", style="yellow"))
     if not rows:
         console.print("  no change in routing or cost")
     else:

@@ -70,6 +70,20 @@ def test_plan_diff_shows_routing_and_cost_changes(spec_dir, tmp_path):
              str(spec_dir / "code_review.bmad"))
     assert r.returncode == 0, r.stderr
     assert "Plan diff" in r.stdout and "->" in r.stdout and "changed" in r.stdout
+    assert "the old plan is of workflow" not in r.stdout
+
+
+def test_plan_diff_says_when_the_old_plan_is_of_another_workflow(spec_dir, tmp_path):
+    old = tmp_path / "old.json"
+    assert bmad("plan", "--provider", "sim", "-o", str(old), str(spec_dir / "code_review.bmad")).returncode == 0
+    renamed = tmp_path / "renamed.bmad"
+    (tmp_path / "models.bmad").write_text((spec_dir / "models.bmad").read_text())  # its import
+    source = (spec_dir / "code_review.bmad").read_text()
+    workflow = json.loads(old.read_text())["workflow"]
+    renamed.write_text(source.replace(f"workflow {workflow} ", f"workflow {workflow}_v2 "))
+    r = bmad("plan", "--provider", "sim", "--diff", str(old), str(renamed))
+    assert r.returncode == 0, r.stderr
+    assert f"the old plan is of workflow {workflow}, not {workflow}_v2" in r.stdout
 
 
 def test_plan_overrides(spec_dir):
