@@ -13,6 +13,7 @@ import typer
 from bmad.cli.common import (EXIT_ERRORS, EXIT_OK, EXIT_USAGE, check_output, examples,
                              UserFileError, exit_code, fail_usage, file_problem, print_diagnostics,
                              read_user_json, write_problem)
+from bmad.compiler.ir import STRATEGIES
 from bmad.compiler.literals import TOKEN_BUDGET_CEILING
 
 HELP = """Plan a workflow before spending anything: which model does each task and why, what it
@@ -268,6 +269,7 @@ def register(app: typer.Typer) -> None:
         inputs: list[str] = typer.Option([], "--input", "-i", metavar="NAME=VALUE",
                                          help="A known input value (repeatable; @FILE reads a file): it sizes the plan (a `for each` over it, the prompts that quote it)."),
         input_file: Path = typer.Option(None, "--input-file", help="A JSON object of known input values, as `bmad run --input-file` takes."),
+        strategy: str = typer.Option(None, "--strategy", help="Plan for this strategy instead of the file's: sequential, parallel, adaptive or collaborative (as `bmad run --strategy` runs)."),
     ) -> None:
         from bmad.compiler import plan_render
 
@@ -280,6 +282,8 @@ def register(app: typer.Typer) -> None:
             raise fail_usage("missing FILE", "bmad plan FILE (see bmad plan --help)")
         if provider not in (None, "sim"):
             raise fail_usage(f"unknown --provider `{provider}`", "the planner knows `sim` (every model simulated)")
+        if strategy not in (None, *STRATEGIES):
+            raise fail_usage(f"unknown --strategy `{strategy}`", "use " + ", ".join(STRATEGIES))
         problem = file_problem(file)
         if problem is not None:
             print_diagnostics([problem], {})
@@ -308,7 +312,7 @@ def register(app: typer.Typer) -> None:
         plan, diagnostics, sources, program = compile_and_plan(
             file, provider=provider, optimize=optimize.value if optimize else None, budget=override,
             min_quality=min_quality, history=history, scheduling=scheduling.value,
-            inputs=values, input_texts=texts, journal=journal)
+            inputs=values, input_texts=texts, journal=journal, strategy=strategy)
         print_diagnostics([d for d in diagnostics if d.is_error or plan is None], sources)
         if plan is None:
             if program is not None and not program.workflows and not any(d.is_error for d in diagnostics):

@@ -19,6 +19,7 @@ import typer
 from bmad.cli.common import (UserFileError, check_output, examples, exit_code, fail_usage,
                              print_diagnostics, read_user_json, read_user_text, release_stdout)
 from bmad.cli.plan_cmd import Objective
+from bmad.compiler.ir import STRATEGIES
 
 EXIT_INVALID = 2
 # What `bmad run` records in runs.status (runtime/executors/local.py, runtime/journal.py):
@@ -305,6 +306,11 @@ def _load_plan(file: str, *, replan: bool, provider: Optional[str], budget, opti
                         "write one with `bmad plan FILE -o plan.json`")
         problems = verify_plan(plan, plan_file=file)
         if not problems:
+            if strategy is not None and strategy != plan.strategy:  # not the plan that was reviewed
+                raise _fail(f"{file} was planned for strategy {plan.strategy}, not {strategy}: its "
+                            "models, panels and costs are that strategy's",
+                            f"seal a plan for it (`bmad plan SOURCE --strategy {strategy} -o "
+                            "plan.json`), or run this one without --strategy")
             return plan
         if not replan:
             print_diagnostics(problems, {})
@@ -396,9 +402,8 @@ def register(app: typer.Typer) -> None:
 
         if provider not in (None, "sim", "real"):
             raise _fail(f"unknown --provider `{provider}`", "use `sim` (simulated) or `real`")
-        if strategy not in (None, "sequential", "parallel", "adaptive", "collaborative"):
-            raise _fail(f"unknown --strategy `{strategy}`",
-                        "use sequential, parallel, adaptive or collaborative")
+        if strategy not in (None, *STRATEGIES):
+            raise _fail(f"unknown --strategy `{strategy}`", "use " + ", ".join(STRATEGIES))
         override = _budget(budget)
         journal_path = _journal_path(journal)
         retention = _retention_rules()

@@ -10,7 +10,7 @@ its own span). `ir_codec` turns a tree into deterministic JSON and back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal as TypingLiteral, Union
+from typing import Any, Literal as TypingLiteral, Union, get_args
 
 IR_VERSION = "1"
 
@@ -389,6 +389,7 @@ class Output:
 
 
 Strategy = TypingLiteral["sequential", "parallel", "adaptive", "collaborative"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 Objective = TypingLiteral["cost", "latency", "quality", "balanced"]
 
 

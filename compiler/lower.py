@@ -32,7 +32,7 @@ LEARNED_BAR_TARGET = 0.9  # `quality >= auto`: decisions should match the escala
 _PLAIN_JSON_STRING = re.compile(r'"[^"\\\x00-\x1f]*"')  # no escapes, no control characters
 
 PROVIDER_KINDS = get_args(ir.ProviderKind)
-STRATEGIES = get_args(ir.Strategy)
+STRATEGIES = ir.STRATEGIES
 OBJECTIVES = get_args(ir.Objective)
 PRIORITIES = get_args(ir.Priority)
 ON_ERROR = get_args(ir.OnError)

@@ -59,7 +59,7 @@ W_COLLABORATION_OFF = "BMAD-W080"  # collaboration written but multi_llm is fals
 W_PARTICIPANTS = "BMAD-W081"  # num_llms disagrees with the preferred models
 W_OBJECTIVES = "BMAD-W082"  # objectives after the first are not used
 
-STRATEGIES = ("sequential", "parallel", "adaptive", "collaborative")
+STRATEGIES = ir.STRATEGIES
 OBJECTIVES = {"cost": "cost", "quality": "quality", "latency": "latency", "speed": "latency",
               "time": "latency", "balanced": "balanced"}
 PRIORITIES = ("low", "medium", "high", "critical")

@@ -480,3 +480,19 @@ def test_an_input_given_twice_is_a_usage_error_not_the_last_one_silently(project
         assert result.returncode == 2, (command, result.stderr)
         assert "--input t is given twice" in result.stderr
     assert not (project / "j.db").exists()  # refused before a run began
+
+
+# -- a sealed plan runs with the strategy it was planned for --------------------------------------
+
+def test_a_sealed_plan_is_not_run_with_another_strategy(project):
+    sealed = bmad("plan", "hello.bmad", "--provider", "sim", "--strategy", "sequential", "-o", "seq.json",
+                  cwd=project)
+    assert sealed.returncode == 0, sealed.stderr
+    assert json.loads((project / "seq.json").read_text())["strategy"] == "sequential"
+    same = bmad("run", "seq.json", *SIM, "--strategy", "sequential", "--journal", "j.db", cwd=project)
+    assert same.returncode == 0, same.stderr
+    other = bmad("run", "seq.json", *SIM, "--strategy", "collaborative", "--journal", "k.db", cwd=project)
+    assert other.returncode == 2
+    assert "seq.json was planned for strategy sequential, not collaborative" in other.stderr
+    assert "--strategy collaborative -o plan.json" in other.stderr and not (project / "k.db").exists()
+    assert bmad("plan", "hello.bmad", "--strategy", "bogus", cwd=project).returncode == 2
