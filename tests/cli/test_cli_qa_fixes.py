@@ -77,13 +77,28 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def journal(project: Path) -> Path:
-    """A journal with three completed runs of hello.bmad."""
-    path = project / "runs.db"
+@pytest.fixture(scope="module")
+def three_runs(tmp_path_factory) -> Path:
+    """A journal with three completed runs of hello.bmad, made once for the module."""
+    folder = tmp_path_factory.mktemp("three_runs")
+    (folder / "hello.bmad").write_text(HELLO, encoding="utf-8")
+    path = folder / "runs.db"
     for _ in range(3):
-        assert bmad("run", "hello.bmad", *SIM, "--journal", str(path), cwd=project).returncode == 0
+        assert bmad("run", "hello.bmad", *SIM, "--journal", str(path), cwd=folder).returncode == 0
     assert len(run_ids(path)) == 3
+    return path
+
+
+@pytest.fixture
+def journal(project: Path, three_runs: Path) -> Path:
+    """The three runs' journal, this test's own copy (tests prune and rewrite it)."""
+    path = project / "runs.db"
+    source, copy = sqlite3.connect(three_runs), sqlite3.connect(path)
+    try:
+        source.backup(copy)
+    finally:
+        source.close()
+        copy.close()
     return path
 
 
