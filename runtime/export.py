@@ -23,7 +23,7 @@ def _masked(text: str | None) -> str | None:
 
 
 def _masked_event(event: dict[str, Any]) -> dict[str, Any]:
-    for name in ("error", "reason"):
+    for name in ("error", "reason", "reply"):  # reply: a judge's, as `judge_unreadable` keeps it
         if isinstance(event.get(name), str):
             event[name] = redact(event[name])
     return event

@@ -15,7 +15,7 @@ from typing import Any
 
 from bmad.compiler.html_page import (STATUS_COLOURS, bar_chart, cards, colour_map, esc, legend, num, page,
                                      section, status_html, table)
-from bmad.runtime.run_report import budget_owner
+from bmad.runtime.run_report import budget_owner, gate_event_row
 
 GANTT_WIDTH = 1180
 GANTT_LABEL = 200
@@ -54,7 +54,11 @@ def render_run_html(report: dict[str, Any]) -> str:
             section("retries", "Retries", _retries(extra["retries"])),
             section("escalations", "Escalations and skips", _escalations(extra)),
             section("consensus", "Consensus votes", _consensus(extra["consensus"])),
-            section("quality", "Quality scores", _quality(extra["quality"])),
+            section("quality", "Quality scores", _quality(extra["quality"])
+                    + "<h3>Quality gate events</h3>"
+                    + table(("task", "what", "model", "detail"),
+                            [gate_event_row(e) for e in extra.get("gate_events", [])],
+                            table_id="gate-events-table")),
             section("tasks", "Tasks", _tasks(report["tasks"]))]
     return page(f"bmad run {run['id']} ({run['workflow']})", "\n".join(body))
 

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from bmad.compiler.terminal_text import terminal_safe
 from bmad.runtime.report_html import seconds, usd, value_text
-from bmad.runtime.run_report import budget_owner
+from bmad.runtime.run_report import budget_owner, gate_event_row
 
 BAR_WIDTH = 48
 EXCERPT = 1200
@@ -113,6 +113,8 @@ def render_run_text(report: dict[str, Any], *, width: int = 120, color: bool = F
     _table(console, "Budget alerts", ("whose", "budget", "threshold", "spent", "cap"),
            [(budget_owner(e), e.get("kind"), f"{100 * (e.get('threshold') or 0):.0f}%", e.get("spent"),
              e.get("budget")) for e in extra["budget_alerts"]])
+    _table(console, "Quality gate events", ("task", "what", "model", "detail"),
+           [gate_event_row(e) for e in extra.get("gate_events", [])])
     console.print("\n[bold]Consensus votes[/bold]")
     if not extra["consensus"]:
         console.print("  none")

@@ -10,7 +10,8 @@ more key, `report`, that the detailed text and HTML reports draw:
 - `routing`: per planned task, the model the planner chose, the rule and reason, the candidates
   it weighed, the fallbacks, and the model that actually answered; `reroutes` (adaptive moves).
 - `retries`, `escalations`, `skips`, `budget_alerts`: the journaled events (a budget alert with a
-  `task` is about that task's own budget, or the workflow it calls; `budget_owner` names it).
+  `task` is about that task's own budget, or the workflow it calls; `budget_owner` names it);
+  `gate_events`: the quality gates' `judge_unreadable` and `quality_below_bar` events, in order.
 - `consensus`: per task answered by several models, the method, each participant's answer (the
   vote) and the winner; `quality`: each task's score against its floor, with the judges' replies.
 """
@@ -26,9 +27,22 @@ from typing import Any
 from bmad.runtime.export import export_run
 from bmad.runtime.journal import Journal
 
+GATE_EVENTS = ("judge_unreadable", "quality_below_bar")
 ANSWER_EXCERPT = 4000  # characters of each participant's answer kept in a report
 _PARTICIPANT_SLOT = re.compile(r"(?:^|/)p(\d+)/$")
 _INDEX = re.compile(r"\[\d+\]")
+
+
+def gate_event_row(event: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(task, what, model, detail) of a quality gate's event, as the text and HTML reports show it."""
+    if event.get("event") == "judge_unreadable":
+        return (event.get("task") or "-", f"judge {event.get('judge') or '?'} gave no score",
+                event.get("model") or "-", f"{event.get('action') or ''}; reply: {event.get('reply') or ''}")
+    quality = event.get("quality")
+    bar = event.get("bar")
+    score = "no score" if quality is None else f"{quality:.2f}"
+    return (event.get("task") or "-", f"below the bar ({score} < {'-' if bar is None else f'{bar:.2f}'})",
+            event.get("model") or "-", event.get("reason") or "-")
 
 
 def budget_owner(alert: dict[str, Any]) -> str:
@@ -61,6 +75,7 @@ def build_run_report(journal: Journal, run_id: str) -> dict[str, Any] | None:
         "escalations": _events(events, "task_escalated"),
         "skips": _events(events, "task_skipped"),
         "budget_alerts": _events(events, "budget_alert"),
+        "gate_events": [e for e in events if e.get("event") in GATE_EVENTS],
         "consensus": _consensus(plan, task_rows, call_rows),
         "quality": _quality(plan, task_rows, call_rows),
         "plan": {"objective": plan.objective, "strategy": plan.strategy,

@@ -102,6 +102,18 @@ def test_an_unreadable_score_without_else_completes_below_the_bar_and_says_so(tm
     [below] = events(journal, "quality_below_bar")
     assert below["quality"] is None and below["bar"] == 0.5 and below["reason"] == "no `else` action"
     assert "note: task t completed below its quality bar: no readable score < 0.50" in out.stderr
+    # the detailed text report and the HTML page show both gate events, not only the JSON export
+    run_id = rows(journal, "SELECT id FROM runs")[0][0]
+    for fmt in ("detailed", "html"):
+        shown = subprocess.run([sys.executable, "-m", "bmad", "export", run_id, "--format", fmt,
+                                "--journal", str(journal)], capture_output=True, text=True,
+                               env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+        assert shown.returncode == 0, shown.stderr
+        assert "Quality gate events" in shown.stdout
+        assert "judge critic gave no score" in shown.stdout
+        assert "below the bar (no score &lt; 0.50)" in shown.stdout if fmt == "html" \
+            else "below the bar (no score < 0.50)" in shown.stdout
+        assert "no `else` action" in shown.stdout
 
 
 def test_a_score_given_when_asked_again_is_used(tmp_path):
