@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from bmad.compiler.html_page import cards, esc, num, page, section, table
 from bmad.compiler.plan import Plan, TaskPlan, WorkflowPlan
-from bmad.compiler.plan_render import budget_verdict, model_text, money, quality_text, rubric_names
+from bmad.compiler.plan_render import (assumed_fan_outs, budget_verdict, fan_out_suffix, model_text, money,
+                                       quality_text, rubric_names)
 
 NODE_W, NODE_H = 190, 58
 COL_GAP, ROW_GAP = 70, 18
@@ -22,7 +23,8 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
-def render_graph(wp: WorkflowPlan, graph_id: str = "plan-graph") -> str:
+def render_graph(wp: WorkflowPlan, graph_id: str = "plan-graph",
+                 assumed: frozenset[str] | set[str] = frozenset()) -> str:
     if not wp.tasks:
         return '<p class="empty">no tasks</p>'
     if len(wp.tasks) > MAX_DRAWN:
@@ -68,7 +70,7 @@ def render_graph(wp: WorkflowPlan, graph_id: str = "plan-graph") -> str:
                      f'{esc(money(t.estimate.cost_usd_worst))}, {t.estimate.latency_s:.1f}s</title>')
         parts.append(f'<rect x="{num(x)}" y="{num(y)}" width="{NODE_W}" height="{NODE_H}" rx="6" fill="{fill}" '
                      f'stroke="{"#c0392b" if hot else "#7f8c8d"}" stroke-width="{2.2 if hot else 1}"/>')
-        label = t.id + (f" \u00d7{t.fan_out}" if t.fan_out else "")
+        label = t.id + fan_out_suffix(t, assumed, sign="\u00d7")
         parts.append(f'<text x="{num(x + 8)}" y="{num(y + 17)}" font-weight="600">{esc(_clip(label, 28))}</text>')
         parts.append(f'<text x="{num(x + 8)}" y="{num(y + 33)}">{esc(_clip(model_text(t), 30))}</text>')
         parts.append(f'<text class="muted" x="{num(x + 8)}" y="{num(y + 49)}">{esc(money(t.estimate.cost_usd_expected))} '
@@ -80,9 +82,10 @@ def render_graph(wp: WorkflowPlan, graph_id: str = "plan-graph") -> str:
 
 def cost_table(plan: Plan, wp: WorkflowPlan, table_id: str) -> str:
     rubrics = rubric_names(plan, wp.workflow)
+    assumed = assumed_fan_outs(plan) if wp is plan.entry else frozenset()  # W234 is the entry's
     return table(("task", "stage", "model", "why", "expected $", "worst $", "latency", "quality floor -> expected (rubric)",
                   "fallbacks"),
-                 [(t.id + (" *" if t.on_critical_path else ""), t.stage + 1, model_text(t), t.route_reason,
+                 [(t.id + (" *" if t.on_critical_path else "") + fan_out_suffix(t, assumed), t.stage + 1, model_text(t), t.route_reason,
                    money(t.estimate.cost_usd_expected), money(t.estimate.cost_usd_worst),
                    f"{t.estimate.latency_s:.1f}s", quality_text(t, rubrics.get(t.id)), " -> ".join(t.fallbacks) or "-")
                   for t in wp.tasks], table_id=table_id, numeric=(4, 5, 6))
@@ -113,7 +116,8 @@ def render_plan_html(plan: Plan) -> str:
         f'<p class="sub">{esc(", ".join(flags))}</p>',
         section("totals", "Totals", summary),
         section("graph", "Task graph", "<p>Columns are stages that run in parallel; arrows are dependencies. "
-                                       "Hover a task for its routing reason.</p>" + render_graph(wp)),
+                                       "Hover a task for its routing reason.</p>"
+                                       + render_graph(wp, assumed=assumed_fan_outs(plan))),
         section("costs", "Cost table", cost_table(plan, wp, "cost-table")),
         section("subworkflows", "Called workflows", subs),
         section("notes", "Warnings and risks", notes),

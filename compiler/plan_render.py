@@ -49,6 +49,13 @@ def assumed_fan_outs(plan: Plan) -> set[str]:
             if n.code == ASSUMED_FAN_OUT and n.task and n.message.startswith(f"`{n.task}` ")}
 
 
+def fan_out_suffix(t, assumed: set[str] | frozenset[str], sign: str = "x") -> str:
+    """` x10` after a `for each` task's name, ` x10?` when the plan assumed the size (BMAD-W234)."""
+    if not t.fan_out:
+        return ""
+    return f" {sign}{t.fan_out}" + ("?" if t.id in assumed else "")
+
+
 def budget_verdict(plan: Plan, over_worst: str = "worst case over budget, the run stops at the cap") -> str:
     """The dollar budget against the totals: `fits` only when the worst case (what the run can
     spend at most) is known and within it."""
@@ -97,8 +104,7 @@ def render_text(plan: Plan, *, width: int = 140) -> str:
             table.add_column(column, justify=justify, overflow="fold")
         for name in stage:
             t = by_id[name]
-            label = t.id + (" *" if t.on_critical_path else "") + (
-                f" x{t.fan_out}" + ("?" if t.id in assumed else "") if t.fan_out else "")
+            label = t.id + (" *" if t.on_critical_path else "") + fan_out_suffix(t, assumed)
             table.add_row(label, model_text(t), t.route_reason, money(t.estimate.cost_usd_expected),
                           money(t.estimate.cost_usd_worst), format_latency(t.estimate.latency_s), quality_text(t, rubrics.get(t.id)),
                           ", ".join(t.fallbacks) or "-")
@@ -146,8 +152,9 @@ def _node_id(name: str) -> str:
 
 def render_mermaid(plan: Plan) -> str:
     lines = ["flowchart TD"]
+    assumed = assumed_fan_outs(plan)
     for t in plan.entry.tasks:
-        label = f"{t.id}<br/>{model_text(t)}<br/>{money(t.estimate.cost_usd_expected)} (worst {money(t.estimate.cost_usd_worst)})"
+        label = f"{t.id}{fan_out_suffix(t, assumed)}<br/>{model_text(t)}<br/>{money(t.estimate.cost_usd_expected)} (worst {money(t.estimate.cost_usd_worst)})"
         lines.append(f'  {_node_id(t.id)}["{label.replace(chr(34), "#quot;")}"]')
     for t in plan.entry.tasks:
         for d in t.depends:
@@ -165,8 +172,9 @@ def _dot_quote(text: str) -> str:
 def render_dot(plan: Plan) -> str:
     critical = set(plan.entry.critical_path)
     lines = [f"digraph {_dot_quote(plan.workflow)} {{", "  rankdir=LR;", "  node [shape=box];"]
+    assumed = assumed_fan_outs(plan)
     for t in plan.entry.tasks:
-        label = f"{t.id}\\n{model_text(t)}\\n{money(t.estimate.cost_usd_expected)} (worst {money(t.estimate.cost_usd_worst)})"
+        label = f"{t.id}{fan_out_suffix(t, assumed)}\\n{model_text(t)}\\n{money(t.estimate.cost_usd_expected)} (worst {money(t.estimate.cost_usd_worst)})"
         style = ", color=red, penwidth=2" if t.id in critical else ""
         lines.append(f'  {_dot_quote(t.id)} [label="{label.replace(chr(34), chr(39))}"{style}];')
     for t in plan.entry.tasks:
@@ -265,5 +273,5 @@ def render(plan: Plan, fmt: str) -> str:
             "dot": render_dot}[fmt](plan)
 
 
-__all__ = ["render", "render_text", "render_json", "render_yaml", "render_mermaid", "render_dot",
+__all__ = ["fan_out_suffix", "render", "render_text", "render_json", "render_yaml", "render_mermaid", "render_dot",
            "render_diff", "diff_plans", "render_passes", "money", "json"]

@@ -68,6 +68,20 @@ def test_an_assumed_fan_out_is_a_risk_and_shown_as_assumed():
     assert "Risks\n" in text and "BMAD-W234: `each` fans out over the input `items`" in text
 
 
+def test_every_plan_view_marks_an_assumed_fan_out():
+    from bmad.compiler.plan_html import render_plan_html
+    from bmad.compiler.plan_render import render_dot, render_mermaid
+
+    plan, _ = plan_of(FAN)
+    assert 'each x10?<br/>' in render_mermaid(plan) and 'fixed x2<br/>' in render_mermaid(plan)
+    assert '"each x10?\\n' in render_dot(plan) and '"fixed x2\\n' in render_dot(plan)
+    page = render_plan_html(plan)
+    assert ">each \u00d710?</text>" in page and ">fixed \u00d72</text>" in page  # the graph
+    assert "<td>each * x10?</td>" in page and "<td>fixed x2</td>" in page  # the cost table
+    known, _ = plan_of(FAN, inputs={"items": ["a", "b", "c"]})
+    assert 'each x3<br/>' in render_mermaid(known)
+
+
 def test_known_inputs_size_the_fan_out_and_the_prompts():
     items = ["word " * 300, "short", "word " * 100]
     plan, _ = plan_of(FAN, inputs={"items": items})
