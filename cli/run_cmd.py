@@ -306,11 +306,15 @@ def _load_plan(file: str, *, replan: bool, provider: Optional[str], budget, opti
                         "write one with `bmad plan FILE -o plan.json`")
         problems = verify_plan(plan, plan_file=file)
         if not problems:
-            if strategy is not None and strategy != plan.strategy:  # not the plan that was reviewed
-                raise _fail(f"{file} was planned for strategy {plan.strategy}, not {strategy}: its "
-                            "models, panels and costs are that strategy's",
-                            f"seal a plan for it (`bmad plan SOURCE --strategy {strategy} -o "
-                            "plan.json`), or run this one without --strategy")
+            # An option that re-plans would run something other than the plan that was reviewed.
+            for option, wanted, sealed, what in (
+                    ("--strategy", strategy, plan.strategy, "strategy"),
+                    ("--optimize", optimize, plan.objective, "objective")):
+                if wanted is not None and wanted != sealed:
+                    raise _fail(f"{file} was planned for {what} {sealed}, not {wanted}: its models, "
+                                f"panels and costs are that {what}'s",
+                                f"seal a plan for it (`bmad plan SOURCE {option} {wanted} -o "
+                                f"plan.json`), or run this one without {option}")
             return plan
         if not replan:
             print_diagnostics(problems, {})

@@ -511,3 +511,8 @@ def test_a_sealed_plan_is_not_run_with_another_strategy(project):
     assert "seq.json was planned for strategy sequential, not collaborative" in other.stderr
     assert "--strategy collaborative -o plan.json" in other.stderr and not (project / "k.db").exists()
     assert bmad("plan", "hello.bmad", "--strategy", "bogus", cwd=project).returncode == 2
+    objective = json.loads((project / "seq.json").read_text())["objective"]
+    other = "cost" if objective != "cost" else "quality"
+    refused = bmad("run", "seq.json", *SIM, "--optimize", other, "--journal", "k.db", cwd=project)
+    assert refused.returncode == 2 and f"planned for objective {objective}, not {other}" in refused.stderr
+    assert f"bmad plan SOURCE --optimize {other} -o plan.json" in refused.stderr
