@@ -398,6 +398,12 @@ def register(app: typer.Typer) -> None:
                 raise _fail(f"can't write {exc.filename or output}: {exc.strerror or exc}",
                             "the batch's runs are journaled: `bmad runs` lists them, "
                             "`bmad export RUN_ID` exports one")
+        from bmad.runtime.batch import BATCH_ID_PREFIX
+
+        if resume is not None and resume.startswith(BATCH_ID_PREFIX) and "." not in resume:
+            # a batch's id (not one of its row runs, BATCH_ID.N) that the journal doesn't have
+            raise _fail(f"[BMAD-E323] no batch `{resume}` in {_journal_path(journal)}",
+                        "list batches with `bmad runs` (row runs are BATCH_ID.N)")
         from bmad.runtime.events import JsonLinesSink, LiveDisplay
         from bmad.runtime.otel_export import start_tracing
         from bmad.runtime.executors.local import RunRefused, RunRequest, execute_plan, load_run_plan
@@ -424,8 +430,8 @@ def register(app: typer.Typer) -> None:
             options = json.loads(row["options_json"] or "{}") if row else {}
             missing = j.missing_run(resume) if plan is None else None
             j.db.close()
-            if missing is not None:
-                raise _fail(missing, "list runs with `bmad runs`")
+            if missing is not None:  # as with FILE, where the runtime refuses it
+                raise _fail(f"[BMAD-E301] {missing}", "list runs with `bmad runs`")
             resume = row["id"]
             # A resumed run keeps its provider mode and simulation settings unless overridden.
             provider = provider or options.get("provider_mode")

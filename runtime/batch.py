@@ -113,8 +113,11 @@ def row_run_id(batch_id: str, index: int) -> str:
     return f"{batch_id}.{index}"
 
 
+BATCH_ID_PREFIX = "batch-"  # what tells a batch's id from a run's
+
+
 def new_batch_id() -> str:
-    return "batch-" + new_run_id()
+    return BATCH_ID_PREFIX + new_run_id()
 
 
 def execute_batch(plan: Plan, request: BatchRequest) -> BatchOutcome:

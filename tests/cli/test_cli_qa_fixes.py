@@ -516,3 +516,15 @@ def test_a_sealed_plan_is_not_run_with_another_strategy(project):
     refused = bmad("run", "seq.json", *SIM, "--optimize", other, "--journal", "k.db", cwd=project)
     assert refused.returncode == 2 and f"planned for objective {objective}, not {other}" in refused.stderr
     assert f"bmad plan SOURCE --optimize {other} -o plan.json" in refused.stderr
+
+
+# -- resuming an id the journal doesn't have -------------------------------------------------------
+
+@pytest.mark.parametrize("file", [(), ("hello.bmad",)])
+def test_resuming_an_unknown_id_names_its_code_with_or_without_file(project, journal, file):
+    run = bmad("run", *file, "--resume", "r-nope", "--journal", str(journal), cwd=project)
+    assert run.returncode == 2 and "[BMAD-E301] no run `r-nope`" in run.stderr, run.stderr
+    batch = bmad("run", *file, "--resume", "batch-nope", "--journal", str(journal), cwd=project)
+    assert batch.returncode == 2 and "[BMAD-E323] no batch `batch-nope`" in batch.stderr, batch.stderr
+    row = bmad("run", *file, "--resume", "batch-nope.2", "--journal", str(journal), cwd=project)
+    assert row.returncode == 2 and "[BMAD-E301] no run `batch-nope.2`" in row.stderr, row.stderr
