@@ -152,11 +152,13 @@ class KeyConfig:
 
 def key_variables(provider_name: str, kind: str, declared: str | None,
                   config: KeyConfig | None = None) -> tuple[str, ...]:
-    """The environment variables to look in, in order."""
-    if declared:
-        return (declared,)
+    """The environment variables to look in, in order: the one bmad.toml names for the provider
+    (this machine's setting wins, as for `base_url`), else the declaration's, else the protocol's
+    conventional ones."""
     if config is not None and provider_name in config.key_vars:
         return (config.key_vars[provider_name],)
+    if declared:
+        return (declared,)
     return CONVENTIONAL_KEY_VARS.get(kind, ())
 
 

@@ -73,9 +73,11 @@ def build_provider(provider: ir.Provider, *, mode: str | None = None,
 
     kind = provider.kind
     timeout = provider.timeout_s or options.read_timeout_s
+    # bmad.toml is this machine's setting: its base_url wins over the declaration's (a proxy, an
+    # Azure endpoint for the standard `openai` provider)
     base_url = provider.base_url
-    if base_url is None and options.config is not None:
-        base_url = options.config.base_urls.get(provider.name)
+    if options.config is not None:
+        base_url = options.config.base_urls.get(provider.name, base_url)
 
     if kind == "replay":
         from bmad.runtime.providers.replay import ReplayProvider
@@ -102,8 +104,7 @@ def build_provider(provider: ir.Provider, *, mode: str | None = None,
 
             raise keys.ConfigUnusable(str(exc), provider=provider.name,
                                       hint=config_hint(str(exc))) from None
-    if base_url is None:
-        base_url = config.base_urls.get(provider.name)
+    base_url = config.base_urls.get(provider.name, base_url)
     variables = keys.key_variables(provider.name, kind, provider.api_key_env, config)
     keys.check_key_variables(variables, provider=provider.name)  # BMAD-E401, before any call
     if base_url is not None:

@@ -109,3 +109,16 @@ def test_doctor_fails_on_a_provider_configured_wrong_instead_of_skipping_it(tmp_
     assert out.returncode == 1, out.stdout + out.stderr
     lab = {r["provider"]: r for r in json.loads(out.stdout)["providers"]}["lab"]
     assert lab["status"] == "error" and "BMAD-E520" in lab["detail"]
+
+
+def test_bmad_toml_repoints_and_rekeys_a_standard_provider(server, tmp_path):
+    """The standard catalog declares openai's base URL and key variable; this machine's bmad.toml
+    wins over both (a proxy, a company key variable)."""
+    (tmp_path / "bmad.toml").write_text(f'[providers.openai]\nbase_url = "{server.base_url("openai")}"\n'
+                                        'api_key_env = "BMAD_TOML_OPENAI_KEY"\n')
+    out = bmad("doctor", "--format", "json", cwd=tmp_path, env={"BMAD_TOML_OPENAI_KEY": KEY})
+    reports = {r["provider"]: r for r in json.loads(out.stdout)["providers"]}
+    # ok: the loopback server, which takes only KEY, listed its models (api.openai.com can't be
+    # reached from a test, and would not take KEY)
+    assert reports["openai"]["status"] == "ok", reports["openai"]
+    assert KEY not in out.stdout + out.stderr

@@ -88,7 +88,9 @@ def test_bmad_toml_names_variables_and_refuses_keys(tmp_path):
     good.write_text('[providers.openai]\napi_key_env = "MY_OPENAI"\nbase_url = "http://x/v1"\n')
     config = keys.KeyConfig.load(good)
     assert keys.key_variables("openai", "openai", None, config) == ("MY_OPENAI",)
-    assert keys.key_variables("openai", "openai", "DECLARED", config) == ("DECLARED",)
+    # this machine's bmad.toml wins over the declaration (it re-keys the standard catalog)
+    assert keys.key_variables("openai", "openai", "DECLARED", config) == ("MY_OPENAI",)
+    assert keys.key_variables("other", "openai", "DECLARED", config) == ("DECLARED",)
     assert keys.key_variables("other", "anthropic", None, config) == ("ANTHROPIC_API_KEY",)
     bad = tmp_path / "bad.toml"
     bad.write_text('[providers.openai]\napi_key = "sk-inline"\n')
