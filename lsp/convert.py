@@ -4,10 +4,15 @@ bmad spans (`compiler/ir.py` `Span`) are 1-based line/column (end exclusive) cou
 with 0-based code-point offsets. LSP positions are 0-based lines and columns counted in the
 negotiated encoding's code units (UTF-16 unless the client chose otherwise). A `LineIndex` holds the
 line starts of one text so that every conversion is a bisect, not a scan (10,000-line files).
+
+Lines end where the LSP spec and the compiler end them: at `\\n`, `\\r\\n` and `\\r`, nowhere else.
+`str.splitlines()` also ends them at U+2028, U+2029, U+0085, form feed, vertical tab and U+001C-001E,
+so it must never count lines of a document (`split_lines` is the spec's version).
 """
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 
 from lsprotocol import types
@@ -28,12 +33,37 @@ def _units(text: str, encoding: str) -> int:
     return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
+LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """`text`'s lines, each with its line end (`str.splitlines(keepends=True)` with the LSP's line
+    ends only)."""
+    lines = []
+    start = 0
+    for m in LINE_END.finditer(text):
+        lines.append(text[start:m.end()])
+        start = m.end()
+    if start < len(text):
+        lines.append(text[start:])
+    return lines
+
+
+def line_end_of(text: str) -> str:
+    """The line end `text` uses (its first one), `\\n` when it has none."""
+    m = LINE_END.search(text)
+    return m.group() if m else "\n"
+
+
 class LineIndex:
     """Offsets <-> LSP positions for one text."""
 
     def __init__(self, text: str, encoding: str = UTF16) -> None:
         self.text = text
         self.encoding = encoding
+        if "\r" in text:
+            self.line_starts = [0] + [m.end() for m in LINE_END.finditer(text)]
+            return
         starts = [0]
         find = text.find
         i = find("\n")
@@ -47,12 +77,14 @@ class LineIndex:
         return len(self.line_starts)
 
     def line_text(self, line: int) -> str:
-        """The text of 0-based `line`, without its newline."""
+        """The text of 0-based `line`, without its line end."""
         if not 0 <= line < len(self.line_starts):
             return ""
         start = self.line_starts[line]
-        end = self.line_starts[line + 1] - 1 if line + 1 < len(self.line_starts) else len(self.text)
-        return self.text[start:end].rstrip("\r")
+        if line + 1 == len(self.line_starts):
+            return self.text[start:]
+        end = self.line_starts[line + 1]
+        return self.text[start:end - 2 if self.text.startswith("\r\n", end - 2) else end - 1]
 
     def position(self, offset: int) -> types.Position:
         """A 0-based code-point offset -> an LSP position (clamped to the text)."""
@@ -70,7 +102,7 @@ class LineIndex:
         start = self.line_starts[position.line]
         line = self.line_text(position.line)
         if self.encoding == UTF32 or line.isascii():
-            return start + min(position.character, len(line))
+            return start + max(0, min(position.character, len(line)))
         units = 0
         for i, ch in enumerate(line):
             if units >= position.character:

@@ -16,8 +16,9 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+from lsprotocol import types
 from pygls import uris
 
 from bmad.compiler import ir
@@ -152,6 +153,14 @@ class DocumentStore:
         self.documents[uri] = doc
         return doc
 
+    def edit(self, uri: str, changes: Sequence[types.TextDocumentContentChangeEvent],
+             version: int | None, encoding: str = UTF16) -> Document | None:
+        """Apply a `didChange`'s changes to the open document (None when it is not open)."""
+        doc = self.documents.get(uri)
+        if doc is None:
+            return None
+        return self.update(uri, apply_changes(doc.text, changes, encoding, doc.lines(encoding)), version)
+
     def update(self, uri: str, text: str, version: int | None) -> Document:
         doc = self.documents.get(uri)
         if doc is None:
@@ -262,6 +271,27 @@ class DocumentStore:
         index = build_index(text)
         self._disk_indexes[path] = (mtime, index, text)
         return index, text
+
+
+def apply_changes(text: str, changes: Sequence[types.TextDocumentContentChangeEvent], encoding: str,
+                  lines: LineIndex | None = None) -> str:
+    """`text` after a `didChange`'s changes, each applied to the result of the one before.
+
+    A ranged change's positions are read with the spec's line model (`LineIndex`: lines end at
+    `\\n`, `\\r\\n`, `\\r`) in the negotiated encoding. pygls's `TextDocument` reads them with
+    `str.splitlines()`, which also ends lines at U+2028, form feed, ..., so an edit below such a
+    character would land on another line. A reversed range is read the right way round; positions
+    past a line's end or the text's end are clamped to it. `lines` may hold `text`'s index already.
+    """
+    for change in changes:
+        if not isinstance(change, types.TextDocumentContentChangePartial):
+            text, lines = change.text, None  # the whole document
+            continue
+        if lines is None:
+            lines = LineIndex(text, encoding)
+        start, end = sorted((lines.offset(change.range.start), lines.offset(change.range.end)))
+        text, lines = text[:start] + change.text + text[end:], None
+    return text
 
 
 def _read_disk(path: str) -> str | None:

@@ -2,7 +2,9 @@
 declarations and tasks a range touches.
 
 A document with syntax errors is left alone (the formatter refuses it, as `bmad fmt` does), so the
-answer is "no edits" rather than a mangled file.
+answer is "no edits" rather than a mangled file. The formatter writes `\\n` line ends: the whole
+document comes back with them, as from `bmad fmt`; a range edit takes the document's own line end, so
+that a CRLF file does not end up with mixed line ends.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from bmad.lsp.convert import line_end_of, split_lines
 from bmad.lsp.documents import Document
 
 if TYPE_CHECKING:
@@ -54,9 +57,15 @@ def format_range(ls: "BmadLanguageServer", doc: Document, rng: types.Range) -> l
         return [] if formatted_text(doc) is not None else None
     block = lines.line_block(edit.start_line, edit.end_line)
     old = doc.text[lines.offset(block.start):lines.offset(block.end)]
-    if old == edit.new_text:
+    new = _with_line_end(edit.new_text, line_end_of(doc.text))
+    if old == new:
         return []
-    return [types.TextEdit(range=block, new_text=edit.new_text)]
+    return [types.TextEdit(range=block, new_text=new)]
+
+
+def _with_line_end(text: str, line_end: str) -> str:
+    """The formatter's `\\n`-ended `text` with `line_end` instead."""
+    return text if line_end == "\n" else text.replace("\n", line_end)
 
 
 def _changed_blocks(ls: "BmadLanguageServer", doc: Document, first: int, last: int) -> list[types.TextEdit] | None:
@@ -65,8 +74,8 @@ def _changed_blocks(ls: "BmadLanguageServer", doc: Document, first: int, last: i
     if new is None:
         return None
     lines = doc.lines(ls.encoding)
-    old_lines = doc.text.splitlines(keepends=True)
-    new_lines = new.splitlines(keepends=True)
+    old_lines = split_lines(doc.text)
+    new_lines = split_lines(_with_line_end(new, line_end_of(doc.text)))
     edits = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old_lines, b=new_lines, autojunk=False).get_opcodes():
         if tag == "equal" or not (i1 <= last and max(i2 - 1, i1) >= first):

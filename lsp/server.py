@@ -15,7 +15,7 @@ from typing import Any, Callable
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
+from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.protocol.json_rpc import JsonRPCRequestMessage
 
 import bmad
@@ -74,7 +74,9 @@ def _leaf_messages(exc: BaseException) -> list[str]:
 class BmadProtocol(LanguageServerProtocol):
     """pygls's protocol, except that a request whose params don't validate (a position with a
     negative line, ...) is answered with InvalidParams under its id, without a traceback: pygls
-    would log the traceback and never answer, so the client would wait forever."""
+    would log the traceback and never answer, so the client would wait forever. A notification
+    whose params don't validate (a change at a negative column) is dropped with a one-line warning.
+    Document changes are applied by the server (`lsp_text_document__did_change`)."""
 
     def structure_message(self, data: dict[str, Any]):
         if isinstance(data, dict) and "jsonrpc" in data and "id" in data and "method" in data \
@@ -88,12 +90,30 @@ class BmadProtocol(LanguageServerProtocol):
                 self._send_response(data["id"], error=JsonRpcInvalidParams(
                     f"invalid params for {data['method']}: {detail}").to_response_error())
                 return _Refused()
+        if isinstance(data, dict) and "jsonrpc" in data and "id" not in data and "method" in data:
+            notification_type = self.get_message_type(data["method"])
+            if notification_type is not None:
+                try:
+                    return self._converter.structure(data, notification_type)
+                except Exception as exc:
+                    detail = "; ".join(_leaf_messages(exc))[:500]
+                    log.warning("ignored %s with invalid params: %s", data["method"], detail)
+                    return _Refused()
         return super().structure_message(data)
 
     def handle_message(self, message):
         if isinstance(message, _Refused):
             return
         super().handle_message(message)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        """Hand the changes to the server's `did_change`, which applies them to its own copy
+        (`DocumentStore.edit`). pygls's own copy would read ranged changes with
+        `str.splitlines()`, whose line ends are not the spec's (U+2028, form feed, ...), and raise
+        on a document that was never opened."""
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
 
 
 class _QuietRefusals(logging.Filter):
@@ -209,9 +229,14 @@ def create_server() -> BmadLanguageServer:
     @guarded()
     def did_change(ls: BmadLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
-        # pygls has applied the changes to its workspace copy (incremental or full): read it back.
-        text = ls.workspace.get_text_document(uri).source
-        ls.store.update(uri, text, params.text_document.version)
+        doc = ls.store.edit(uri, params.content_changes, params.text_document.version, ls.encoding)
+        if doc is None:
+            log.warning("ignored a change to %s, which is not open", uri)
+            return
+        # pygls's copy follows ours, for anyone who reads `ls.workspace`.
+        language_id = ls.workspace.get_text_document(uri).language_id or "bmad"
+        ls.workspace.put_text_document(types.TextDocumentItem(
+            uri=uri, language_id=language_id, version=params.text_document.version, text=doc.text))
         ls.diagnostics.schedule(uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)

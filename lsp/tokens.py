@@ -4,7 +4,7 @@ The compiler's Lark parser stops at the first syntax error; the language server 
 where the names, strings, `{{ }}` interpolations and braces are in a half-typed document (for
 completion, symbols, navigation and semantic tokens). This scanner classifies every character run
 into a token and keeps going: an unterminated string ends at the line end, an unknown character
-becomes an `error` token.
+becomes an `error` token. Lines end at `\\n`, `\\r\\n` and `\\r`, as in the compiler and the LSP.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 NAME_RE = r"[A-Za-z_][A-Za-z0-9_]*(?:[-.][A-Za-z0-9_]+)*"
 _TOKEN_RE = re.compile(
     r"""
-    (?P<newline>\r?\n)
+    (?P<newline>\r\n|\r|\n)
   | (?P<space>[ \t\f\v]+)
-  | (?P<comment>\#[^\n]*)
+  | (?P<comment>\#[^\r\n]*)
   | (?P<block_string>\"\"\"(?:[^"\\]|\\.|"(?!""))*(?:\"\"\"|\Z))
-  | (?P<string>"(?:[^"\\\n]|\\.)*(?:"|(?=\n)|\Z))
+  | (?P<string>"(?:[^"\\\r\n]|\\.)*(?:"|(?=[\r\n])|\Z))
   | (?P<number>\$?[0-9]+(?:\.[0-9]+)?[A-Za-z]*|\$[A-Za-z0-9_.]*)
   | (?P<name>""" + NAME_RE + r""")
   | (?P<op>>=|<=|==|!=|[{}\[\]().,:=<>!+\-*/;|])
