@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from bmad.lsp.convert import LineIndex
 from bmad.lsp.documents import Document
-from bmad.lsp.index import DocumentIndex, Symbol
+from bmad.lsp.index import DocumentIndex, Frame, Symbol
 from bmad.lsp.keywords import ALL_WORDS
 
 if TYPE_CHECKING:
@@ -32,9 +33,9 @@ def code_actions(ls: "BmadLanguageServer", doc: Document,
     lo, hi = lines.offset(params.range.start), lines.offset(params.range.end)
     actions: list[types.CodeAction] = []
     for diag in params.context.diagnostics:
-        actions += _did_you_mean(doc, diag)
-    actions += _declare_inputs(doc, index, lo, hi, params.context.diagnostics)
-    actions += _add_depends(doc, index, lo, hi)
+        actions += _did_you_mean(doc, lines, diag)
+    actions += _declare_inputs(doc, lines, index, lo, hi, params.context.diagnostics)
+    actions += _add_depends(doc, lines, index, lo, hi)
     only = params.context.only
     if only:
         actions = [a for a in actions if a.kind and any(a.kind.startswith(k) for k in only)]
@@ -45,13 +46,12 @@ def _edit(doc: Document, edits: list[types.TextEdit]) -> types.WorkspaceEdit:
     return types.WorkspaceEdit(changes={doc.uri: edits})
 
 
-def _did_you_mean(doc: Document, diag: types.Diagnostic) -> list[types.CodeAction]:
+def _did_you_mean(doc: Document, lines: LineIndex, diag: types.Diagnostic) -> list[types.CodeAction]:
     hint = diag.data.get("hint") if isinstance(diag.data, dict) else None
     m = _DID_YOU_MEAN.search(hint or diag.message or "")
     if not m:
         return []
     suggestion = m.group(1)
-    lines = doc.lines()
     start, end = lines.offset(diag.range.start), lines.offset(diag.range.end)
     index = doc.index
     # The misspelt name: a reference (root) or name token inside the diagnostic's range.
@@ -71,7 +71,7 @@ def _did_you_mean(doc: Document, diag: types.Diagnostic) -> list[types.CodeActio
         edit=_edit(doc, [types.TextEdit(range=lines.range(s, e), new_text=suggestion)]))]
 
 
-def _declare_inputs(doc: Document, index: DocumentIndex, lo: int, hi: int,
+def _declare_inputs(doc: Document, lines: LineIndex, index: DocumentIndex, lo: int, hi: int,
                     diagnostics: list[types.Diagnostic]) -> list[types.CodeAction]:
     out = []
     seen = set()
@@ -81,10 +81,9 @@ def _declare_inputs(doc: Document, index: DocumentIndex, lo: int, hi: int,
         if index.resolve_local(ref) is not None or (ref.workflow, ref.name) in seen:
             continue
         seen.add((ref.workflow, ref.name))
-        edit = _input_insertion(doc, index, ref.workflow, ref.name)
+        edit = _input_insertion(doc, lines, index, ref.workflow, ref.name)
         if edit is None:
             continue
-        lines = doc.lines()
         related = [d for d in diagnostics
                    if lines.offset(d.range.start) <= ref.start <= lines.offset(d.range.end)]
         out.append(types.CodeAction(
@@ -94,7 +93,8 @@ def _declare_inputs(doc: Document, index: DocumentIndex, lo: int, hi: int,
     return out
 
 
-def _input_insertion(doc: Document, index: DocumentIndex, workflow: str, name: str) -> types.TextEdit | None:
+def _input_insertion(doc: Document, lines: LineIndex, index: DocumentIndex, workflow: str,
+                     name: str) -> types.TextEdit | None:
     wf = next((s for s in index.symbols if s.kind == "workflow" and s.name == workflow), None)
     if wf is None:
         return None
@@ -102,7 +102,6 @@ def _input_insertion(doc: Document, index: DocumentIndex, workflow: str, name: s
     if frame is None:
         return None
     inputs = [s for s in index.symbols if s.kind == "input" and s.workflow == workflow]
-    lines = doc.lines()
     text = doc.text
     if inputs:
         anchor = inputs[-1].full_start  # the `input` keyword
@@ -128,7 +127,8 @@ def _first_body_token(index: DocumentIndex, brace: int) -> int | None:
     return None
 
 
-def _add_depends(doc: Document, index: DocumentIndex, lo: int, hi: int) -> list[types.CodeAction]:
+def _add_depends(doc: Document, lines: LineIndex, index: DocumentIndex, lo: int,
+                 hi: int) -> list[types.CodeAction]:
     tasks = [s for s in index.symbols if s.kind == "task"]
     out = []
     for i, task in enumerate(tasks):
@@ -147,15 +147,15 @@ def _add_depends(doc: Document, index: DocumentIndex, lo: int, hi: int) -> list[
                    and frame.open < r.start < (frame.end or len(doc.text))]
         if any(r.name == previous.name for r in already):
             continue
-        edit = _depends_edit(doc, index, frame, previous, already)
+        edit = _depends_edit(doc, lines, index, frame, previous)
         out.append(types.CodeAction(
             title=f"Add `depends {previous.name}` to task `{task.name}`",
             kind=types.CodeActionKind.RefactorRewrite, edit=_edit(doc, [edit])))
     return out
 
 
-def _depends_edit(doc: Document, index: DocumentIndex, frame, previous: Symbol, already) -> types.TextEdit:
-    lines = doc.lines()
+def _depends_edit(doc: Document, lines: LineIndex, index: DocumentIndex, frame: Frame,
+                  previous: Symbol) -> types.TextEdit:
     text = doc.text
     # extend an existing `depends a, b` clause (wherever on its line it starts), else add a clause
     # as the body's first line

@@ -159,7 +159,12 @@ def workspace_files(ls: "BmadLanguageServer") -> list[str]:
 
 
 def candidate_files(ls: "BmadLanguageServer", target: Target) -> list[str]:
-    paths = [doc.path for doc in ls.store.documents.values()]
+    """The files that may use `target`: the open documents and everything they import
+    (transitively: with no workspace folder, that is all the server knows of), the workspace
+    folders' files, and the target's own file and imports."""
+    paths = []
+    for doc in list(ls.store.documents.values()):
+        paths += visible_files(ls, doc.path)
     paths += workspace_files(ls)
     paths += visible_files(ls, target.path)
     out, seen = [], set()

@@ -57,6 +57,7 @@ class Reference:
     task: str | None = None
     path: tuple[str, ...] = ()
     target: str | None = None  # argument: the called workflow
+    sees_loop: bool = True  # False in a `for each X in SOURCE` source: X is not bound there yet
 
 
 @dataclass(slots=True)
@@ -138,7 +139,7 @@ class DocumentIndex:
     def resolve_local(self, ref: Reference) -> Symbol | None:
         """What a reference names in this file (tasks, inputs and loop variables are per workflow)."""
         if ref.kind == "value":
-            if ref.task is not None:
+            if ref.task is not None and ref.sees_loop:
                 for s in self.symbols:
                     if s.kind == "loop" and s.name == ref.name and s.task == ref.task \
                             and s.workflow == ref.workflow:
@@ -211,7 +212,7 @@ class _Scanner:
         self.index.references.append(Reference(kind, tok.text, tok.start, tok.end, **kw))
 
     def add_value_ref(self, text: str, start: int, workflow: str | None, task: str | None,
-                      interpolated: bool = False) -> None:
+                      interpolated: bool = False, sees_loop: bool = True) -> None:
         m = _NAME_AT_START.match(text)
         if not m:
             return
@@ -220,7 +221,7 @@ class _Scanner:
         if root in EXPRESSION_WORDS and not interpolated:  # `{{ each }}` names a task called `each`
             return
         self.index.references.append(
-            Reference("value", root, start, start + len(root), workflow, task, path))
+            Reference("value", root, start, start + len(root), workflow, task, path, sees_loop=sees_loop))
 
     def open_frame(self, kind: str, name: str | None, start: int, brace: Token, *,
                    task: str | None = None) -> None:
@@ -421,10 +422,14 @@ class _Scanner:
                 return True
             if h["state"] == "loop_var":
                 self.add_symbol("loop", tok, tok.start, workflow=wf, task=name)
-                h["state"] = "expr"
+                h["state"], h["part"] = "expr", "loop"
                 return True
             if tok.text in ("when", "in"):
                 h["state"] = "expr"
+                if tok.text == "when":
+                    h["part"] = "when"
+                elif h.get("part") == "loop":
+                    h["part"] = "source"  # the list the loop walks: evaluated outside the loop
                 return True
             if h["state"] == "call":
                 self.add_ref("workflow", tok)
@@ -438,7 +443,7 @@ class _Scanner:
                     self.add_value_ref(tok.text, tok.start, wf, name)
                 return True
             if h["state"] == "expr":
-                self.add_value_ref(tok.text, tok.start, wf, name)
+                self.add_value_ref(tok.text, tok.start, wf, name, sees_loop=h.get("part") != "source")
             return True
         if tok.kind == "op":
             if tok.text == "=" and h["state"] in ("after", "expr"):

@@ -91,7 +91,7 @@ _LOCAL_CLASH = {  # what a renamed task, input or loop variable must not collide
 
 def _taken(ls: "BmadLanguageServer", target: Target, new_name: str) -> str | None:
     """Why `new_name` can't be `target`'s new name (it is declared already, where the renamed
-    declaration or one of its uses would see both), or None."""
+    declaration or one of its uses would see both, or a use would name a loop variable), or None."""
     if target.kind in _LOCAL_CLASH:
         found = ls.store.index_for_path(target.path)
         if found is None:
@@ -107,6 +107,8 @@ def _taken(ls: "BmadLanguageServer", target: Target, new_name: str) -> str | Non
             what = "a loop variable" if sym.kind == "loop" else f"an {sym.kind}" if sym.kind == "input" \
                 else f"a {sym.kind}"
             return f"`{new_name}` is already {what} of {where}"
+        if target.kind in ("task", "input"):
+            return _captured(ls, target, new_name)
         return None
     # models, providers, workflows, rubrics: every file that sees the target (its own file, the
     # files importing it) must not see another declaration of that kind named `new_name`.
@@ -128,4 +130,22 @@ def _taken(ls: "BmadLanguageServer", target: Target, new_name: str) -> str | Non
             sym = found[0].declared(target.kind, new_name)
             if sym is not None:
                 return f"`{new_name}` is already a {target.kind} (declared in {os.path.basename(other)})"
+    return None
+
+
+def _captured(ls: "BmadLanguageServer", target: Target, new_name: str) -> str | None:
+    """Why a use of task or input `target` would name a loop variable once renamed to `new_name`
+    (a task's loop variable hides the workflow's tasks and inputs of its name), or None."""
+    for path, start, _ in find_references(ls, target, include_declaration=False):
+        found = ls.store.index_for_path(path)
+        if found is None:
+            continue
+        index = found[0]
+        ref = next((r for r in index.references if r.start == start), None)
+        if ref is None or ref.kind != "value" or ref.task is None or not ref.sees_loop:
+            continue
+        loop = next((s for s in index.symbols if s.kind == "loop" and s.name == new_name
+                     and s.task == ref.task and s.workflow == ref.workflow), None)
+        if loop is not None:
+            return f"`{new_name}` is the loop variable of task `{loop.task}`, where `{target.name}` is used"
     return None
