@@ -169,6 +169,9 @@ class Plan:
     scheduling: str = "priority_first"
     provider_mode: str | None = None  # "sim" when planned with --provider sim
     sources: dict[str, str] = field(default_factory=dict)  # file -> sha256 of its text
+    # The user-level price override (`bmad models --prices`) the plan was priced with, one of
+    # `sources`; None: the catalog's and the program's own prices. Written only when set.
+    prices: str | None = None
     notes: tuple[PlanNote, ...] = ()
     provider_concurrency: dict[str, int] = field(default_factory=dict)
     history_used: bool = False
@@ -219,6 +222,7 @@ class Plan:
             "history_used": self.history_used,
             "passes": list(self.passes),
             "sources": dict(sorted(self.sources.items())),
+            **({"prices": self.prices} if self.prices is not None else {}),
             "program": ir_codec.to_data(self.program),
         }
 
@@ -258,7 +262,7 @@ WORKFLOW_KEYS = frozenset(("workflow", "tasks", "totals", "critical_path", "stag
 PLAN_KEYS = WORKFLOW_KEYS | {
     "plan_version", "ir_version", "plan_hash", "budget", "objective", "strategy", "scheduling",
     "provider_mode", "subplans", "notes", "provider_concurrency", "history_used", "passes", "sources",
-    "program"}
+    "prices", "program"}
 
 
 def _checked(build):
@@ -357,6 +361,7 @@ def _plan_from_json(d: Any) -> Plan:
         scheduling=_get(d, "scheduling", _SCHEDULING, "priority_first"),
         provider_mode=_get(d, "provider_mode", str | None),
         sources=_get(d, "sources", dict[str, str], {}),
+        prices=_get(d, "prices", str | None),
         notes=_get(d, "notes", tuple[PlanNote, ...], ()),
         provider_concurrency=_get(d, "provider_concurrency", dict[str, int], {}),
         history_used=_get(d, "history_used", bool, False),

@@ -10,8 +10,9 @@ key, with `input_cost_per_token`, `output_cost_per_token`, `max_input_tokens` or
 When that file exists, compiling applies it to the standard catalog's models (and to any model the
 user declared without a price): a model matches an entry by its provider model id (`id`), either as
 the key itself (`gpt-4o`) or after a provider prefix (`anthropic/claude-sonnet-4-5`,
-`together_ai/meta-llama/...`). The file joins the program's sources, so a plan sealed with other
-prices is stale, and the plan carries a note naming it ("prices from FILE, loaded DATE").
+`together_ai/meta-llama/...`). The file joins the program's sources and the plan records it
+(`Plan.prices`), so a plan sealed under other prices (another override, or none) is stale
+(`verify_plan`: BMAD-E221), and the plan carries a note naming it ("prices from FILE, loaded DATE").
 A model the user priced in their own file keeps the user's price.
 """
 
@@ -147,6 +148,26 @@ def _is_catalog_model(model: ir.Model) -> bool:
     return model.span.file not in ("", "<unknown>") and Path(model.span.file).resolve().parent == stdlib_dir
 
 
+def _entry_for(model: ir.Model, overrides: PriceOverrides) -> PriceEntry | None:
+    """The override entry that reprices `model`: a catalog model, or one declared without a price."""
+    entry = overrides.lookup(model.id or model.name)
+    if entry is not None and (model.price is None or _is_catalog_model(model)):
+        return entry
+    return None
+
+
+def repriced_models(program: ir.Program, overrides: PriceOverrides) -> tuple[str, ...]:
+    """The models of `program` that `overrides` reprices (what `apply_price_overrides` changes)."""
+    return tuple(m.name for m in program.models if _entry_for(m, overrides) is not None)
+
+
+def priced_with(program: ir.Program, environ: Mapping[str, str] | None = None) -> str | None:
+    """The user-level override file `program` was priced with (it is then one of its sources), or
+    None when the catalog's and the program's own prices stand."""
+    path = str(override_path(environ))
+    return path if any(f.path == path for f in program.files) else None
+
+
 def apply_price_overrides(program: ir.Program, environ: Mapping[str, str] | None = None) -> ir.Program:
     """The program with the user-level prices applied to catalog models (and unpriced models)."""
     overrides, text = load_overrides(environ)
@@ -155,8 +176,8 @@ def apply_price_overrides(program: ir.Program, environ: Mapping[str, str] | None
     models = []
     changed = False
     for model in program.models:
-        entry = overrides.lookup(model.id or model.name)
-        if entry is not None and (model.price is None or _is_catalog_model(model)):
+        entry = _entry_for(model, overrides)
+        if entry is not None:
             price = ir.Price(entry.input_per_m, entry.output_per_m, model.price.span if model.price else model.span)
             model = ir.replace(model, price=price, context=entry.context or model.context)
             changed = True
@@ -170,8 +191,8 @@ def apply_price_overrides(program: ir.Program, environ: Mapping[str, str] | None
 
 def price_note(program: ir.Program, environ: Mapping[str, str] | None = None) -> str | None:
     """"prices from FILE, loaded DATE" when the program was priced with the user-level overrides."""
-    path = str(override_path(environ))
-    if not any(f.path == path for f in program.files):
+    path = priced_with(program, environ)
+    if path is None:
         return None
     overrides, _ = load_overrides(environ)
     if overrides is None:
@@ -181,4 +202,5 @@ def price_note(program: ir.Program, environ: Mapping[str, str] | None = None) ->
 
 
 __all__ = ["PriceEntry", "PriceFileError", "PriceOverrides", "apply_price_overrides", "load_overrides",
-           "override_path", "price_note", "read_litellm_prices", "save_overrides", "PRICE_NOTE_CODE"]
+           "override_path", "price_note", "priced_with", "read_litellm_prices", "repriced_models",
+           "save_overrides", "PRICE_NOTE_CODE"]

@@ -14,6 +14,13 @@ to the main file's folder when they lie inside it: a project moved or cloned els
 the same hash, so `--resume RUN FILE` and sealed plans keep working there. Hashes made before
 this (over absolute paths) still verify and still match their runs (`legacy_plan_hash`), and so
 do hashes made before candidates and route reasons were covered (`previous_plan_hash`).
+
+Prices are part of what a plan decided: a plan priced with the user-level override (`bmad models
+--prices`) names it in `prices` (hashed when set, so plans without one hash as before), and
+`verify_plan` refuses a plan (E221) when the override in force now isn't the one it was priced with:
+added since, changed, removed or another file. A plan that records none (sealed without an
+override, or by a bmad before the field: then the source at the override's path counts as it) is
+refused only when an override that reprices one of its models is in force now.
 """
 
 from __future__ import annotations
@@ -24,13 +31,14 @@ from dataclasses import fields, is_dataclass
 from functools import cache
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from bmad.compiler import ir, ir_codec
 from bmad.compiler.diagnostics import Diagnostic, error
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, WorkflowDraft
 from bmad.compiler.plan import Candidate, Estimate, Plan, TaskPlan, WorkflowPlan
+from bmad.compiler.prices import load_overrides, override_path, priced_with, repriced_models
 
 NODE_TYPES = frozenset(ir_codec.NODE_CLASSES.values())
 # A task's explanations: hashed since `previous_plan_hash` (`strategy adaptive` reroutes to
@@ -142,11 +150,12 @@ def hash_payload(plan: Plan, *, portable: bool = True, explanations: bool = True
     """What the hash covers, as data for `canonical_json` (tuples and IR nodes left as they are).
     `portable=False`: absolute paths, as hashes were made before (`legacy_plan_hash`);
     `explanations=False`: without candidates and route reasons (`previous_plan_hash`)."""
-    program, sources = plan.program, plan.sources
+    program, sources, prices = plan.program, plan.sources, plan.prices
     if portable:
         rel = _relative_paths(program)
         program = _portable(program, rel)
         sources = {rel(path): digest for path, digest in sources.items()}
+        prices = rel(prices)
     payload: dict[str, Any] = {
         "plan_version": plan.plan_version, "ir_version": plan.ir_version, "workflow": plan.workflow,
         "budget": [plan.budget.usd, plan.budget.tokens, plan.budget.time_s],
@@ -157,6 +166,8 @@ def hash_payload(plan: Plan, *, portable: bool = True, explanations: bool = True
         "sources": dict(sorted(sources.items())),
         "program": program,  # IR nodes: encoded span-free by `canonical_json`
     }
+    if prices is not None:  # hashed only when set: plans sealed before the field still verify
+        payload["prices"] = prices
     catalog = {}
     for name in _used_models(plan):
         model = program.model(name)
@@ -216,6 +227,7 @@ def seal_plan(draft: Draft, context: PassContext) -> Draft:
         scheduling=context.scheduling,
         provider_mode=context.provider_mode,
         sources={f.path: f.sha256 for f in draft.program.files},
+        prices=priced_with(draft.program),
         notes=tuple(draft.notes),
         provider_concurrency=dict(sorted(draft.provider_concurrency.items())),
         history_used=context.history is not None,
@@ -269,14 +281,84 @@ def _read(place: Path) -> str | None:
         return None
 
 
+def _same_file(recorded: str, now: Path) -> bool:
+    return recorded == str(now) or Path(recorded).absolute() == now.absolute()
+
+
+def _recorded_prices(plan: Plan, now: Path) -> str | None:
+    """The price override the plan was priced with: its `prices` field, or, in a plan sealed before
+    that field, the source that is the override in force now (None: the plan records none)."""
+    if plan.prices is not None:
+        return plan.prices
+    return next((path for path in plan.sources if _same_file(path, now)), None)
+
+
+def _source_texts(path: str, current_sources: dict[str, str] | None, plan_dir: Path | None) -> list[str]:
+    """The texts a recorded source may have now (none: it is gone)."""
+    if current_sources is not None and path in current_sources:
+        return [current_sources[path]]
+    try:
+        places = _places(path, plan_dir)
+    except (OSError, ValueError):
+        places = []
+    return [text for text in map(_read, places) if text is not None]
+
+
+PRICES_HINT = "plan again with the prices in force now (`bmad plan FILE -o plan.json`), or run with --replan"
+
+
+def _names(models: tuple[str, ...], shown: int = 3) -> str:
+    more = len(models) - shown
+    return ", ".join(models[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+def _price_problems(plan: Plan, recorded: str | None, current_sources: dict[str, str] | None,
+                    plan_dir: Path | None, environ: Mapping[str, str] | None) -> list[Diagnostic]:
+    """BMAD-E221 when the user-level price override in force (`bmad models --prices`) isn't the one
+    the plan was priced with: one added since (that reprices a model of the plan), changed,
+    removed, or another file (BMAD_HOME changed). A plan that records no override is refused only
+    when an override that reprices its models is in force now."""
+    now = override_path(environ)
+    overrides, _ = load_overrides(environ)  # None: no file, or a broken one compiling ignores
+    repriced = repriced_models(plan.program, overrides) if overrides is not None else ()
+    loaded = f"loaded from {overrides.source} at {overrides.loaded_at}" if overrides is not None else ""
+
+    def stale(path: str, what: str) -> list[Diagnostic]:
+        return [error("BMAD-E221", ir.Span.unknown(path), f"prices changed since this plan was made: {what}",
+                      "plan again with the prices in force now (`bmad plan FILE -o plan.json`), "
+                      "or run with --replan")]
+
+    if recorded is None:
+        if not repriced:
+            return []
+        return stale(str(now), f"the price override {now} ({loaded}) now reprices {_names(repriced)}, "
+                               "and the plan was priced without it")
+    if not _same_file(recorded, now):
+        in_force = (f"the prices in force are {now}'s ({loaded})" if repriced
+                    else f"{now}, the price override in force, sets none of its prices" if overrides
+                    else "the catalog's prices are in force")
+        return stale(recorded, f"the plan was priced with the price override {recorded}, and {in_force}")
+    texts = _source_texts(recorded, current_sources, plan_dir)
+    if not texts:
+        return stale(recorded, f"the price override {recorded} the plan was priced with was removed, "
+                               "and the catalog's prices are in force")
+    if all(_sha256(text) != plan.sources.get(recorded) for text in texts):
+        return stale(recorded, f"the price override {recorded} the plan was priced with was replaced"
+                               + (f" (now {loaded})" if overrides is not None else ""))
+    return []
+
+
 def verify_plan(plan: Plan, current_sources: dict[str, str] | None = None, *,
-                plan_file: str | Path | None = None) -> list[Diagnostic]:
+                plan_file: str | Path | None = None,
+                environ: Mapping[str, str] | None = None) -> list[Diagnostic]:
     """Problems that make a sealed plan unsafe to run: a hash that doesn't verify, a displayed
-    value that disagrees with what runs (both BMAD-E220), a changed (E221) or missing (E222) source.
+    value that disagrees with what runs (both BMAD-E220), a changed (E221) or missing (E222) source,
+    other prices in force than the plan was priced with (E221: `_price_problems`).
 
     `current_sources` maps each source path to its text now; None reads the files from disk.
     `plan_file`, the plan's own file: E220 is reported there, and a relative source path that
     isn't found from the working directory is looked for next to it (a plan run from elsewhere).
+    `environ` says where the user-level price override is (default os.environ).
     """
     problems: list[Diagnostic] = []
     at = ir.Span.unknown(str(plan_file) if plan_file is not None else "<plan>")
@@ -286,15 +368,11 @@ def verify_plan(plan: Plan, current_sources: dict[str, str] | None = None, *,
         problems.append(error("BMAD-E220", at, f"{what}: the plan file was edited after it was sealed",
                               "plan again with `bmad plan FILE -o plan.json`, or run with --replan"))
     plan_dir = _plan_dir(plan_file)
+    prices = _recorded_prices(plan, override_path(environ))
     for path, recorded in sorted(plan.sources.items()):
-        if current_sources is not None and path in current_sources:
-            texts = [current_sources[path]]
-        else:
-            try:
-                places = _places(path, plan_dir)
-            except (OSError, ValueError):
-                places = []
-            texts = [text for text in map(_read, places) if text is not None]
+        if path == prices:
+            continue  # `_price_problems` says what changed about it
+        texts = _source_texts(path, current_sources, plan_dir)
         if not texts:
             problems.append(error("BMAD-E222", ir.Span.unknown(path),
                                   f"{path}, planned from, no longer exists",
@@ -303,4 +381,5 @@ def verify_plan(plan: Plan, current_sources: dict[str, str] | None = None, *,
             problems.append(error("BMAD-E221", ir.Span.unknown(path),
                                   f"{path} changed since this plan was made",
                                   "review a new plan (`bmad plan`), or run with --replan"))
+    problems.extend(_price_problems(plan, prices, current_sources, plan_dir, environ))
     return problems
