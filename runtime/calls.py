@@ -303,7 +303,11 @@ class ModelCaller:
                     provider.breaker.record_success()
                 if response.rate_limit is not None:
                     provider.rate_limit.observe(response.rate_limit)
-                latency = response.latency_s if response.latency_s else time.time() - started
+                # A replayed answer took the time it recorded (none recorded: no time), not this
+                # machine's queueing, which would make history, and so routing, vary run to run.
+                replayed = bool(response.raw and response.raw.get("replayed"))
+                latency = response.latency_s if response.latency_s or replayed \
+                    else time.time() - started
                 if ms.latency_base_s is not None:  # no estimate: nothing to compare with
                     ms.observe_latency(latency, response.output_tokens)
                 if self.journal is not None or "call_finished" in self.events.wanted:
