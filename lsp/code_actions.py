@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from bmad.lsp.convert import LineIndex
+from bmad.lsp.convert import LineIndex, line_end_of, line_start, next_line_start
 from bmad.lsp.documents import Document
 from bmad.lsp.index import DocumentIndex, Frame, Symbol
 from bmad.lsp.keywords import ALL_WORDS
@@ -105,19 +105,20 @@ def _input_insertion(doc: Document, lines: LineIndex, index: DocumentIndex, work
     text = doc.text
     if inputs:
         anchor = inputs[-1].full_start  # the `input` keyword
-        line_start = text.rfind("\n", 0, anchor) + 1
-        indent = text[line_start:anchor] if text[line_start:anchor].strip() == "" else "  "
+        start = line_start(text, anchor)
+        indent = text[start:anchor] if text[start:anchor].strip() == "" else "  "
     else:
         anchor = frame.open
         first = _first_body_token(index, frame.open)
         indent = "  "
         if first is not None:
-            ls_ = text.rfind("\n", 0, first) + 1
+            ls_ = line_start(text, first)
             indent = text[ls_:first] if text[ls_:first].strip() == "" else "  "
-    eol = text.find("\n", anchor)
-    if eol == -1:
-        return types.TextEdit(range=lines.range(len(text), len(text)), new_text=f"\n{indent}input {name}: text\n")
-    return types.TextEdit(range=lines.range(eol + 1, eol + 1), new_text=f"{indent}input {name}: text\n")
+    nl = line_end_of(text)  # the document's own line end
+    after = next_line_start(text, anchor)
+    if after is None:
+        return types.TextEdit(range=lines.range(len(text), len(text)), new_text=f"{nl}{indent}input {name}: text{nl}")
+    return types.TextEdit(range=lines.range(after, after), new_text=f"{indent}input {name}: text{nl}")
 
 
 def _first_body_token(index: DocumentIndex, brace: int) -> int | None:
@@ -172,10 +173,11 @@ def _depends_edit(doc: Document, lines: LineIndex, index: DocumentIndex, frame: 
                 end = after.end
             return types.TextEdit(range=lines.range(end, end), new_text=f", {previous.name}")
     first = _first_body_token(index, frame.open)
-    eol = text.find("\n", frame.open)
-    if first is None or eol == -1 or first < eol:
+    after = next_line_start(text, frame.open)  # the line after the task's `{`
+    if first is None or after is None or first < after:
         return types.TextEdit(range=lines.range(frame.open + 1, frame.open + 1),
                               new_text=f" depends {previous.name}")
-    ls_ = text.rfind("\n", 0, first) + 1
+    ls_ = line_start(text, first)
     indent = text[ls_:first] if text[ls_:first].strip() == "" else "    "
-    return types.TextEdit(range=lines.range(eol + 1, eol + 1), new_text=f"{indent}depends {previous.name}\n")
+    return types.TextEdit(range=lines.range(after, after),
+                          new_text=f"{indent}depends {previous.name}{line_end_of(text)}")

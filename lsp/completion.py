@@ -157,7 +157,7 @@ def _clause_complete(line_tokens: list[Token]) -> bool:
 
 
 def _same_line(text: str, start: int, offset: int) -> bool:
-    return "\n" not in text[start:offset]
+    return "\n" not in text[start:offset] and "\r" not in text[start:offset]
 
 
 def _in_brackets(line_tokens: list[Token]) -> bool:

@@ -55,6 +55,17 @@ def line_end_of(text: str) -> str:
     return m.group() if m else "\n"
 
 
+def line_start(text: str, pos: int) -> int:
+    """The offset where the line holding `pos` starts."""
+    return max(text.rfind("\n", 0, pos), text.rfind("\r", 0, pos)) + 1
+
+
+def next_line_start(text: str, pos: int) -> int | None:
+    """The offset just past the first line end at or after `pos`; None on the last line."""
+    m = LINE_END.search(text, pos)
+    return m.end() if m else None
+
+
 class LineIndex:
     """Offsets <-> LSP positions for one text."""
 

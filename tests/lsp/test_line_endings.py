@@ -177,3 +177,36 @@ async def test_a_comment_token_in_a_crlf_document_stops_before_the_cr(client, ed
         tokens[name] = list(result.data)
     assert tokens["crlf"][:3] == [0, 0, len("# a note")]
     assert tokens["crlf"] == tokens["lf"]
+
+
+# --- 5. code actions insert lines with the document's own line end -----------------------------
+
+ACTIONS = """\
+workflow w {
+  input topic: text
+  task summary { prompt "About {{ topic }} and {{ extra }}" }
+  task last {
+    prompt "Close {{ topic }}"
+  }
+  output last
+}
+"""
+
+
+@pytest.mark.parametrize("end", ["\r", "\r\n"])
+async def test_code_actions_insert_lines_with_the_documents_line_end(client, editor, at, end):
+    text = ACTIONS.replace("\n", end)
+    name = "actions_cr.bmad" if end == "\r" else "actions_crlf.bmad"
+    uri = await _open(editor, name, text)
+    [unknown] = [d for d in await editor.diagnostics(uri, 1) if d.code == "BMAD-E101"]
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=doc(uri), range=unknown.range,
+        context=types.CodeActionContext(diagnostics=[unknown])))
+    declare = next(a for a in actions if a.title.startswith("Declare input `extra"))
+    declared = _apply(text, declare.edit.changes[uri])
+    assert declared == text.replace(f"  input topic: text{end}", f"  input topic: text{end}  input extra: text{end}")
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=doc(uri), range=at.range((3, 8), (3, 8)), context=types.CodeActionContext(diagnostics=[])))
+    depends = next(a for a in actions if a.title == "Add `depends summary` to task `last`")
+    added = _apply(text, depends.edit.changes[uri])
+    assert added == text.replace(f"  task last {{{end}", f"  task last {{{end}    depends summary{end}")
