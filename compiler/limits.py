@@ -15,7 +15,13 @@ prompt_context_ratio = 1.0     # BMAD-E504: estimated prompt tokens / the model'
 response_bytes = 8_000_000     # BMAD-E505: bytes of one provider response body or stream
 json_output_chars = 1_000_000  # BMAD-E506: characters of an answer parsed for `returns json`
 json_output_depth = 64         # BMAD-E506: nesting of that JSON
+models_per_task = 100          # BMAD-E507: models one task asks (`among N models`, `best_of N`, `num_llms`)
+rounds_per_task = 100          # BMAD-E507: `retry N`, `else retry N`, `refine max N`, peer-review `rounds N`
 ```
+
+`in chunks of N` above `for_each_items` is BMAD-E507 too: no list a `for each` fans out over is
+that long. These counts size the plan and the run (one participant, one try, one round each), so
+a count past its limit is an error at its clause, never a plan that grows without end.
 
 A bad `[limits]` table is reported (BMAD-E509) and the defaults stand. `use_limits(...)` sets
 limits for one block of code (tests, the soak benchmark); otherwise `current_limits()` reads
@@ -45,6 +51,8 @@ class Limits:
     response_bytes: int = 8_000_000
     json_output_chars: int = 1_000_000
     json_output_depth: int = 64
+    models_per_task: int = 100
+    rounds_per_task: int = 100
 
 
 DEFAULTS = Limits()
@@ -58,6 +66,8 @@ CODES = {
     "response_bytes": "BMAD-E505",
     "json_output_chars": "BMAD-E506",
     "json_output_depth": "BMAD-E506",
+    "models_per_task": "BMAD-E507",
+    "rounds_per_task": "BMAD-E507",
 }
 YAML_NESTING_CODE = "BMAD-E501"
 CONFIG_CODE = "BMAD-E509"
@@ -65,6 +75,9 @@ CONFIG_CODE = "BMAD-E509"
 # lowering, json, the YAML composer) would be the limit, and that is a crash, not a diagnostic.
 MAX_NESTING_SETTING = 200
 MAX_SOURCE_CHARS_SETTING = 16_000_000  # the parser's own ceiling (compiler/parse.py)
+# The most models or rounds a setting may allow: the plan holds one participant per model asked
+# (a model asked twice is listed twice), so this bounds what planning builds for any one task.
+MAX_COUNT_SETTING = 10_000
 
 _override: contextvars.ContextVar[Limits | None] = contextvars.ContextVar("bmad_limits", default=None)
 
@@ -94,6 +107,8 @@ def limits_from_table(table: Any, path: str | None = None) -> Limits:
             raise LimitsError(f"{where} {name} must be a whole number of at least 1")
         if name == "source_chars" and value > MAX_SOURCE_CHARS_SETTING:
             raise LimitsError(f"{where} {name} can be at most {MAX_SOURCE_CHARS_SETTING:,}")
+        if name in ("models_per_task", "rounds_per_task") and value > MAX_COUNT_SETTING:
+            raise LimitsError(f"{where} {name} can be at most {MAX_COUNT_SETTING:,}")
         if name in ("nesting_depth", "json_output_depth") and value > MAX_NESTING_SETTING:
             raise LimitsError(f"{where} {name} can be at most {MAX_NESTING_SETTING} "
                               "(deeper input would exhaust Python's stack)")
@@ -178,7 +193,8 @@ def limits_config_diagnostics() -> list[Diagnostic]:
 
 
 def program_limit_diagnostics(program: ir.Program, limits: Limits | None = None) -> list[Diagnostic]:
-    """Limits on a whole program: tasks per workflow (BMAD-E500)."""
+    """Limits on a whole program: tasks per workflow (BMAD-E500), and the counts of each task's
+    clauses (BMAD-E507, `count_limit_diagnostics`)."""
     limits = limits or current_limits()
     found: list[Diagnostic] = []
     for workflow in program.workflows:
@@ -189,6 +205,66 @@ def program_limit_diagnostics(program: ir.Program, limits: Limits | None = None)
                 f"limit of {limits.tasks_per_workflow:,}",
                 "split it into workflows that call each other, use `for each` over a list, or "
                 "raise `tasks_per_workflow` in bmad.toml's [limits]"))
+            continue
+        for task in workflow.tasks:
+            found.extend(count_limit_diagnostics(task, limits))
+    return found
+
+
+def count_text(value: int) -> str:
+    """A count as a message shows it: `1,000`; a number too long to read, by its first digits."""
+    digits = str(value)
+    if len(digits) <= 24:
+        return f"{value:,}"
+    return f"{digits[:4]}... ({len(digits):,} digits)"
+
+
+def count_limit_diagnostics(task: ir.Task, limits: Limits | None = None) -> list[Diagnostic]:
+    """BMAD-E507 for a count in `task` past its limit, at its clause: the models it asks
+    (`among N models`, `best_of N`: `models_per_task`), its retries and rounds (`retry N`,
+    `else retry N`, `else refine max N`, peer-review `rounds N`: `rounds_per_task`), and chunks
+    larger than any `for each` list (`for_each_items`). Each count sizes the plan or the run (a
+    participant, a try or a round apiece), so none may be absurd."""
+    limits = limits or current_limits()
+    found: list[Diagnostic] = []
+    owner = f"task `{task.name}`"
+
+    def report(span: ir.Span, clause: str, what: str, setting: str, fix: str) -> None:
+        at = span if span != ir.NO_SPAN else task.name_span
+        found.append(error("BMAD-E507", at, f"`{clause}` in {owner} {what}",
+                           f"{fix} (or raise `{setting}` in bmad.toml's [limits])"))
+
+    models = f"than the limit of {limits.models_per_task:,}"
+    rounds = f"than the limit of {limits.rounds_per_task:,}"
+
+    consensus = task.consensus
+    if consensus is not None and not consensus.participants and consensus.count is not None \
+            and consensus.count > limits.models_per_task:
+        n = count_text(consensus.count)
+        if consensus.method == "best_of":
+            report(consensus.span, f"best_of {n}", f"asks for more answers {models}",
+                   "models_per_task", "a few answers are enough, e.g. `best_of 3`")
+        else:
+            report(consensus.span, f"among {n} models", f"asks for more models {models}",
+                   "models_per_task", "a few models are enough, e.g. `among 3 models`")
+    if consensus is not None and consensus.rounds is not None and consensus.rounds > limits.rounds_per_task:
+        report(consensus.span, f"rounds {count_text(consensus.rounds)}", f"asks for more review rounds {rounds}",
+               "rounds_per_task", "one or two rounds are usual, e.g. `rounds 2`")
+    retry = task.retry
+    if retry is not None and retry.attempts - 1 > limits.rounds_per_task:
+        report(retry.span, f"retry {count_text(retry.attempts - 1)}", f"allows more retries {rounds}",
+               "rounds_per_task", "a few retries are enough, e.g. `retry 3`")
+    quality = task.quality
+    if quality is not None and quality.rounds is not None and quality.rounds > limits.rounds_per_task:
+        written = "refine max" if quality.otherwise == "refine" else quality.otherwise or "retry"
+        report(quality.span, f"else {written} {count_text(quality.rounds)}", f"allows more rounds {rounds}",
+               "rounds_per_task", f"a few rounds are enough, e.g. `else {written} 3`")
+    reduce = task.reduce
+    if reduce is not None and reduce.chunk_size is not None and reduce.chunk_size > limits.for_each_items:
+        report(reduce.span, f"in chunks of {count_text(reduce.chunk_size)}",
+               f"is longer than any list a `for each` takes (at most {limits.for_each_items:,} items)",
+               "for_each_items",
+               "use smaller chunks, e.g. `in chunks of 10`, or drop `in chunks of` to reduce everything at once")
     return found
 
 

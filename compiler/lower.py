@@ -30,6 +30,10 @@ _SPAN_OF = {"max_tokens": "max_tokens_span", "temperature": "temperature_span",
             "timeout_s": "timeout_span"}
 LEARNED_BAR_TARGET = 0.9  # `quality >= auto`: decisions should match the escalation 90% of the time
 _PLAIN_JSON_STRING = re.compile(r'"[^"\\\x00-\x1f]*"')  # no escapes, no control characters
+# A whole count as written (`300`, `200k`, `1_000`): read exactly, however large, so a huge count
+# reaches its check (BMAD-E507, E193) as written instead of rounded, or overflowing, as a float.
+_WHOLE_COUNT = re.compile(r"([0-9][0-9_]*)([kKmM]?)")
+MAX_COUNT_DIGITS = 4_000  # Python refuses to read longer decimal numbers (sys.get_int_max_str_digits)
 
 PROVIDER_KINDS = get_args(ir.ProviderKind)
 STRATEGIES = ir.STRATEGIES
@@ -143,7 +147,11 @@ class Lowerer(Transformer):
         self.diagnostics.append(error(code, span, message, hint, related))
 
     def literal(self, token: Token, parse) -> Any:
-        value = parse(str(token))
+        try:
+            value = parse(str(token))
+        except OverflowError:  # digits beyond any float (`1.5M` with 400 digits before the dot)
+            value = literals.LiteralError("BMAD-E012", f"`{_abridged(str(token))}` is too large to be a number",
+                                          "write a number of a sensible size, e.g. `300` or `200k`")
         if isinstance(value, literals.LiteralError):
             self.error(value.code, self.tspan(token), value.message, value.hint)
             return None
@@ -153,7 +161,17 @@ class Lowerer(Transformer):
         return None if token is None else self.literal(token, literals.parse_duration)
 
     def count(self, token: Token | None) -> int | None:
-        return None if token is None else self.literal(token, literals.parse_count)
+        if token is None:
+            return None
+        whole = _WHOLE_COUNT.fullmatch(str(token))
+        if whole is None:
+            return self.literal(token, literals.parse_count)
+        digits = whole.group(1).replace("_", "")
+        if len(digits) > MAX_COUNT_DIGITS:
+            self.error("BMAD-E012", self.tspan(token), f"`{_abridged(str(token))}` is too large to be a count",
+                       "write a count of a sensible size, e.g. `3` or `200k`")
+            return None
+        return int(digits) * literals.COUNT_SCALES[whole.group(2)]
 
     def number(self, token: Token | None) -> float | None:
         return None if token is None else self.literal(token, literals.parse_number)
@@ -1024,3 +1042,8 @@ def lower_tree(tree: Tree, source_map: SourceMap, base_dir: str | None = None
     if not isinstance(unit, FileUnit):
         unit = FileUnit(source_map.path)
     return unit, lowerer.diagnostics
+
+
+def _abridged(text: str) -> str:
+    """A literal as a message quotes it: whole, or its start and length when it is very long."""
+    return text if len(text) <= 40 else f"{text[:12]}... ({len(text):,} characters)"

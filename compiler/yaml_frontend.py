@@ -36,6 +36,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import Diagnostic, DiagnosticBag, Related
+from bmad.compiler.limits import count_text, current_limits
 from bmad.compiler.patterns import seed_pattern_call
 
 # Stable diagnostic codes of this front end (documented in docs/diagnostics.md).
@@ -58,6 +59,7 @@ E_INTERPOLATION = "BMAD-E095"  # a `{{ ... }}` in an input value that is not a r
 W_COLLABORATION_OFF = "BMAD-W080"  # collaboration written but multi_llm is false
 W_PARTICIPANTS = "BMAD-W081"  # num_llms disagrees with the preferred models
 W_OBJECTIVES = "BMAD-W082"  # objectives after the first are not used
+E_COUNT_LIMIT = "BMAD-E507"  # num_llms / max_attempts past `models_per_task` / `rounds_per_task`
 
 STRATEGIES = ir.STRATEGIES
 OBJECTIVES = {"cost": "cost", "quality": "quality", "latency": "latency", "speed": "latency",
@@ -393,6 +395,23 @@ class _Lowering:
             problem = (exc.problem or str(exc)).replace("'<stream end>'", "the end of the file")
             hint = "check the indentation and quoting around this point"
             related = []
+            if exc.context == "expected a single document in the stream" and mark is not None:
+                # `---` (or `...` and more text) after the workflow: valid YAML, but a second document
+                width = 3 if self.text.startswith(("---", "..."), mark.index) else 1
+                self.bag.error(E_SYNTAX, self.span_at(mark.index, width),
+                               "a workflow file holds one YAML document, but a second one starts here",
+                               "put each workflow in a file of its own, or remove this `---` line to "
+                               "keep one document",
+                               [Related(self.span_from_mark(exc.context_mark), "the first document starts here")]
+                               if exc.context_mark is not None else [])
+                raise _Abort from None
+            if (exc.problem or "").startswith("expected '<document start>'") and mark is not None \
+                    and re.search(r"^\.\.\.[ \t]*(#.*)?$", self.text[:mark.index], re.M):
+                # text after the document's end marker `...`: the start of a second document
+                self.bag.error(E_SYNTAX, self.span_from_mark(mark),
+                               "a workflow file holds one YAML document, but more text follows its end (`...`)",
+                               "remove the `...` line, or move the text after it to a file of its own")
+                raise _Abort from None
             if exc.context and exc.context_mark is not None and exc.context_mark is not mark:
                 related.append(Related(self.span_from_mark(exc.context_mark), exc.context))
             if mark is not None and mark.index >= len(self.text.rstrip()):
@@ -724,6 +743,13 @@ class _Lowering:
         count = None
         if "num_llms" in entries:
             count = self.number(entries["num_llms"].value, "num_llms", integer=True, low=2)
+            limit = current_limits().models_per_task
+            if count is not None and count > limit:  # each model asked is a participant of the plan
+                self.bag.error(E_COUNT_LIMIT, self.span(entries["num_llms"].value),
+                               f"`num_llms: {count_text(count)}` asks for more models than the limit of {limit:,}",
+                               "a few models are enough, e.g. `num_llms: 3` (or raise `models_per_task` "
+                               "in bmad.toml's [limits])")
+                return None
         method = None
         if "type" in entries:
             kind = self.choice(entries["type"].value, "collaboration type", COLLABORATION_TYPES,
@@ -769,6 +795,13 @@ class _Lowering:
                            "add `max_attempts: 3`")
             return None
         attempts = self.number(entries["max_attempts"].value, "max_attempts", integer=True, low=1)
+        limit = current_limits().rounds_per_task
+        if attempts is not None and attempts - 1 > limit:  # as `retry N` in .bmad: N + 1 tries
+            self.bag.error(E_COUNT_LIMIT, self.span(entries["max_attempts"].value),
+                           f"`max_attempts: {count_text(attempts)}` allows more retries than the limit of {limit:,}",
+                           f"a few tries are enough, e.g. `max_attempts: 3` (at most {limit + 1:,}: the "
+                           "first try and `rounds_per_task` retries; or raise that in bmad.toml's [limits])")
+            return None
         backoff = (self.choice(entries["backoff"].value, "backoff", BACKOFFS, E_BACKOFF)
                    if "backoff" in entries else None)
         low = (self.duration(entries["initial_delay"].value, "initial_delay")

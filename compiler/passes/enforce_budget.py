@@ -14,12 +14,14 @@ Per workflow (the entry one against `--budget` or its `budget`, a called one aga
   `workflow.task` via the call task);
 - if the expected cost fits but the worst case still doesn't: BMAD-W210, the runtime stops at the
   cap. Token budgets likewise (BMAD-E211 / BMAD-W214); the critical path against a time budget
-  (BMAD-W213). Unknown prices make the dollar budget unverifiable (BMAD-W215).
+  (BMAD-W213). Unknown prices make the dollar budget unverifiable (BMAD-W215): for the run's
+  budget, any model `bmad run` may call without a price (`run_models`, the runtime's own list:
+  it refuses to start, BMAD-E307), and the worst case is then unknown, never "fits".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bmad.compiler import ir
 from bmad.compiler.diagnostics import Related, error, warning
@@ -140,17 +142,87 @@ def _refresh_calls(draft: Draft) -> None:
         total_workflow(wd)
 
 
+def run_models(draft: Draft) -> dict[str, list[str]]:
+    """Every model the run may call, with the tasks that may call them, as `bmad run` counts them
+    before it starts (`Interpreter.models_used`, which refuses a dollar budget over a model
+    without a price: BMAD-E307): each task's chain (the routed and pinned models, the cascade,
+    the fallbacks, the written `fallback [...]`), its participants (the plan's; else the named
+    ones), its judge (the plan's, the consensus's or the quality gate's), through every workflow
+    it calls (a callee's tasks as `call/task`, each workflow once)."""
+    seen: set[str] = set()
+
+    def visit(name: str) -> dict[str, list[str]]:
+        wd = draft.workflows.get(name)
+        if wd is None or name in seen:
+            return {}
+        seen.add(name)
+        used: dict[str, list[str]] = {}
+        for td in wd.tasks.values():
+            plan, task = td.plan, td.task
+            consensus = task.consensus
+            chain = [plan.model, task.model.name if task.model else None, *plan.cascade, *plan.fallbacks,
+                     *(f.name for f in task.fallback)]
+            participants = list(plan.participants) or \
+                ([p.name for p in consensus.participants] if consensus is not None else [])
+            judge = plan.judge or (consensus.judge.name if consensus and consensus.judge else None) \
+                or (task.quality.judge.name if task.quality and task.quality.judge else None)
+            for model in dict.fromkeys(m for m in (*chain, *participants, judge) if m):
+                used.setdefault(model, []).append(td.id)
+            if plan.kind == "call" and plan.subworkflow:
+                for model, tasks in visit(plan.subworkflow).items():
+                    used.setdefault(model, []).extend(f"{td.id}/{t}" for t in tasks)
+        return used
+
+    return visit(draft.entry)
+
+
+def _refused_run(wd: WorkflowDraft, draft: Draft, context: PassContext) -> bool:
+    """BMAD-W215 when `bmad run` will refuse the run's dollar budget (BMAD-E307): a model it may
+    call has no price (`run_models`). The worst case is then unknown, never "fits"."""
+    unpriced = {}
+    for model, tasks in run_models(draft).items():
+        entry = context.catalog.get(model)
+        if entry is not None and not entry.priced:
+            unpriced[model] = tasks
+    if not unpriced:
+        return False
+    names = sorted(unpriced)
+    tasks = sorted({t for m in names for t in unpriced[m]})
+    listed = ", ".join(f"`{m}`" for m in names[:5]) + (" ..." if len(names) > 5 else "")
+    used_by = ", ".join(tasks[:5]) + (" ..." if len(tasks) > 5 else "")
+    draft.report(warning(
+        "BMAD-W215", _budget_span(wd.workflow),
+        f"the budget {format_usd(wd.budget.usd)} can't be checked: no price for {listed} (used by "
+        f"{used_by}), so `bmad run` refuses to start (BMAD-E307)",
+        "declare `price input $X output $Y per 1M` for these models, or leave them out of the plan "
+        "(model, fallback, participants, judge), or run without a dollar budget"))
+    wd.totals = replace(wd.totals, cost_usd_worst=None)  # the verdict: unknown, not "fits"
+    return True
+
+
 def _enforce_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> None:
+    if wd.name == draft.entry:  # the run's budget: checked once the plan's models are final
+        if wd.totals.cost_usd_worst is not None and wd.totals.cost_usd_expected is not None:
+            _fit_dollars(wd, draft, context)
+        if _refused_run(wd, draft, context):
+            return
+    if wd.totals.cost_usd_worst is None or wd.totals.cost_usd_expected is None:
+        # a called workflow's own budget: the runtime refuses a model without a price there (a
+        # task routed to one fails, one that may fall back on one stops there)
+        draft.report(warning("BMAD-W215", _budget_span(wd.workflow),
+                             f"the budget {format_usd(wd.budget.usd)} can't be checked: some models have no price",
+                             "declare prices for every model the plan uses"))
+        return
+    if wd.name != draft.entry:
+        _fit_dollars(wd, draft, context)
+
+
+def _fit_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> None:
+    """Fit the worst case under the dollar budget by moving work to cheaper models, or say why
+    it can't be done (the module docstring)."""
     limit = wd.budget.usd
     totals = wd.totals
     span = _budget_span(wd.workflow)
-    if totals.cost_usd_worst is None or totals.cost_usd_expected is None:
-        # (under a dollar budget the runtime refuses a model without a price: a task routed to
-        # one fails, one that may fall back on one stops there)
-        draft.report(warning("BMAD-W215", span,
-                             f"the budget {format_usd(limit)} can't be checked: some models have no price",
-                             "declare prices for every model the plan uses"))
-        return
     if totals.cost_usd_worst <= limit:
         return
     covered = covered_tasks(wd, draft)

@@ -34,8 +34,10 @@ answers (at most `max_tokens` each) plus at most `WRAPPER_TOKENS` of the runtime
 Latency: per call, the model's profile (history first) for the expected output; participants run
 in parallel; fan-out items run `concurrency` at a time (the provider's `concurrent` limit).
 Under `strategy sequential` a workflow's latency is the sum of its tasks' (one runs at a time).
-Unknown prices make the cost None (never $0); `bmad plan` warns. Under a dollar budget the runtime
-refuses a model without a price, so there it adds nothing to the worst case (`worst_options`).
+Unknown prices make the cost None (never $0); `bmad plan` warns. Under a dollar budget a model
+without a price adds nothing to the worst case (`worst_options`): under a task's or a called
+workflow's own budget the runtime refuses its calls; under the run's, `bmad run` refuses to start
+(BMAD-E307), which enforce_budget reports (BMAD-W215) and the router avoids.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ from bmad.compiler.tokens import count_tokens
 GATE_FAILURE_PROBABILITY = 0.3
 JUDGE_OUTPUT_TOKENS = 100  # a judge's answer, expected
 DEFAULT_PEER_REVIEW_ROUNDS = 1
+# Rounds up to this many are summed term by term (the figures tests pin down); more, in closed form.
+SERIES_TERMS = 1_000
 
 # What the runtime does that the worst case counts (compiler/call_shapes.py holds the rest, shared
 # with the runtime; tests/compiler/passes/test_worst_case_bound.py checks these agree):
@@ -160,7 +164,10 @@ def gate_attempts(task_quality, failure_p: float = GATE_FAILURE_PROBABILITY) -> 
     if task_quality is None or task_quality.otherwise not in ("refine", "retry"):
         return 1.0, 1
     rounds = gate_rounds(task_quality)
-    expected = sum(failure_p ** k for k in range(rounds + 1))
+    if rounds <= SERIES_TERMS:
+        expected = sum(failure_p ** k for k in range(rounds + 1))
+    else:  # the closed form, for IR whose rounds are past every limit (BMAD-E507): no O(N) sum
+        expected = (1 - failure_p ** (rounds + 1)) / (1 - failure_p) if failure_p < 1 else float(rounds + 1)
     return expected, 1 + rounds
 
 
@@ -478,7 +485,10 @@ def estimate_task(td: TaskDraft, plan: TaskPlan, catalog: ModelCatalog,
                 rounds = consensus.rounds or DEFAULT_PEER_REVIEW_ROUNDS
                 for member in participants:
                     s.add(member, 2 * rounds * attempts_e * fan, in_e + 2 * out_e, out_e)
-                call_latencies.extend([call_latencies[0]] * (2 * rounds))
+                if rounds <= SERIES_TERMS:
+                    call_latencies.extend([call_latencies[0]] * (2 * rounds))
+                else:  # past every limit (BMAD-E507): one entry, not a list of 2 x rounds
+                    call_latencies.append(call_latencies[0] * 2 * rounds)
         if panel and escalating:  # below the bar, the escalation models answer one at a time
             for k, member in enumerate(consensus_escalation(task, plan), start=1):
                 s.add(catalog.get(member), GATE_FAILURE_PROBABILITY ** k * fan, in_e, out_e)

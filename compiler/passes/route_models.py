@@ -8,7 +8,10 @@ prompt (`measure_prompts`' expected input tokens, times `bmad.toml`'s `prompt_co
 ratio at which the runtime refuses a call with BMAD-E504) can't take the task: it is not qualified
 (reason `context N < prompt ~M tokens`), so it is never routed to, chosen as a participant, an
 automatic fallback or a cascade member; a pinned model, named participant, named judge or written
-`fallback [...]` model that can't is kept, with BMAD-W204. Only available models are routed to. The choice:
+`fallback [...]` model that can't is kept, with BMAD-W204. Under the run's dollar budget (`--budget`,
+else the entry workflow's) a model without a price is not qualified either (`bmad run` would refuse
+the run, BMAD-E307); one the author names is kept, and enforce_budget warns (BMAD-W215). Only
+available models are routed to. The choice:
 - `model M` (pinned): M, if available (else routed as below, with BMAD-W201);
 - `route cheapest|fastest|best [models]`: least expected cost / least latency / best quality among
   the listed (or all) qualified models; `route cascade [models]`: the cheapest available first, the
@@ -44,7 +47,7 @@ from typing import Iterator
 from bmad.compiler import ir
 from bmad.compiler.catalog import LOCAL_MODEL, CatalogEntry
 from bmad.compiler.diagnostics import Diagnostic, error, warning
-from bmad.compiler.limits import current_limits
+from bmad.compiler.limits import count_text, current_limits
 from bmad.compiler.money import format_usd
 from bmad.compiler.passes.cascade_order import describe_skipped, learn_cascade
 from bmad.compiler.passes.context import PassContext
@@ -96,6 +99,16 @@ def _candidate(model: str, provider: str, available: bool, qualified: bool, expe
 
 
 CONTEXT_REASON = "context "  # how a candidate's reason starts when the prompt doesn't fit it
+UNPRICED_REASON = "no price, under a dollar budget"  # `bmad run` would refuse the run (BMAD-E307)
+
+
+def run_dollar_budget(draft: Draft, context: PassContext) -> bool:
+    """Whether the run has a dollar budget (`--budget`, else the entry workflow's), under which
+    `bmad run` refuses to start if the plan may call a model without a price."""
+    if context.budget is not None and context.budget.usd is not None:
+        return True
+    entry = draft.program.workflow(draft.entry) if draft.entry else None
+    return entry is not None and entry.budget is not None and entry.budget.usd is not None
 
 
 def context_misfit(context_tokens: int | None, prompt_tokens: float, ratio: float = 1.0) -> str | None:
@@ -292,19 +305,28 @@ def _balanced_score_list(candidates: list[Candidate]) -> list[float]:
     return [wq * qi - wc * ci - wl * li for qi, ci, li in zip(q, cost, lat)]
 
 
+def participant_count(count: int) -> int:
+    """How many participants a counted consensus gets: `count`, at most `models_per_task` (a
+    larger count is BMAD-E507 at compile time; a plan of such IR, the language server's among
+    them, still stays that small)."""
+    return max(0, min(count, current_limits().models_per_task))
+
+
 def _spread_providers(ranked: list[Candidate], count: int) -> list[str]:
-    """`count` participants: the best of each provider first, then the rest, repeating if short."""
+    """`count` participants (`participant_count`): the best of each provider first, then the
+    rest, repeating if short."""
     chosen: list[Candidate] = []
     providers: set[str] = set()
     for c in ranked:
         if c.provider not in providers:
             chosen.append(c)
             providers.add(c.provider)
-    chosen += [c for c in ranked if c not in chosen]
+    seen = {c.model for c in chosen}
+    chosen += [c for c in ranked if c.model not in seen]
     names = [c.model for c in chosen]
     if not names:
         return []
-    return [names[i % len(names)] for i in range(count)]
+    return [names[i % len(names)] for i in range(participant_count(count))]
 
 
 def _describe(c: Candidate) -> str:
@@ -334,6 +356,10 @@ class TaskRouter:
         # `strategy collaborative` is the run's (the entry workflow's, or the context's override,
         # which the runtime applies to every workflow it runs) or this workflow's own
         self.collaborative = "collaborative" in (wd.workflow.strategy, draft.strategy)
+        # under the run's dollar budget `bmad run` refuses any model without a price that the plan
+        # may call (BMAD-E307): the router never picks one itself (enforce_budget warns, BMAD-W215,
+        # about the ones the author names)
+        self.dollar_run = run_dollar_budget(draft, context)
 
     def span(self, td: TaskDraft) -> ir.Span:
         return td.task.name_span if td.task.name_span != ir.NO_SPAN else td.task.span
@@ -367,6 +393,8 @@ class TaskRouter:
             fits = []
             for entry in self.pool:
                 quality, qualified, reason = _fit(entry, td.needs, floor, self.context, self.cache)
+                if qualified and self.dollar_run and not entry.priced:
+                    qualified, reason = False, UNPRICED_REASON
                 fits.append((entry.name, entry.provider, entry.available, qualified,
                              None if quality is None else round(quality, 4), reason))
             self.cache[fits_key] = fits
@@ -472,7 +500,7 @@ class TaskRouter:
                                                       c.reason, "the runtime refuses the call (BMAD-E504) "
                                                       "and asks the fallbacks; pin a model with a larger "
                                                       "context, or shorten the prompt"))
-                elif not c.qualified and c.reason != "qualified":
+                elif not c.qualified and c.reason not in ("qualified", UNPRICED_REASON):
                     diags.append(warning("BMAD-W202", task.model.span,
                                          f"pinned model `{pinned.name}` for task `{task.name}`: {c.reason}",
                                          "the quality gate may fail; pin a stronger model or remove the pin"))
@@ -497,7 +525,7 @@ class TaskRouter:
         if chosen is None:
             chosen, rule = self._last_resort(td, all_candidates, floor, diags)
         if not participants and consensus is not None and task.call is None:
-            participants = (chosen,) * max(1, consensus.size or 1)
+            participants = (chosen,) * max(1, participant_count(consensus.size or 1))
         method: str | None = None
         if panel and chosen and rule not in ("fallback:local", "best-effort", "unroutable"):
             members = self._panel(chosen, ranked)
@@ -647,9 +675,9 @@ class TaskRouter:
         names = _spread_providers(ranked, count)
         if not names:
             return (), None, rule
-        if len(set(names)) < len(names):
+        if len(set(names)) < count:
             diags.append(warning("BMAD-W220", consensus.span,
-                                 f"task `{td.id}` asks for {count} models but only {len(set(names))} "
+                                 f"task `{td.id}` asks for {count_text(count)} models but only {len(set(names))} "
                                  f"qualified one(s) are available; some answer more than once",
                                  "lower the count, lower the floor, or make more models available"))
         return tuple(names), names[0], "consensus:chosen"
