@@ -64,3 +64,21 @@ def test_semantic_check_sections_say_how_to_fix():
 def test_no_code_is_documented_twice():
     headings = re.findall(r"^### (BMAD-[EW]\d{3})\b", DOC.read_text(encoding="utf-8"), re.M)
     assert len(headings) == len(set(headings))
+
+
+def test_commands_shown_on_the_page_exist():
+    """Every `$ bmad COMMAND` (and `$ bmad workflow SUBCOMMAND`) in an example is a real command."""
+    import typer
+
+    from bmad.cli.main import app
+
+    root = typer.main.get_command(app)
+    shown = re.findall(r"^\$ bmad ([a-z][a-z_-]*)(?: ([a-z][a-z_-]*))?", DOC.read_text(encoding="utf-8"), re.M)
+    assert shown, "the page shows commands"
+    unknown = set()
+    for command, sub in shown:
+        if command not in root.commands:
+            unknown.add(f"bmad {command}")
+        elif command == "workflow" and sub not in root.commands["workflow"].commands:
+            unknown.add(f"bmad workflow {sub}")
+    assert not unknown, f"docs/diagnostics.md shows commands bmad doesn't have: {sorted(unknown)}"

@@ -6,8 +6,9 @@ before its **Fix**; this test compiles that block the way `bmad check` does
 (`compile_source`, then `passes.check_plan` when the program compiled cleanly) and plans it as
 `bmad plan` would, both with every provider simulated (`--provider sim`) and on a machine with no
 provider keys set (W200-W203), and asserts that the code is among the diagnostics and plan notes.
-When the section also shows the diagnostic as bmad prints it (a ```text block), its first line
-must be what bmad prints today, figures aside.
+When the section also shows the diagnostic as bmad prints it (a ```text block), the whole block
+must be what bmad prints today, figures aside: the headline, the source excerpt with its carets,
+and every note and help line.
 
 Conventions of the page, for writers of sections:
 
@@ -88,10 +89,10 @@ class Section:
         return files
 
     def printed(self) -> str | None:
-        """The first line of the diagnostic as the section shows bmad printing it."""
+        """The diagnostic as the section shows bmad printing it: its first ```text block."""
         for language, text in self.blocks():
             if language == "text" and text.strip():
-                return text.strip().splitlines()[0].strip()
+                return text.strip("\n")
         return None
 
 
@@ -101,10 +102,11 @@ def _file_name(text: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _wording(line: str) -> str:
-    """A printed line without its figures: positions, costs and token counts move with the
-    catalog's prices and the estimator, the wording must not."""
-    return re.sub(r"\d[\d,.]*", "#", line)
+def _wording(printed: str) -> str:
+    """Printed text without its figures or trailing blanks: positions, costs and token counts move
+    with the catalog's prices and the estimator, the wording, carets and hints must not."""
+    lines = [re.sub(r"\d[\d,.]*", "#", line).rstrip() for line in printed.strip("\n").splitlines()]
+    return "\n".join(lines)
 
 
 def doc_sections() -> list[Section]:
@@ -112,26 +114,30 @@ def doc_sections() -> list[Section]:
 
 
 def diagnose(name: str, text: str) -> list[tuple[str, str]]:
-    """(code, first printed line) of everything `bmad check` and `bmad plan` report for the file
-    `name` (in the current directory): a plan's notes print as `CODE: message`."""
+    """(code, printed text) of everything `bmad check` and `bmad plan` report for the file `name`
+    (in the current directory): a plan's notes print as `CODE: message`."""
     from bmad.compiler import passes
     from bmad.compiler.passes.context import make_context
 
     result = compile_source(text, name)
-    reported = [(d.code, render_text(d, result.sources).splitlines()[0]) for d in result.diagnostics]
+    reported = [(d.code, render_text(d, result.sources)) for d in result.diagnostics]
     if not result.ok or result.program is None:
         return reported
     program = result.program
-    reported += [(d.code, render_text(d, result.sources).splitlines()[0]) for d in passes.check_plan(program)]
+    reported += [(d.code, render_text(d, result.sources)) for d in passes.check_plan(program)]
     if program.workflows:
         for provider_mode in ("sim", None):  # every model simulated; real providers without keys
             context = make_context(program, environment={}, provider_mode=provider_mode)
             plan, diagnostics = passes.plan_program(program, context)
-            reported += [(d.code, render_text(d, result.sources).splitlines()[0]) for d in diagnostics]
+            reported += [(d.code, render_text(d, result.sources)) for d in diagnostics]
             if plan is not None:
                 reported += [(n.code, f"{n.code}: {n.message}") for n in plan.notes]
     return reported
 
+
+# Sections whose ```text block still shows only the first printed line, compared on that line
+# until the section is brought up to date (then remove it from here).
+PRINTED_FIRST_LINE_ONLY: dict[str, str] = {}  # code -> why its block can show only the first line
 
 SECTIONS = doc_sections()
 
@@ -160,6 +166,9 @@ def test_bad_example_reports_its_code(section: Section, tmp_path, monkeypatch):
     assert section.code in codes, f"{section.code}: the bad example reports {codes or 'nothing'}"
     printed = section.printed()
     if printed is not None:
-        lines = [line for code, line in reported if code == section.code]
-        assert _wording(printed) in {_wording(line) for line in lines}, (
-            f"{section.code}: the page shows\n  {printed}\nbut bmad prints\n  " + "\n  ".join(lines))
+        texts = [text for code, text in reported if code == section.code]
+        if section.code in PRINTED_FIRST_LINE_ONLY:
+            printed = printed.splitlines()[0]
+            texts = [text.splitlines()[0] for text in texts]
+        assert _wording(printed) in {_wording(text) for text in texts}, (
+            f"{section.code}: the page shows\n{printed}\nbut bmad prints\n" + "\n--\n".join(texts))
