@@ -508,10 +508,14 @@ class Interpreter:
         # Budget: remaining money below the expected cost of the remaining work -> cheaper models.
         remaining = self.ledger.remaining_usd()
         if remaining is not None and remaining < self._remaining_expected + node.expected_cost:
+            # Cheaper than what would answer now; a free model ($0) has nothing cheaper, and
+            # only an unknown cost lets any priced model count as cheaper.
+            now = next((c.cost_usd_expected for c in node.plan.candidates if c.model == chain[0]),
+                       node.plan.estimate.cost_usd_expected)
+            ceiling = float("inf") if now is None else now
             cheaper = [c for c in node.plan.candidates
                        if c.qualified and c.available and c.cost_usd_expected is not None
-                       and c.model != chain[0]
-                       and c.cost_usd_expected < (node.expected_cost or float("inf"))]
+                       and c.model != chain[0] and c.cost_usd_expected < ceiling]
             if cheaper:
                 best = min(cheaper, key=lambda c: c.cost_usd_expected)  # type: ignore[arg-type]
                 self._reroute(node, path, chain[0], best.model,
