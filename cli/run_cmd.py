@@ -216,6 +216,32 @@ def _budget(text: Optional[str]):
     return parsed
 
 
+def _check_resume_budget(journal_path: Path, run_id: str, budget) -> None:
+    """A resumed run keeps what it spent: a `--budget` below that can't be kept to, and would be
+    reported as a cap broken by calls in flight. Refused before anything runs or is recorded."""
+    from bmad.runtime.journal import Journal, JournalError
+
+    try:
+        j = Journal(journal_path, readonly=True)
+    except JournalError:
+        return  # the run itself reports the journal's problem
+    try:
+        row = j.run(run_id)
+    finally:
+        j.db.close()
+    if row is None:
+        return
+    spent, tokens = row["spent_usd"] or 0.0, row["tokens"] or 0
+    if budget.usd is not None and budget.usd < spent:
+        raise _fail(f"--budget ${budget.usd:g} is below what run {row['id']} has already spent "
+                    f"(${spent:.6f})", f"resume with a budget above ${spent:.6f}, or without "
+                    "--budget to keep the run's own")
+    if budget.tokens is not None and budget.tokens < tokens:
+        raise _fail(f"--budget {budget.tokens:,} tokens is below what run {row['id']} has already "
+                    f"used ({tokens:,} tokens)", f"resume with a budget above {tokens:,} tokens, or "
+                    "without --budget to keep the run's own")
+
+
 def _run_notes(journal_path: Path, run_id: str, plan, limit: int = 5) -> list[str]:
     """One line per task a fallback answered instead of its planned model, per task that
     completed below its quality bar, and per `for each` task that lost items under `on_error
@@ -452,6 +478,8 @@ def register(app: typer.Typer) -> None:
                               strategy=strategy, journal=journal_path)
             if resume is not None:
                 plan = _run_plan_if_unchanged(journal_path, resume, plan)
+        if resume is not None and override is not None:
+            _check_resume_budget(journal_path, resume, override)
 
         sinks: list[Any] = []
         live = None

@@ -528,3 +528,23 @@ def test_resuming_an_unknown_id_names_its_code_with_or_without_file(project, jou
     assert batch.returncode == 2 and "[BMAD-E323] no batch `batch-nope`" in batch.stderr, batch.stderr
     row = bmad("run", *file, "--resume", "batch-nope.2", "--journal", str(journal), cwd=project)
     assert row.returncode == 2 and "[BMAD-E301] no run `batch-nope.2`" in row.stderr, row.stderr
+
+
+# -- resuming with a budget below what the run has spent ------------------------------------------
+
+def test_resuming_below_what_was_spent_is_refused_before_anything_is_recorded(project):
+    two = HELLO.replace("  output t0", '  task t1 { prompt "again {{ t0 }}" model cheap max_tokens 40 }\n'
+                                       "  output t1")
+    (project / "two.bmad").write_text(two, encoding="utf-8")
+    first = bmad("run", "two.bmad", *SIM, "--budget", "$0.00012", "--journal", "j.db", cwd=project)
+    assert first.returncode == 3, first.stderr  # stopped by its budget after paying for t0
+    with sqlite3.connect(project / "j.db") as db:
+        run_id, spent, budget = db.execute("SELECT id, spent_usd, budget_usd FROM runs").fetchone()
+    assert spent > 0
+    low = bmad("run", "--resume", run_id, *SIM, "--budget", f"${spent / 2:.8f}", "--journal", "j.db",
+               cwd=project)
+    assert low.returncode == 2 and f"is below what run {run_id} has already spent" in low.stderr
+    with sqlite3.connect(project / "j.db") as db:
+        assert db.execute("SELECT budget_usd, status FROM runs").fetchone() == (budget, "budget_exhausted")
+    ok = bmad("run", "--resume", run_id, *SIM, "--budget", "$1", "--journal", "j.db", cwd=project)
+    assert ok.returncode == 0, ok.stderr
