@@ -715,7 +715,9 @@ def _print_runs(rows: list[dict[str, Any]]) -> None:
         return
     table = Table(box=None, pad_edge=False)
     for col in ("run", "workflow", "status", "tasks", "spent", "budget", "started"):
-        table.add_column(col)
+        # the status is read whole: "running (process gone)" must not be cut to "running"
+        table.add_column(col, no_wrap=col == "status", min_width=len("running (process gone)")
+                         if col == "status" else None)
     for r in rows:
         state = "running (process gone)" if r.get("process_gone") else r["status"] or ""
         table.add_row(r["id"], r["workflow"] or "", state,
@@ -726,8 +728,12 @@ def _print_runs(rows: list[dict[str, Any]]) -> None:
     Console(file=sys.stdout, width=160, highlight=False).print(table)
     gone = [r["id"] for r in rows if r.get("process_gone")]
     if gone:
+        from bmad.runtime.batch import BATCH_ID_PREFIX
+
+        # a batch's row resumes with its batch, which holds the rows to the batch's budget
+        first = gone[0].split(".")[0] if gone[0].startswith(BATCH_ID_PREFIX) else gone[0]
         sys.stderr.write(f"note: {len(gone)} run(s) marked running have no process left "
-                         f"(killed or crashed); resume with `bmad run --resume {gone[0]}`"
+                         f"(killed or crashed); resume with `bmad run --resume {first}`"
                          + (" (and likewise for the others)" if len(gone) > 1 else "") + "\n")
 
 

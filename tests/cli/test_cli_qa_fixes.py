@@ -548,3 +548,15 @@ def test_resuming_below_what_was_spent_is_refused_before_anything_is_recorded(pr
         assert db.execute("SELECT budget_usd, status FROM runs").fetchone() == (budget, "budget_exhausted")
     ok = bmad("run", "--resume", run_id, *SIM, "--budget", "$1", "--journal", "j.db", cwd=project)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_a_dead_batch_row_is_shown_whole_and_resumed_with_its_batch(project, journal):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid no process has now
+    with sqlite3.connect(journal) as db:
+        first = db.execute("SELECT id FROM runs ORDER BY started_at LIMIT 1").fetchone()[0]
+        db.execute("UPDATE runs SET id='batch-20261125-000000-abcdef.12', status='running', pid=? "
+                   "WHERE id=?", (dead.pid, first))
+    shown = bmad("runs", "--journal", str(journal), cwd=project, env={"COLUMNS": "80"})
+    assert "running (process gone)" in shown.stdout, shown.stdout
+    assert "bmad run --resume batch-20261125-000000-abcdef`" in shown.stderr, shown.stderr
