@@ -5,7 +5,8 @@ batch lives in the journal (`batches`, and `batch_rows` linking each row's index
 run `BATCH_ID.N`), so `--resume BATCH_ID` needs neither the rows file nor the workflow file: rows
 whose run completed are kept, interrupted or failed ones resume (reusing every recorded call), and
 rows never started start. Rows run concurrently in this process under one `BudgetLedger` (the
-batch's `--budget` caps the sum), one `ModelPool` (provider concurrency and rate limits hold across
+batch's `--budget` caps the sum; each row draws on it through a `LedgerShare`, which keeps the row's
+own spend and says whether the cap stopped the row's own work), one `ModelPool` (provider concurrency and rate limits hold across
 rows) and one global call limit. With `executor="ray"` the model calls themselves run on a Ray
 cluster (`executors/ray.py`); the plan, the ledger and the journal stay here, one writer.
 """
@@ -32,7 +33,7 @@ from bmad.runtime.executors.local import (EXIT_CODES, RunRefused, RunRequest,
 from bmad.runtime.executors.ray import current_run_id
 from bmad.runtime.interpreter import Interpreter
 from bmad.runtime.journal import Journal, RecordedCall, process_alive, default_journal_path, dumps
-from bmad.runtime.ledger import BudgetLedger
+from bmad.runtime.ledger import BudgetLedger, LedgerShare
 from bmad.runtime.model_pool import ModelPool
 
 PROGRESS_INTERVAL_S = 0.5
@@ -336,12 +337,14 @@ class _BatchRunner:
                             self.ledger.spent_tokens, elapsed, error, self.journal.path,
                             self.request.executor)
 
-    def _interpreter(self, run_id: str, events: EventBus,
-                     resumed: dict[str, dict[str, Any]]) -> Interpreter:
+    def _interpreter(self, run_id: str, events: EventBus, resumed: dict[str, dict[str, Any]],
+                     ledger: BudgetLedger | LedgerShare | None = None) -> Interpreter:
         config = self.config
         cache = TaskCache(self.journal, events, run_id, explain=self.run_request.explain_cache) \
             if config.cache else None
-        interp = Interpreter(self.plan, pool=self.pool, ledger=self.ledger, events=events, journal=self.journal, run_id=run_id, config=config,
+        ledger = ledger or self.ledger  # a row's share, or the batch's own (the probe)
+        interp = Interpreter(self.plan, pool=self.pool, ledger=ledger,  # type: ignore[arg-type]
+                             events=events, journal=self.journal, run_id=run_id, config=config,
                              resumed=resumed, cache=cache)
         interp._compiled = self.compiled  # nodes are immutable once compiled: share them
         if self.call_limiter is not None:
@@ -369,12 +372,18 @@ class _BatchRunner:
         if prior is not None:
             resumed = journal.final_tasks(run_id)
             recorded = journal.recorded_calls(run_id)
-        started = time.monotonic() - ((prior or {}).get("elapsed_s") or 0.0)
+        prior_elapsed = (prior or {}).get("elapsed_s") or 0.0
+        started = time.monotonic() - prior_elapsed
         events = EventBus(run_id)
         for sink in self.run_request.sinks:
             events.add(sink)
         events.add(JournalSink(journal))
-        interp = self._interpreter(run_id, events, resumed)
+        # The row's share of the batch's ledger: the batch's caps, the row's own spend (what its
+        # progress shows) and the row's own exhaustion (only when the cap stopped its own work).
+        usd, tokens, unknown = journal.spend(run_id) if prior is not None else (0.0, 0, 0)
+        share = LedgerShare(self.ledger, spent_usd=usd, spent_tokens=tokens,
+                            unknown_cost_calls=unknown, elapsed_s=prior_elapsed)
+        interp = self._interpreter(run_id, events, resumed, share)
         interp.caller.recorded = recorded
         if prior is not None:
             journal.reopen_run(run_id, self.budget)

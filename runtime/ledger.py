@@ -282,6 +282,92 @@ class BudgetLedger:
         self._arm_time_alert()
 
 
+class LedgerShare:
+    """One run's share of a ledger that several runs draw on (a batch's rows): the caps are the
+    shared ledger's, the spend and the exhaustion are this run's own.
+
+    Reservations go to the shared ledger, so the caps hold across every run; what this run spent
+    and how long it has run are counted here, so its progress shows its own figures. `exhausted`
+    is set only when the cap stopped this run's own work: a call of this run refused (or admitted
+    no more once another run exhausted the shared ledger), or its own answer pushing spend past
+    the cap. A run whose work all finished before another run hit the cap is not exhausted.
+    """
+
+    def __init__(self, shared: BudgetLedger, *, spent_usd: float = 0.0, spent_tokens: int = 0,
+                 unknown_cost_calls: int = 0, elapsed_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.shared = shared
+        self.spent_usd = _non_negative(spent_usd)
+        self.spent_tokens = max(0, spent_tokens)
+        self.unknown_cost_calls = unknown_cost_calls
+        self._clock = clock
+        self._started = clock() - elapsed_s
+        self.exhausted: BudgetExhausted | None = None
+
+    # -- reading ------------------------------------------------------------------------------
+    @property
+    def elapsed_s(self) -> float:
+        return self._clock() - self._started
+
+    @property
+    def time_cap(self) -> float | None:
+        return self.shared.time_cap
+
+    @property
+    def limited(self) -> bool:
+        return self.shared.limited
+
+    @property
+    def overrun(self) -> "BudgetOverrun | None":
+        return self.shared.overrun
+
+    def remaining_time_s(self) -> float | None:
+        return self.shared.remaining_time_s()
+
+    def remaining_usd(self) -> float | None:
+        return self.shared.remaining_usd()
+
+    # -- reserving ----------------------------------------------------------------------------
+    def try_reserve(self, usd: float | None, tokens: int) -> Reservation | BudgetExhausted:
+        if self.shared.exhausted is not None:  # another run hit the cap: no new call starts
+            return self.shared.exhausted
+        return self.shared.try_reserve(usd, tokens)
+
+    async def reserve(self, usd: float | None, tokens: int) -> Reservation:
+        try:
+            if self.shared.exhausted is not None:
+                raise self.shared.exhausted
+            return await self.shared.reserve(usd, tokens)
+        except BudgetExhausted as exc:
+            if self.exhausted is None:
+                self.exhausted = exc
+            raise
+
+    def settle(self, reservation: Reservation, usd: float | None, tokens: int) -> None:
+        if reservation.settled:
+            return
+        before = self.shared.exhausted
+        self.shared.settle(reservation, usd, tokens)
+        if usd is None:
+            self.unknown_cost_calls += 1
+        elif usd > 0:
+            self.spent_usd += usd
+        if tokens > 0:
+            self.spent_tokens += tokens
+        if before is None and self.shared.exhausted is not None and self.exhausted is None:
+            self.exhausted = self.shared.exhausted  # this run's answer went past the cap
+
+    def release(self, reservation: Reservation) -> None:
+        self.settle(reservation, 0.0, 0)
+
+    def _alert_exhausted(self, kind: str) -> None:
+        """This run's call found the clock run out (`calls._out_of_time`): the shared ledger is
+        exhausted too, so no other run starts a call either."""
+        if self.shared.exhausted is None:
+            self.shared.exhausted = self.exhausted
+        self.shared._alert_exhausted(kind)
+
+
 class ScopeBudgetExhausted(BudgetExhausted):
     """A task's or a called workflow's own `budget` refused a call: that task fails, the run goes on."""
 
