@@ -64,8 +64,8 @@ def monitor(
     from rich.console import Console
     from rich.live import Live
 
-    from bmad.runtime.monitor import (AlertRules, AlertTracker, PlanCache, active_run_rows, evaluate_alerts,
-                                      post_alert, render_view, snapshot_run)
+    from bmad.runtime.monitor import (AlertRules, AlertTracker, PlanCache, active_run_rows, ended_run_rows,
+                                      evaluate_alerts, post_alert, render_view, snapshot_run)
 
     if webhook is not None:
         if not webhook.startswith(("http://", "https://")):
@@ -79,24 +79,39 @@ def monitor(
     recent: list = []
     last_lines: dict[str, str] = {}
     started = time.monotonic()
+    started_wall = time.time()
+    watched: set[str] = set()  # runs seen active: each gets a last line when it ends
+    ended: set[str] = set()  # runs whose last line is printed
 
     def poll():
+        """(the active runs, the runs that ended since the last poll), as snapshots."""
         j, _path = _journal(journal, wait=True)
         if j is None:
-            return []
+            return [], []
         try:
             now = time.time()
             snaps = [snapshot_run(j, row, rules, now, plans) for row in active_run_rows(j)]
+            finals = [snapshot_run(j, row, rules, now, plans)
+                      for row in ended_run_rows(j, watched, started_wall) if row["id"] not in ended]
         except sqlite3.OperationalError:
-            return []  # a journal being created this instant: its tables aren't there yet
+            return [], []  # a journal being created this instant: its tables aren't there yet
         finally:
             j.db.close()
+        watched.update(s.id for s in snaps)
+        ended.difference_update(s.id for s in snaps)  # resumed: it will end again
+        watched.difference_update(s.id for s in finals)
+        ended.update(s.id for s in finals)
         if alerts_enabled:
             for snap in snaps:
                 for a in tracker.new(evaluate_alerts(snap, rules, now)):
                     recent.append(a)
                     report(a)
-        return snaps
+            for snap in finals:  # its last spend can cross the budget line; a run that ended is not stalled
+                for a in tracker.new([a for a in evaluate_alerts(snap, rules, now)
+                                      if a.kind not in ("stalled_task", "stalled_run")]):
+                    recent.append(a)
+                    report(a)
+        return snaps, finals
 
     def report(a) -> None:
         if as_json:
@@ -112,19 +127,25 @@ def monitor(
 
     def print_changes(snaps) -> None:
         for s in snaps:
+            gone = s.status == "running" and not s.alive  # ended without finishing: its process died
             if as_json:
-                line = json.dumps({"run": s.id, "workflow": s.workflow, "done": s.done_tasks, "total": s.total_tasks,
-                                   "spent_usd": round(s.spent_usd, 6), "running": [t.task for t in s.running]})
-            else:
+                fields = {"run": s.id, "workflow": s.workflow, "status": s.status, "done": s.done_tasks,
+                          "total": s.total_tasks, "spent_usd": round(s.spent_usd, 6),
+                          "running": [t.task for t in s.running]}
+                line = json.dumps(fields | ({"process_gone": True} if gone else {}))
+            elif s.alive and s.status == "running":
                 line = (f"{s.id} {s.workflow}: {s.done_tasks}/{s.total_tasks} tasks, spent ${s.spent_usd:.4f}, "
                         f"running {', '.join(t.task for t in s.running) or '-'}")
+            else:
+                status = "running (process gone)" if gone else s.status
+                line = f"{s.id} {s.workflow}: {status}, {s.done_tasks}/{s.total_tasks} tasks, spent ${s.spent_usd:.4f}"
             if last_lines.get(s.id) != line:
                 last_lines[s.id] = line
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()
 
     if once:
-        snaps = poll()
+        snaps, _ended = poll()
         if as_json:
             print_changes(snaps)
         else:
@@ -133,9 +154,9 @@ def monitor(
 
     seen = False
 
-    def done(snaps) -> bool:
+    def done(snaps, finals) -> bool:
         nonlocal seen
-        seen = seen or bool(snaps)
+        seen = seen or bool(snaps) or bool(finals)
         if max_seconds is not None and time.monotonic() - started >= max_seconds:
             return True
         return until_idle and seen and not snaps
@@ -144,16 +165,16 @@ def monitor(
         if live_view:
             with Live(render_view([], []), console=console, refresh_per_second=4) as live:
                 while True:
-                    snaps = poll()
+                    snaps, finals = poll()
                     live.update(render_view(snaps, recent))
-                    if done(snaps):
+                    if done(snaps, finals):
                         break
                     time.sleep(interval)
         else:
             while True:
-                snaps = poll()
-                print_changes(snaps)
-                if done(snaps):
+                snaps, finals = poll()
+                print_changes(snaps + finals)  # a run that ended: its last line, with its final status
+                if done(snaps, finals):
                     break
                 time.sleep(interval)
     except KeyboardInterrupt:

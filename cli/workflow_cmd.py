@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import sys
+from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -23,6 +25,9 @@ workflow_app = typer.Typer(
 )
 
 HOT_SPOTS = 5
+
+JOURNAL_HELP = ("The journal whose run history the plan uses (default: bmad run's default journal), "
+                "as `bmad plan --journal J`.")
 
 
 def _console() -> tuple[Console, io.StringIO]:
@@ -57,15 +62,16 @@ def optimize(
                                            help="Keep every task's expected quality at least this."),
     provider: str = typer.Option(None, "--provider", help="`sim`: every model available."),
     history: bool = typer.Option(True, "--history/--no-history"),
+    journal: Optional[Path] = typer.Option(None, "--journal", help=JOURNAL_HELP),
 ) -> None:
     """Re-plan for an objective and compare it with the file's own plan."""
     from bmad.compiler.plan_render import money, render_text
 
     if objective not in ("cost", "latency", "quality", "balanced"):
         raise fail_usage(f"unknown objective `{objective}`", "use cost, latency, quality or balanced")
-    baseline = _plan_or_exit(file, provider=provider, history=history)
+    baseline = _plan_or_exit(file, provider=provider, history=history, journal=journal)
     optimized = _plan_or_exit(file, provider=provider, optimize=objective, min_quality=maintain_quality,
-                              history=history)
+                              history=history, journal=journal)
     sys.stdout.write(render_text(optimized))
     console, buffer = _console()
     table = Table(title=f"{objective} objective vs the file's ({baseline.objective})", title_justify="left")
@@ -96,11 +102,12 @@ def route(
                                             help="Route by the tasks' `needs` (always on; accepted as the seed writes it)."),
     provider: str = typer.Option(None, "--provider", help="`sim`: every model available."),
     history: bool = typer.Option(True, "--history/--no-history"),
+    journal: Optional[Path] = typer.Option(None, "--journal", help=JOURNAL_HELP),
 ) -> None:
     """Show how each task was routed: its needs, floor, candidates and the deciding rule."""
     from bmad.compiler.plan_render import money
 
-    plan = _plan_or_exit(file, provider=provider, history=history)
+    plan = _plan_or_exit(file, provider=provider, history=history, journal=journal)
     wanted = None if tasks == "auto" else {t.strip() for t in tasks.split(",") if t.strip()}
     known = {t.id for t in plan.tasks}
     if wanted and not wanted <= known:
@@ -140,11 +147,12 @@ def analyze(
     bottlenecks: bool = typer.Option(False, "--bottlenecks", help="The critical path and the cost hot spots."),
     provider: str = typer.Option(None, "--provider", help="`sim`: every model available."),
     history: bool = typer.Option(True, "--history/--no-history"),
+    journal: Optional[Path] = typer.Option(None, "--journal", help=JOURNAL_HELP),
 ) -> None:
     """Static analysis of a plan (measured figures when the journal has history)."""
     from bmad.compiler.plan_render import money
 
-    plan = _plan_or_exit(file, provider=provider, history=history)
+    plan = _plan_or_exit(file, provider=provider, history=history, journal=journal)
     if not performance and not bottlenecks:
         performance = bottlenecks = True
     by_id = {t.id: t for t in plan.tasks}
@@ -166,6 +174,7 @@ def analyze(
         console.print("[bold]critical path[/bold]: " + " -> ".join(
             f"{n} ({by_id[n].estimate.latency_s:.1f}s)" for n in path))
         total = plan.totals.cost_usd_expected
+        console.print(f"cost: expected {money(total)}, worst {money(plan.totals.cost_usd_worst)}")
         hot = sorted(plan.tasks, key=lambda t: -(t.estimate.cost_usd_expected or 0.0))[:HOT_SPOTS]
         table = Table(title="cost hot spots", title_justify="left")
         for column in ("task", "model", "exp $", "share", "worst $"):

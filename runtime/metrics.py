@@ -5,6 +5,11 @@ calls, latency p50/p95, total and mean cost, failure rate (calls that returned a
 quality of the tasks it answered, and quality per dollar. For each task (per workflow; the items of
 a `for each` count as one task): runs, duration p50/p95, total and mean cost, failure rate (failed
 over completed + failed; skipped tasks are not failures), mean quality, and quality per dollar.
+Only tasks that ran count (`ran`): completed or failed, or stopped after making calls (skipped by
+`on_error skip`, or stopped by the budget between retries). A task that never started
+(`not_started`), was skipped before it began (a skipped dependency, a false `when`), or was
+cancelled or stopped by the budget before it finished a call is no run: it has no duration, cost or
+outcome of its own, and a resume runs it again.
 
 Quality per dollar is mean quality divided by mean cost (per call for a model, per run for a
 task): how much score a dollar buys. It is None when quality or cost is unknown, or cost is zero.
@@ -24,6 +29,13 @@ from bmad.runtime.journal import Journal, rows_of_runs_join
 _CALLS, _TASKS = rows_of_runs_join("calls", "c"), rows_of_runs_join("tasks", "t")
 
 _INDEX = re.compile(r"\[\d+\]")
+
+RAN_STATUSES = ("completed", "failed")
+
+
+def ran(status: str | None, attempts: int | None) -> bool:
+    """Whether a task row is a run of the task: it finished, or it made calls before it stopped."""
+    return status in RAN_STATUSES or bool(attempts)
 
 
 @dataclass(slots=True)
@@ -124,12 +136,15 @@ def task_figures(journal: Journal, run_ids: Sequence[str]) -> list[Figures]:
     if not run_ids:
         return []
     rows = journal.db.execute(
-        f"SELECT r.workflow, t.run_id, t.task_id, t.status, t.started_at, t.finished_at, t.cost_usd, t.quality, t.cached "
-        f"FROM runs r JOIN {_TASKS} WHERE r.id IN ({_placeholders(run_ids)})",
+        f"SELECT r.workflow, t.run_id, t.task_id, t.status, t.attempts, t.started_at, t.finished_at, t.cost_usd, "
+        f"t.quality FROM runs r JOIN {_TASKS} WHERE r.id IN ({_placeholders(run_ids)})",
         list(run_ids)).fetchall()
-    # One observation per (run, task): the items of a fan-out are summed into their task.
+    # One observation per (run, task): the items of a fan-out are summed into their task. Rows of
+    # tasks that did not run are left out (see `ran`).
     runs: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for workflow, run_id, task_id, status, started, finished, cost, quality, cached in rows:
+    for workflow, run_id, task_id, status, attempts, started, finished, cost, quality in rows:
+        if not ran(status, attempts):
+            continue
         key = (workflow or "?", _INDEX.sub("", task_id), run_id)
         obs = runs.setdefault(key, {"statuses": [], "start": started, "end": finished, "cost": 0.0,
                                     "unpriced": False, "qualities": []})
@@ -151,8 +166,7 @@ def task_figures(journal: Journal, run_ids: Sequence[str]) -> list[Figures]:
     for (workflow, task), observations in grouped.items():
         failed = sum(1 for o in observations if "failed" in o["statuses"])
         finished = sum(1 for o in observations if {"completed", "failed"} & set(o["statuses"]))
-        durations = [o["end"] - o["start"] for o in observations
-                     if o["start"] is not None and o["end"] is not None and "skipped" not in o["statuses"]]
+        durations = [o["end"] - o["start"] for o in observations if o["start"] is not None and o["end"] is not None]
         costs = [o["cost"] for o in observations if not o["unpriced"]]
         scores = [q for o in observations for q in o["qualities"]]
         mean_cost = fmean(costs) if costs else None

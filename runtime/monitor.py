@@ -88,11 +88,33 @@ _RUN_COLUMNS = ("id, workflow, status, pid, spent_usd, budget_usd, tokens, budge
                 "total_tasks, started_at, updated_at")
 
 
-def active_run_rows(journal: Journal) -> list[dict[str, Any]]:
-    cur = journal.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE status='running' ORDER BY started_at")
+def _run_rows(journal: Journal, where: str, args: tuple = ()) -> list[dict[str, Any]]:
+    cur = journal.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY started_at", args)
     names = [c[0] for c in cur.description]
-    rows = [dict(zip(names, r)) for r in cur.fetchall()]
-    return [r for r in rows if r["pid"] and process_alive(r["pid"])]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def active_run_rows(journal: Journal) -> list[dict[str, Any]]:
+    return [r for r in _run_rows(journal, "status='running'") if r["pid"] and process_alive(r["pid"])]
+
+
+def is_active(row: dict[str, Any]) -> bool:
+    """Whether a run row is active: journaled as running, by a process that is alive."""
+    return row["status"] == "running" and bool(row["pid"] and process_alive(row["pid"]))
+
+
+def ended_run_rows(journal: Journal, watched: set[str], since: float) -> list[dict[str, Any]]:
+    """The runs that are no longer active: those in `watched` (seen active before), and those that
+    started or finished at or after `since` and ended before a poll could see them active. Each row
+    as it is now, with its final status and spend; a run whose process died while journaled as
+    running is one (`bmad runs` shows it as `running (process gone)`)."""
+    rows = _run_rows(journal, "(started_at>=? OR finished_at>=?)", (since, since))
+    if watched:
+        ids = sorted(watched - {r["id"] for r in rows})
+        for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+            chunk = ids[start:start + 500]
+            rows += _run_rows(journal, f"id IN ({','.join('?' * len(chunk))})", tuple(chunk))
+    return [r for r in rows if not is_active(r)]
 
 
 def _plan_tasks(plan_json: str | None) -> list[tuple[str, tuple[str, ...], float | None]]:
@@ -137,7 +159,9 @@ def snapshot_run(journal: Journal, row: dict[str, Any], rules: AlertRules, now: 
         f"SELECT status FROM calls WHERE {ROWS_OF_RUN} ORDER BY id DESC LIMIT ?",
         (*journal.rows_of(run_id), rules.failure_window))]
     running = []
-    for task, depends, expected in plans.get(journal, run_id):
+    # A run that ended (or whose process is gone) runs nothing: its unfinished tasks never will.
+    planned = plans.get(journal, run_id) if is_active(row) else []
+    for task, depends, expected in planned:
         if task in finished or any(d not in finished for d in depends):
             continue
         since = max([finished[d] or row["started_at"] for d in depends] + [row["started_at"] or now])
