@@ -227,3 +227,18 @@ def models_bmad() -> str:
 @pytest.fixture
 def budget_bmad() -> str:
     return BUDGET_BMAD
+
+
+# Position encodings a client may negotiate: codec and bytes per code unit, to count columns as it does.
+CODECS = {"utf-8": ("utf-8", 1), "utf-16": ("utf-16-le", 2), "utf-32": ("utf-32-le", 4)}
+
+
+@pytest_lsp.fixture(config=CONFIG, scope="module", params=list(CODECS))
+async def encoded_client(lsp_client: LanguageClient, request):
+    """A client that offers only one position encoding (each of CODECS in turn), no workspace."""
+    lsp_client.initialize_result = await lsp_client.initialize_session(types.InitializeParams(
+        capabilities=types.ClientCapabilities(
+            general=types.GeneralClientCapabilities(position_encodings=[request.param])),
+        root_uri=None))
+    yield
+    await lsp_client.shutdown_session()

@@ -10,17 +10,15 @@ from __future__ import annotations
 import re
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from bmad.compiler.format import format_source
-from tests.lsp.conftest import CONFIG, Editor, doc, open_and_wait as _open, rng
+from tests.lsp.conftest import CODECS as _CODECS, Editor, doc, open_and_wait as _open, rng
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
-_CODECS = {"utf-8": ("utf-8", 1), "utf-16": ("utf-16-le", 2), "utf-32": ("utf-32-le", 4)}
 FORMAT_OPTIONS = types.FormattingOptions(tab_size=2, insert_spaces=True)
 
 # What `str.splitlines()` splits on and the LSP does not.
@@ -96,16 +94,6 @@ async def test_a_ranged_edit_below_a_unicode_line_break_lands_on_its_line(client
     assert formatted == format_source(edited, "note.bmad")[0]
     assert '  task bee {\n    prompt "changed"\n  }\n' in formatted
     assert '  task a {\n    prompt "A {{ topic }}"\n  }\n' in formatted
-
-
-@pytest_lsp.fixture(config=CONFIG, scope="module", params=list(_CODECS))
-async def encoded_client(lsp_client: LanguageClient, request):
-    lsp_client.initialize_result = await lsp_client.initialize_session(types.InitializeParams(
-        capabilities=types.ClientCapabilities(
-            general=types.GeneralClientCapabilities(position_encodings=[request.param])),
-        root_uri=None))
-    yield
-    await lsp_client.shutdown_session()
 
 
 async def test_a_ranged_edit_counts_columns_in_the_negotiated_encoding(encoded_client, tmp_path):

@@ -8,12 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import LanguageClient
 
 from bmad.compiler.compile import compile_source
-from tests.lsp.conftest import CONFIG, Editor, doc, open_and_wait as _open
+from tests.lsp.conftest import CODECS as _CODECS, Editor, doc, open_and_wait as _open
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -21,17 +19,6 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 # --- 1. code actions count columns in the encoding the client negotiated ----------------------
 
-_CODECS = {"utf-8": ("utf-8", 1), "utf-16": ("utf-16-le", 2), "utf-32": ("utf-32-le", 4)}
-
-
-@pytest_lsp.fixture(config=CONFIG, scope="module", params=list(_CODECS))
-async def encoded_client(lsp_client: LanguageClient, request):
-    lsp_client.initialize_result = await lsp_client.initialize_session(types.InitializeParams(
-        capabilities=types.ClientCapabilities(
-            general=types.GeneralClientCapabilities(position_encodings=[request.param])),
-        root_uri=None))
-    yield
-    await lsp_client.shutdown_session()
 
 
 def _offset(text: str, position: types.Position, encoding: str) -> int:
