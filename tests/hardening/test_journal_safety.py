@@ -224,23 +224,23 @@ def test_bmad_run_prunes_when_it_finishes_if_bmad_toml_says_so(tmp_path):
     _journal_with_runs(path, [1, 2, 40])
     flow = write_workflow(tmp_path, 1)
     (tmp_path / "bmad.toml").write_text("[journal]\nkeep_runs = 0\nkeep_days = 30\n")
-    result = bmad("run", str(flow), "--provider", "sim", "--journal", str(path), cwd=tmp_path)
+    result = bmad("run", str(flow), "--provider", "sim", "--sim-latency-scale", "0", "--journal", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "pruned" not in result.stderr  # rules alone apply only with `bmad runs --prune`
     assert len(Journal(path, readonly=True).runs()) == 4
     (tmp_path / "bmad.toml").write_text("[journal]\nkeep_days = 30\nprune_after_run = true\n")
-    result = bmad("run", str(flow), "--provider", "sim", "--journal", str(path), cwd=tmp_path)
+    result = bmad("run", str(flow), "--provider", "sim", "--sim-latency-scale", "0", "--journal", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "pruned 1 old run(s)" in result.stderr
     left = {r["id"] for r in Journal(path, readonly=True).runs()}
     assert len(left) == 4 and "run2" not in left
     # keep_runs = 0 still spares the run that just finished
     (tmp_path / "bmad.toml").write_text("[journal]\nkeep_runs = 0\nprune_after_run = true\n")
-    result = bmad("run", str(flow), "--provider", "sim", "--journal", str(path), cwd=tmp_path)
+    result = bmad("run", str(flow), "--provider", "sim", "--sim-latency-scale", "0", "--journal", str(path), cwd=tmp_path)
     run_id = result.stderr.split("run ", 1)[1].split(":", 1)[0]
     assert [r["id"] for r in Journal(path, readonly=True).runs()] == [run_id]
     (tmp_path / "bmad.toml").write_text("[journal]\nprune_after_run = \"yes\"\n")
-    result = bmad("run", str(flow), "--provider", "sim", "--journal", str(path), cwd=tmp_path)
+    result = bmad("run", str(flow), "--provider", "sim", "--sim-latency-scale", "0", "--journal", str(path), cwd=tmp_path)
     assert result.returncode == 2 and "prune_after_run must be true or false" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -251,7 +251,7 @@ def test_a_batch_prunes_when_it_finishes_and_spares_its_own_rows(tmp_path):
     flow = write_workflow(tmp_path, 1)
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps({"topic": f"t{i}"}) + "\n" for i in range(3)))
     (tmp_path / "bmad.toml").write_text("[journal]\nkeep_runs = 1\nprune_after_run = true\n")
-    result = bmad("run", str(flow), "--inputs", "rows.jsonl", "--provider", "sim", "--journal", str(path),
+    result = bmad("run", str(flow), "--inputs", "rows.jsonl", "--provider", "sim", "--sim-latency-scale", "0", "--journal", str(path),
                   "-o", "results.jsonl", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "pruned 2 old run(s)" in result.stderr
