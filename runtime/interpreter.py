@@ -419,12 +419,16 @@ class Interpreter:
         if self.budget_stop is not None or self.cancelled:
             return self._finish(frame, node, path, TaskResult("budget_exhausted" if self.budget_stop
                                                               else "cancelled"), started)
+        task = node.task
         for d in node.dep_ids:
             dep = frame.results.get(d)
             if dep is None or dep.status not in ("completed", "failed"):
+                # A `when` that reads a skipped task handles it: it sees null (its scope value).
+                if (dep is not None and dep.status == "skipped" and task.when is not None
+                        and d in _expr_roots(task.when)):
+                    continue
                 reason = f"dependency `{d}` was {dep.status if dep else 'not run'}"
                 return self._skip(frame, node, path, reason, started)
-        task = node.task
         try:
             if task.when is not None and not truthy(evaluate(task.when, frame.scope)):
                 return self._skip(frame, node, path, "`when` condition is false", started)
@@ -603,8 +607,7 @@ class Interpreter:
         if task.for_each is not None:
             items = evaluate(task.for_each.source, frame.scope)
             if not isinstance(items, list):
-                raise TaskFailure(f"`for each {task.for_each.var} in ...` needs a list, got "
-                                  f"{type(items).__name__}")
+                raise TaskFailure(_not_a_list(task.for_each, items))
             fan_out_limit = current_limits().for_each_items
             if len(items) > fan_out_limit:
                 raise TaskFailure(f"[BMAD-E503] `for each {task.for_each.var}` would fan out over "
@@ -1259,6 +1262,27 @@ def _dedupe(items: Sequence[str]) -> list[str]:
             seen.add(item)
             out.append(item)
     return out
+
+
+def _not_a_list(loop: ir.ForEach, value: Any) -> str:
+    """Why a `for each` can't fan out over `value`, in the language's terms."""
+    from bmad.compiler.checks.expressions import show  # only on this error path
+
+    source = show(loop.source)
+    head = f"`for each {loop.var} in {source}`: `{source}`"
+    if value is None:
+        return f"{head} is null (missing), not a list"
+    if isinstance(value, bool):
+        kind = "a bool"
+    elif isinstance(value, (int, float)):
+        kind = "a number"
+    elif isinstance(value, str):
+        kind = "text"
+    elif isinstance(value, dict):
+        kind = "a json object"
+    else:
+        return f"{head} is not a list"
+    return f"{head} is {kind}, not a list"
 
 
 def _expr_roots(expr: ir.Expr | None) -> set[str]:

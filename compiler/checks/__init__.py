@@ -16,11 +16,13 @@ from bmad.compiler.checks.consensus import check_consensus
 from bmad.compiler.checks.cycles import check_task_cycles, check_workflow_cycles
 from bmad.compiler.checks.defaults import check_defaults
 from bmad.compiler.checks.duplicates import check_duplicates
+from bmad.compiler.checks.loop_conditions import check_loop_conditions
 from bmad.compiler.checks.loops import check_loops
 from bmad.compiler.checks.models import check_models
 from bmad.compiler.checks.parallel import check_parallel
 from bmad.compiler.checks.providers import check_providers
 from bmad.compiler.checks.quality_gates import check_quality_gates
+from bmad.compiler.checks.reduce_prompts import check_reduce_prompts
 from bmad.compiler.checks.references import check_references
 from bmad.compiler.checks.schemas import check_schemas
 from bmad.compiler.checks.scope import build_index
@@ -35,6 +37,8 @@ CHECKS = (
     check_templates,
     check_conditions,
     check_loops,
+    check_reduce_prompts,
+    check_loop_conditions,
     check_calls,
     check_task_cycles,
     check_parallel,

@@ -10,9 +10,13 @@ ratio at which the runtime refuses a call with BMAD-E504) can't take the task: i
 automatic fallback or a cascade member; a pinned model, named participant, named judge or written
 `fallback [...]` model that can't is kept, with BMAD-W204. Under the run's dollar budget (`--budget`,
 else the entry workflow's) a model without a price is not qualified either (`bmad run` would refuse
-the run, BMAD-E307); one the author names is kept, and enforce_budget warns (BMAD-W215). Only
-available models are routed to. The choice:
-- `model M` (pinned): M, if available (else routed as below, with BMAD-W201);
+the run, BMAD-E307); one the author names is kept, and enforce_budget warns (BMAD-W215). Under a
+task's per-attempt `timeout`, a model expected to take longer per call is not qualified (reason
+`latency Xs > timeout Ys`) when another qualified available model answers within it; a model the
+task is sent to anyway (pinned, or the only one left) gets BMAD-W206: every attempt will time out.
+Only available models are routed to. The choice:
+- `model M` (pinned): M, if available (else routed as below, with BMAD-W201; under `fallback
+  none`, which forbids any other model, M stays and the task will fail, BMAD-W205);
 - `route cheapest|fastest|best [models]`: least expected cost / least latency / best quality among
   the listed (or all) qualified models; `route cascade [models]`: the cheapest available first, the
   rest in order of cost as the escalation chain, less those history shows doing worse than a
@@ -54,7 +58,7 @@ from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
 from bmad.compiler.passes.expand import COLLABORATIVE_DEFAULT
 from bmad.compiler.passes.solo_estimate import SoloEstimate, pool_profile
-from bmad.compiler.plan import Candidate, TaskPlan
+from bmad.compiler.plan import Candidate, TaskPlan, format_seconds
 
 BALANCED_WEIGHTS = {"quality": 0.5, "cost": 0.3, "latency": 0.2}
 ROUTE_OBJECTIVES = {"cheapest": "cost", "fastest": "latency", "best": "quality"}
@@ -99,6 +103,7 @@ def _candidate(model: str, provider: str, available: bool, qualified: bool, expe
 
 
 CONTEXT_REASON = "context "  # how a candidate's reason starts when the prompt doesn't fit it
+LATENCY_REASON = "latency "  # how it starts when the model's expected latency exceeds the timeout
 UNPRICED_REASON = "no price, under a dollar budget"  # `bmad run` would refuse the run (BMAD-E307)
 
 
@@ -129,6 +134,19 @@ def _context_fitted(fit: tuple[float | None, bool, str], misfit: str | None) -> 
     if reason.startswith(("unavailable", "lacks")):
         return quality, False, reason
     return quality, False, misfit
+
+
+def timeout_misfit(latency_s: float, timeout_s: float | None) -> str | None:
+    """Why a model expected to take `latency_s` per call can't answer within the task's
+    per-attempt `timeout` (every attempt would time out), or None when it can."""
+    if timeout_s is None or latency_s <= timeout_s:
+        return None
+    return f"{LATENCY_REASON}{latency_s:.1f}s > timeout {format_seconds(timeout_s)}"
+
+
+def call_latency(entry: CatalogEntry, td: TaskDraft, context: PassContext) -> float:
+    """`entry`'s expected latency for one call of `td` (one attempt, which `timeout` bounds)."""
+    return entry.call_latency(td.shape.output_expected, td.needs, context.history)
 
 
 def can_not_take(c: Candidate) -> bool:
@@ -165,6 +183,7 @@ def candidate_signature(td: TaskDraft, floor: float | None) -> tuple:
         None if reduce is None else (reduce.chunk_size, td.reduce_items),
         None if gate is None else (gate.otherwise, gate.rounds, gate.judge.name if gate.judge else None),
         task.retry.attempts if task.retry is not None else None,
+        task.timeout_s,
     )
 
 
@@ -435,6 +454,25 @@ class TaskRouter:
             listed.append(c)
         return listed
 
+    def _timeout_fitted(self, td: TaskDraft, listed: list[Candidate], key: tuple) -> list[Candidate]:
+        """`listed` with the qualified models whose expected latency per call exceeds the task's
+        per-attempt `timeout` made not qualified (reason `latency Xs > timeout Ys`), when another
+        qualified available one of them answers within it; when none does, they stay (the chosen
+        one gets BMAD-W206). Cached per `key` (the task's signature and the list's names)."""
+        key = ("timeout-fitted",) + key
+        found = self.cache.get(key)
+        if found is not None:
+            return found
+        timeout = td.task.timeout_s
+        entries = [self.context.catalog.get(c.model) for c in listed]
+        misfits = [timeout_misfit(call_latency(e, td, self.context), timeout)
+                   if e is not None and c.qualified else None for c, e in zip(listed, entries)]
+        found = listed
+        if any(misfits) and any(c.qualified and c.available and m is None for c, m in zip(listed, misfits)):
+            found = [c if m is None else replace(c, qualified=False, reason=m) for c, m in zip(listed, misfits)]
+        self.cache[key] = found
+        return found
+
     def _ranked(self, considered: list[Candidate], deciding: str, key: tuple,
                 whole: bool = True) -> tuple[list[Candidate], list[Candidate]]:
         """(usable: available and qualified, ranked best first), cached per `key`; not `whole`:
@@ -469,6 +507,10 @@ class TaskRouter:
             rule = f"budget:{objective}"
         all_candidates = self.candidates(td, floor, signature=signature)
         considered = self.candidates(td, floor, route_names, signature) if route_names else all_candidates
+        if task.timeout_s is not None:  # a model that can't answer within it: not qualified
+            all_candidates = self._timeout_fitted(td, all_candidates, (self.pool_key, signature))
+            considered = self._timeout_fitted(td, considered, (self.pool_key, signature, route_names)) \
+                if route_names else all_candidates
         consensus = task.consensus
         explaining = _explaining.get()
         panel = self.collaborative and self._may_be_a_panel(task)
@@ -500,10 +542,21 @@ class TaskRouter:
                                                       c.reason, "the runtime refuses the call (BMAD-E504) "
                                                       "and asks the fallbacks; pin a model with a larger "
                                                       "context, or shorten the prompt"))
-                elif not c.qualified and c.reason not in ("qualified", UNPRICED_REASON):
+                elif not c.qualified and c.reason not in ("qualified", UNPRICED_REASON) \
+                        and not c.reason.startswith(LATENCY_REASON):  # BMAD-W206 says so
                     diags.append(warning("BMAD-W202", task.model.span,
                                          f"pinned model `{pinned.name}` for task `{task.name}`: {c.reason}",
                                          "the quality gate may fail; pin a stronger model or remove the pin"))
+            elif pinned is not None and task.no_fallback:
+                # `fallback none`: no other model may answer, so the pin stays and the task fails
+                chosen, rule = pinned.name, "pinned"
+                evaluate(td, pinned, floor, ctx, self.cache, signature, ratio=self.ratio)
+                diags.append(warning("BMAD-W205", task.model.span,
+                                     f"pinned model `{pinned.name}` of task `{task.name}` is unavailable here "
+                                     f"({pinned.unavailable_reason}) and `fallback none` forbids another: "
+                                     f"the task will fail",
+                                     "set the provider's key variable, or remove `fallback none` to let "
+                                     "another model answer"))
             elif pinned is not None:
                 diags.append(warning("BMAD-W201", task.model.span,
                                      f"pinned model `{pinned.name}` for task `{task.name}` is unavailable "
@@ -535,6 +588,8 @@ class TaskRouter:
         model = participants[0] if participants else chosen
         judge = self._judge(td, model, usable, diags)
         models = participants or (model,)
+        if task.timeout_s is not None and not budget_move:
+            diags.extend(self._timeout_warnings(td, models))
         qualities = [self._quality(td, m) for m in models]
         known = [q for q in qualities if q is not None]
         expected_quality = round(sum(known) / len(known), 4) if known else None
@@ -599,6 +654,25 @@ class TaskRouter:
             if c.model not in members:
                 members.append(c.model)
         return tuple(members)
+
+    def _timeout_warnings(self, td: TaskDraft, models: tuple[str, ...]) -> list[Diagnostic]:
+        """BMAD-W206: a model the task will ask is expected to take longer per call than the
+        task's per-attempt `timeout`, so every attempt of it will time out."""
+        task, out = td.task, []
+        timeout = task.timeout_s
+        span = task.timeout_span if task.timeout_span != ir.NO_SPAN else self.span(td)
+        for name in dict.fromkeys(models):
+            entry = self.context.catalog.get(name) if name else None
+            if entry is None:
+                continue
+            latency = call_latency(entry, td, self.context)
+            if timeout_misfit(latency, timeout) is not None:
+                out.append(warning(
+                    "BMAD-W206", span,
+                    f"`{name}` is expected to take {latency:.1f}s, over task `{td.id}`'s timeout of "
+                    f"{format_seconds(timeout)}: every attempt will time out",
+                    "raise the timeout, or choose a faster model"))
+        return out
 
     def _misfit_warning(self, td: TaskDraft, name: ir.Name, what: str, reason: str, fix: str) -> Diagnostic:
         """BMAD-W204: a model the author named can't take the task's prompt (`reason`, as
