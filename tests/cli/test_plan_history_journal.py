@@ -6,6 +6,8 @@ make one of two equal models clearly better."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -77,6 +79,7 @@ workflow w {
 """
 
 
+@pytest.mark.slow  # a minute of subprocess runs in all: with the slow suite (CI runs both)
 def test_resume_with_the_unchanged_file_uses_the_runs_plan_though_history_grew(tmp_path):
     """The journal learns from every run, this one's failed calls included, so planning the same
     file again can differ; resuming must not be refused for that. An edited file still is."""

@@ -7,6 +7,8 @@ Every command runs as a real subprocess with its own BMAD_HOME, XDG_CONFIG_HOME 
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -86,6 +88,7 @@ def test_prices_loaded_after_sealing_make_the_plan_stale(tmp_path):
     assert bmad.run("before.json", "--replan").returncode == 0
 
 
+@pytest.mark.slow  # a minute of subprocess runs in all: with the slow suite (CI runs both)
 def test_resume_with_a_plan_sealed_under_other_prices_is_refused(tmp_path):
     bmad = project(tmp_path)
     bmad.plan("before.json")
@@ -116,6 +119,7 @@ def test_a_plan_names_its_override_and_any_change_to_it_is_stale(tmp_path):
     assert "was removed" in removed.stderr and "BMAD-E222" not in removed.stderr
 
 
+@pytest.mark.slow  # a minute of subprocess runs in all: with the slow suite (CI runs both)
 def test_another_bmad_home_means_other_prices(tmp_path):
     bmad = project(tmp_path)
     bmad.prices(litellm(tmp_path / "lite.json", **{"gpt-4o": (5.0, 20.0)}))
@@ -126,6 +130,7 @@ def test_another_bmad_home_means_other_prices(tmp_path):
     assert "the catalog's prices are in force" in stale.stderr
 
 
+@pytest.mark.slow  # a minute of subprocess runs in all: with the slow suite (CI runs both)
 def test_a_plan_sealed_before_plans_named_their_override_runs_until_prices_change(tmp_path, monkeypatch):
     bmad = project(tmp_path)
     monkeypatch.chdir(tmp_path)  # the hash is over paths relative to the main file's folder

@@ -299,6 +299,7 @@ class _Hook(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow  # a minute of subprocess runs in all: with the slow suite (CI runs both)
 def test_monitor_alerts_reach_a_webhook_while_a_real_run_runs(tmp_path):
     (tmp_path / "slow.bmad").write_text(SLOW_WORKFLOW, encoding="utf-8")
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)

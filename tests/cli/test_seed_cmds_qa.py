@@ -113,6 +113,7 @@ def _monitor_a_run(cwd: Path, *monitor_args: str, latency_scale: str) -> tuple[s
     return out, _final_run(cwd)
 
 
+@pytest.mark.slow  # a minute of subprocess runs in all: with the slow suite (CI runs both)
 def test_monitor_json_prints_the_runs_end_before_until_idle_exits(pipeline):
     out, run = _monitor_a_run(pipeline, "--json", latency_scale="1")
     lines = [json.loads(line) for line in out.splitlines()]
@@ -126,6 +127,7 @@ def test_monitor_json_prints_the_runs_end_before_until_idle_exits(pipeline):
     assert "process_gone" not in last
 
 
+@pytest.mark.slow  # a minute of subprocess runs in all: with the slow suite (CI runs both)
 def test_monitor_text_prints_the_runs_end_before_until_idle_exits(pipeline):
     out, run = _monitor_a_run(pipeline, latency_scale="1")
     lines = [line for line in out.splitlines() if line.startswith(run["id"])]

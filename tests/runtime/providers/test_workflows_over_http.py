@@ -70,7 +70,10 @@ def all_artifacts(tmp_path: Path) -> bytes:
     return blob
 
 
-@pytest.mark.parametrize("kind", ["openai", "anthropic", "gemini", "ollama"])
+# openai in the default run; the other protocols' request shapes are covered there by
+# test_http_providers.py, and this whole-workflow run of them goes with the slow suite
+@pytest.mark.parametrize("kind", ["openai", *(pytest.param(k, marks=pytest.mark.slow)
+                                              for k in ("anthropic", "gemini", "ollama"))])
 def test_retry_and_fallback_complete_and_the_key_stays_secret(server, tmp_path, kind):
     source = workflow(server, kind, """
 workflow w {
