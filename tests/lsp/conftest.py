@@ -242,3 +242,18 @@ async def encoded_client(lsp_client: LanguageClient, request):
         root_uri=None))
     yield
     await lsp_client.shutdown_session()
+
+
+# An untidy but valid workflow for the formatting tests (range and whole-document).
+MESSY = """\
+workflow   tidy {
+ input diff: text
+ task a {
+ prompt "A {{ diff }}"
+   }
+ task b {
+       prompt "B {{ a }}"
+ }
+ output b
+}
+"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from lsprotocol import types
 
-from tests.lsp.conftest import doc, open_and_wait as _open
+from tests.lsp.conftest import MESSY, doc, open_and_wait as _open
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -204,18 +204,6 @@ async def test_semantic_tokens_classify_names_by_what_they_name(client, editor, 
     assert (10, 21, 4, "parameter") in tokens  # {{ file }}: the loop variable
 
 
-MESSY = """\
-workflow   tidy {
- input diff: text
- task a {
- prompt "A {{ diff }}"
-   }
- task b {
-       prompt "B {{ a }}"
- }
- output b
-}
-"""
 
 
 def _apply(text: str, edits: list[types.TextEdit]) -> str:

@@ -14,7 +14,7 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from bmad.compiler.format import format_source
-from tests.lsp.conftest import CODECS as _CODECS, Editor, doc, open_and_wait as _open, rng
+from tests.lsp.conftest import CODECS as _CODECS, MESSY, Editor, doc, open_and_wait as _open, rng
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -126,18 +126,6 @@ async def test_a_lone_carriage_return_ends_a_line(client, editor, at):
 
 # --- 3. range formatting keeps a CRLF document's line ends ------------------------------------
 
-MESSY = """\
-workflow   tidy {
- input diff: text
- task a {
- prompt "A {{ diff }}"
-   }
- task b {
-       prompt "B {{ a }}"
- }
- output b
-}
-"""
 
 
 async def test_range_formatting_keeps_crlf_line_ends(client, editor, at):
