@@ -325,8 +325,7 @@ def _price_problems(plan: Plan, recorded: str | None, current_sources: dict[str,
 
     def stale(path: str, what: str) -> list[Diagnostic]:
         return [error("BMAD-E221", ir.Span.unknown(path), f"prices changed since this plan was made: {what}",
-                      "plan again with the prices in force now (`bmad plan FILE -o plan.json`), "
-                      "or run with --replan")]
+                      PRICES_HINT)]
 
     if recorded is None:
         if not repriced:
