@@ -166,43 +166,48 @@ def _parse_inputs(pairs: list[str], input_file: Optional[Path]) -> tuple[dict[st
     return values, texts
 
 
-def _run_plan_if_unchanged(journal_path: Path, run_id: str, plan):
-    """`--resume RUN FILE`: the run's own plan when FILE (and all it imports) is byte for byte what
-    the run was planned from. Re-planning it now would differ only by what the journal has learnt
-    since (the run's own calls included), which must not refuse the resume; an edited file still
-    gets the plan mismatch (BMAD-E303)."""
+def _journaled_run(journal_path: Path, run_id: str):
+    """A journaled run's row and its own plan, read once for a resume ((None, None) when the
+    journal can't say: the run itself then reports why)."""
     from bmad.runtime.executors.local import load_run_plan
     from bmad.runtime.journal import Journal, JournalError
 
     try:
         j = Journal(journal_path, readonly=True)
     except JournalError:
-        return plan
+        return None, None
     try:
         row = j.run(run_id)
-        recorded = load_run_plan(j, row["id"]) if row is not None else None
+        return row, (load_run_plan(j, row["id"]) if row is not None else None)
     finally:
         j.db.close()
+
+
+def _plan_if_unchanged(plan, recorded):
+    """`--resume RUN FILE`: the run's own plan (`recorded`) when FILE (and all it imports) is byte
+    for byte what the run was planned from. Re-planning it now would differ only by what the
+    journal has learnt since (the run's own calls included), which must not refuse the resume; an
+    edited file still gets the plan mismatch (BMAD-E303)."""
     if recorded is None or recorded.plan_hash == plan.plan_hash:
         return plan
     files = lambda p: {(f.path, f.sha256) for f in p.program.files}  # noqa: E731
     return recorded if files(recorded) == files(plan) else plan
 
 
-def _journaled_inputs(journal_path: Path, run_id: str) -> dict[str, Any]:
-    """The inputs a journaled run was started with ({} when the journal can't say)."""
-    from bmad.runtime.executors.local import journal_inputs
-    from bmad.runtime.journal import Journal, JournalError
-
-    try:
-        j = Journal(journal_path, readonly=True)
-    except JournalError:
-        return {}
-    try:
-        row = j.run(run_id)
-        return journal_inputs(row) if row is not None else {}
-    finally:
-        j.db.close()
+def _check_resume_budget(row, budget) -> None:
+    """A resumed run keeps what it spent: a `--budget` below that can't be kept to, and would be
+    reported as a cap broken by calls in flight. Refused before anything runs or is recorded."""
+    if row is None or budget is None:
+        return
+    spent, tokens = row["spent_usd"] or 0.0, row["tokens"] or 0
+    if budget.usd is not None and budget.usd < spent:
+        raise _fail(f"--budget ${budget.usd:g} is below what run {row['id']} has already spent "
+                    f"(${spent:.6f})", f"resume with a budget above ${spent:.6f}, or without "
+                    "--budget to keep the run's own")
+    if budget.tokens is not None and budget.tokens < tokens:
+        raise _fail(f"--budget {budget.tokens:,} tokens is below what run {row['id']} has already "
+                    f"used ({tokens:,} tokens)", f"resume with a budget above {tokens:,} tokens, or "
+                    "without --budget to keep the run's own")
 
 
 def _budget(text: Optional[str]):
@@ -214,32 +219,6 @@ def _budget(text: Optional[str]):
     if isinstance(parsed, str):
         raise _fail(f"--budget {text}: {parsed}", "write $2.50, 400k tokens or 10m")
     return parsed
-
-
-def _check_resume_budget(journal_path: Path, run_id: str, budget) -> None:
-    """A resumed run keeps what it spent: a `--budget` below that can't be kept to, and would be
-    reported as a cap broken by calls in flight. Refused before anything runs or is recorded."""
-    from bmad.runtime.journal import Journal, JournalError
-
-    try:
-        j = Journal(journal_path, readonly=True)
-    except JournalError:
-        return  # the run itself reports the journal's problem
-    try:
-        row = j.run(run_id)
-    finally:
-        j.db.close()
-    if row is None:
-        return
-    spent, tokens = row["spent_usd"] or 0.0, row["tokens"] or 0
-    if budget.usd is not None and budget.usd < spent:
-        raise _fail(f"--budget ${budget.usd:g} is below what run {row['id']} has already spent "
-                    f"(${spent:.6f})", f"resume with a budget above ${spent:.6f}, or without "
-                    "--budget to keep the run's own")
-    if budget.tokens is not None and budget.tokens < tokens:
-        raise _fail(f"--budget {budget.tokens:,} tokens is below what run {row['id']} has already "
-                    f"used ({tokens:,} tokens)", f"resume with a budget above {tokens:,} tokens, or "
-                    "without --budget to keep the run's own")
 
 
 def _run_notes(journal_path: Path, run_id: str, plan, limit: int = 5) -> list[str]:
@@ -432,7 +411,8 @@ def register(app: typer.Typer) -> None:
                         "list batches with `bmad runs` (row runs are BATCH_ID.N)")
         from bmad.runtime.events import JsonLinesSink, LiveDisplay
         from bmad.runtime.otel_export import start_tracing
-        from bmad.runtime.executors.local import RunRefused, RunRequest, execute_plan, load_run_plan
+        from bmad.runtime.executors.local import (RunRefused, RunRequest, execute_plan, journal_inputs,
+                                                  load_run_plan)
         from bmad.runtime.interpreter import RunConfig
         from bmad.runtime.journal import Journal, JournalError
 
@@ -458,6 +438,7 @@ def register(app: typer.Typer) -> None:
             j.db.close()
             if missing is not None:  # as with FILE, where the runtime refuses it
                 raise _fail(f"[BMAD-E301] {missing}", "list runs with `bmad runs`")
+            _check_resume_budget(row, override)
             resume = row["id"]
             # A resumed run keeps its provider mode and simulation settings unless overridden.
             provider = provider or options.get("provider_mode")
@@ -470,16 +451,16 @@ def register(app: typer.Typer) -> None:
         elif file is None:
             raise _fail("missing FILE", "bmad run FILE|plan.json (see bmad run --help)")
         else:
-            planned_inputs = values
+            planned_inputs, row, recorded = values, None, None
             if resume is not None:  # the run's own inputs: the plan it was made from had them too
-                planned_inputs = _journaled_inputs(journal_path, resume)
+                row, recorded = _journaled_run(journal_path, resume)
+                planned_inputs = journal_inputs(row) if row is not None else {}
+                _check_resume_budget(row, override)
             plan = _load_plan(file, replan=replan, provider=provider, budget=override,
                               optimize=optimize, inputs=planned_inputs, input_texts=texts,
                               strategy=strategy, journal=journal_path)
             if resume is not None:
-                plan = _run_plan_if_unchanged(journal_path, resume, plan)
-        if resume is not None and override is not None:
-            _check_resume_budget(journal_path, resume, override)
+                plan = _plan_if_unchanged(plan, recorded)
 
         sinks: list[Any] = []
         live = None
