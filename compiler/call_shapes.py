@@ -16,6 +16,16 @@ DEFAULT_REFINE_ROUNDS = 2  # `else refine` without `max N`
 DEFAULT_QUALITY_RETRIES = 1  # `else retry` without N
 
 
+def gate_rounds(gate: ir.Quality | None) -> int:
+    """The rounds a gate's `else refine|retry` allows: the written N, else the default (the
+    runtime runs them, the planner prices and bounds them)."""
+    if gate is None:
+        return 0
+    if gate.rounds is not None:
+        return gate.rounds
+    return DEFAULT_REFINE_ROUNDS if gate.otherwise == "refine" else DEFAULT_QUALITY_RETRIES
+
+
 def render_value(value: Any) -> str:
     """How a value reads inside a prompt: text as is, JSON as indented JSON, nothing as empty.
     Values in scope are JSON (inputs, parsed answers); anything else is dumped as JSON (a

@@ -21,7 +21,7 @@ import anyio
 import anyio.lowlevel
 
 from bmad.compiler import ir
-from bmad.compiler.call_shapes import DEFAULT_MAX_TOKENS, DEFAULT_QUALITY_RETRIES, DEFAULT_REFINE_ROUNDS
+from bmad.compiler.call_shapes import DEFAULT_MAX_TOKENS, gate_rounds
 from bmad.compiler.limits import current_limits
 from bmad.compiler.plan import Plan, TaskPlan, WorkflowPlan
 from bmad.runtime import quality as scorers
@@ -811,8 +811,7 @@ class Interpreter:
             otherwise = (gate.otherwise if gate else None) or ("escalate" if node.plan.cascade
                                                                else "accept")
             rounds = 0
-            limit = (gate.rounds if gate and gate.rounds else
-                     DEFAULT_REFINE_ROUNDS if otherwise == "refine" else DEFAULT_QUALITY_RETRIES)
+            limit = gate_rounds(gate)
             best = (cand, score)  # `else retry`: the best of the fresh answers stands at the end
             while _below(score, threshold):
                 if otherwise in ("refine", "retry") and rounds < limit:
@@ -962,8 +961,7 @@ class Interpreter:
         gate = node.task.quality
         bar = _gate_bar(node)
         otherwise = (gate.otherwise if gate is not None else None) or "accept"
-        limit = (gate.rounds if gate is not None and gate.rounds else
-                 DEFAULT_REFINE_ROUNDS if otherwise == "refine" else DEFAULT_QUALITY_RETRIES)
+        limit = gate_rounds(gate)
         best: tuple[ConsensusOutcome, float | None, str] | None = None
         rounds = 0
         ended = ""

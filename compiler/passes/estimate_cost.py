@@ -46,8 +46,7 @@ import math
 from dataclasses import replace
 from typing import Iterable
 
-from bmad.compiler.call_shapes import (DEFAULT_QUALITY_RETRIES, DEFAULT_REFINE_ROUNDS, JUDGE_MAX_TOKENS,
-                                       REVIEW_MAX_TOKENS)
+from bmad.compiler.call_shapes import JUDGE_MAX_TOKENS, REVIEW_MAX_TOKENS, gate_rounds
 from bmad.compiler.catalog import DEFAULT_PROVIDER_CONCURRENCY, CatalogEntry, ModelCatalog
 from bmad.compiler.diagnostics import warning
 from bmad.compiler.history import ModelHistory
@@ -150,13 +149,6 @@ def round_up(usd: float, places: int = 6) -> float:
     """`usd` rounded up to `places` decimals (a bound must not round down), float noise aside."""
     scale = 10 ** places
     return math.ceil(usd * scale - 1e-6) / scale
-
-
-def gate_rounds(task_quality) -> int:
-    """The rounds `else refine|retry` allows: the written N, else the runtime's default."""
-    if task_quality.rounds is not None:
-        return task_quality.rounds
-    return DEFAULT_REFINE_ROUNDS if task_quality.otherwise == "refine" else DEFAULT_QUALITY_RETRIES
 
 
 def gate_attempts(task_quality, failure_p: float = GATE_FAILURE_PROBABILITY) -> tuple[float, int]:

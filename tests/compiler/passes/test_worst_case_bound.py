@@ -63,9 +63,8 @@ def test_the_call_shapes_the_worst_case_counts_are_the_runtimes_own():
     for side in (estimate, calls):
         assert (side.JUDGE_MAX_TOKENS, side.REVIEW_MAX_TOKENS) == (
             call_shapes.JUDGE_MAX_TOKENS, call_shapes.REVIEW_MAX_TOKENS)
-    for side in (estimate, interpreter):
-        assert (side.DEFAULT_REFINE_ROUNDS, side.DEFAULT_QUALITY_RETRIES) == (
-            call_shapes.DEFAULT_REFINE_ROUNDS, call_shapes.DEFAULT_QUALITY_RETRIES)
+    # the default `else refine|retry` rounds: one function both sides call (it holds the constants)
+    assert estimate.gate_rounds is interpreter.gate_rounds is call_shapes.gate_rounds
     assert measure.DEFAULT_MAX_TOKENS == interpreter.DEFAULT_MAX_TOKENS == call_shapes.DEFAULT_MAX_TOKENS
     assert measure.format_instruction is returns.format_instruction is call_shapes.format_instruction
     assert measure.render_value is templates.render_value is call_shapes.render_value
