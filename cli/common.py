@@ -239,9 +239,41 @@ def examples(*lines: tuple[str, str]) -> str:
     return f"[bold]Examples[/bold]\n\n{body}"
 
 
-def fail_usage(message: str, hint: str | None = None) -> typer.Exit:
-    """Print a one-line usage error (and hint) to stderr; return the Exit to raise."""
+def fail_usage(message: str, hint: str | None = None, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print a one-line error (and hint) to stderr; return the Exit to raise (a usage error, 2,
+    unless `code` says otherwise)."""
     typer.echo(f"error: {message}", err=True)
     if hint:
         typer.echo(f"  = help: {hint}", err=True)
-    return typer.Exit(EXIT_USAGE)
+    return typer.Exit(code)
+
+
+def parse_input_options(pairs: list[str], input_file: Path | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """`--input NAME=VALUE` (`@FILE` reads a file) and `--input-file F`, as `bmad run` and `bmad plan`
+    read them: the file's JSON values, and each `--input`'s text (parsed later by its declared type)."""
+    values: dict[str, Any] = {}
+    if input_file is not None:
+        try:
+            data = read_user_json(input_file)
+        except UserFileError as exc:
+            raise fail_usage(f"--input-file {exc}", "pass a JSON object of input values")
+        if not isinstance(data, dict):
+            raise fail_usage(f"--input-file {input_file}: not a JSON object", "write {\"name\": value, ...}")
+        values.update(data)
+    texts: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise fail_usage(f"--input {pair}: expected NAME=VALUE", "e.g. --input topic=bees")
+        key, value = pair.split("=", 1)
+        if key.strip() in texts:  # two values for one name: which one was meant is a guess
+            raise fail_usage(f"--input {key.strip()} is given twice",
+                             "pass each input once (a list input takes a JSON list: -i NAME='[...]')")
+        if value.startswith("@"):
+            try:
+                value = read_user_text(value[1:])
+            except UserFileError as exc:
+                raise fail_usage(f"--input {key}: can't read {exc}",
+                                 "@FILE reads a UTF-8 text file; pass binary data another way "
+                                 "(e.g. base64-encoded)")
+        texts[key.strip()] = value
+    return values, texts

@@ -11,8 +11,8 @@ from typing import Any
 import typer
 
 from bmad.cli.common import (EXIT_ERRORS, EXIT_OK, EXIT_USAGE, check_output, examples,
-                             UserFileError, exit_code, fail_usage, file_problem, print_diagnostics,
-                             read_user_json, write_problem)
+                             UserFileError, exit_code, fail_usage, file_problem, parse_input_options,
+                             print_diagnostics, read_user_json, write_problem)
 from bmad.compiler.ir import STRATEGIES
 from bmad.compiler.literals import TOKEN_BUDGET_CEILING
 
@@ -306,9 +306,7 @@ def register(app: typer.Typer) -> None:
             if not isinstance(old, dict) or "tasks" not in old:
                 raise fail_usage(f"--diff {diff}: can't read a plan from it (not a plan)",
                                  "pass a file written by `bmad plan -o plan.json`")
-        from bmad.cli.run_cmd import _parse_inputs  # `bmad run`'s reading of --input / --input-file
-
-        values, texts = _parse_inputs(inputs, input_file)
+        values, texts = parse_input_options(inputs, input_file)  # as `bmad run` reads them
         plan, diagnostics, sources, program = compile_and_plan(
             file, provider=provider, optimize=optimize.value if optimize else None, budget=override,
             min_quality=min_quality, history=history, scheduling=scheduling.value,

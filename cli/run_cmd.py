@@ -17,7 +17,7 @@ from typing import Any, Optional
 import typer
 
 from bmad.cli.common import (UserFileError, check_output, examples, exit_code, fail_usage,
-                             print_diagnostics, read_user_json, read_user_text, release_stdout)
+                             parse_input_options, print_diagnostics, read_user_json, release_stdout)
 from bmad.cli.plan_cmd import Objective
 from bmad.compiler.ir import STRATEGIES
 
@@ -83,11 +83,7 @@ class _ReaderMayLeave:
                              "(`bmad show RUN_ID` has it all)\n")
 
 
-def _fail(message: str, hint: str | None = None, code: int = EXIT_INVALID) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    if hint:
-        typer.echo(f"  = help: {hint}", err=True)
-    return typer.Exit(code)
+_fail = fail_usage  # the short name run_cmd and batch_cmd use
 
 
 def _journal_path(journal: Optional[Path]) -> Path:
@@ -135,35 +131,6 @@ def _open_journal(journal: Optional[Path]):
         return Journal(path, readonly=True)
     except JournalError as exc:
         raise _fail(str(exc), "runs are journaled where `bmad run` ran (or pass --journal PATH)")
-
-
-def _parse_inputs(pairs: list[str], input_file: Optional[Path]) -> tuple[dict[str, Any], dict[str, str]]:
-    values: dict[str, Any] = {}
-    if input_file is not None:
-        try:
-            data = read_user_json(input_file)
-        except UserFileError as exc:
-            raise _fail(f"--input-file {exc}", "pass a JSON object of input values")
-        if not isinstance(data, dict):
-            raise _fail(f"--input-file {input_file}: not a JSON object", "write {\"name\": value, ...}")
-        values.update(data)
-    texts: dict[str, str] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise _fail(f"--input {pair}: expected NAME=VALUE", "e.g. --input topic=bees")
-        key, value = pair.split("=", 1)
-        if key.strip() in texts:  # two values for one name: which one was meant is a guess
-            raise _fail(f"--input {key.strip()} is given twice",
-                        "pass each input once (a list input takes a JSON list: -i NAME='[...]')")
-        if value.startswith("@"):
-            try:
-                value = read_user_text(value[1:])
-            except UserFileError as exc:
-                raise _fail(f"--input {key}: can't read {exc}",
-                            "@FILE reads a UTF-8 text file; pass binary data another way "
-                            "(e.g. base64-encoded)")
-        texts[key.strip()] = value
-    return values, texts
 
 
 def _journaled_run(journal_path: Path, run_id: str):
@@ -423,7 +390,7 @@ def register(app: typer.Typer) -> None:
         override = _budget(budget)
         journal_path = _journal_path(journal)
         retention = _retention_rules()
-        values, texts = _parse_inputs(inputs, input_file)
+        values, texts = parse_input_options(inputs, input_file)
         if resume is not None and (values or texts):
             raise _fail("--input can't change a resumed run's inputs", "start a new run instead")
         if resume is not None and file is None:
