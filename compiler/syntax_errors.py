@@ -685,6 +685,13 @@ def _closers_before(e: UnexpectedToken, limit: int = 8) -> int | None:
     return result
 
 
+def _stands_for_a_name(e: UnexpectedToken, text: str) -> bool:
+    """A number or word right after the `.` of a dotted path (`a.items.0`), where only a name fits."""
+    start = e.token.start_pos
+    return (e.token.type != "$END" and start is not None and start > 0 and text[start - 1] == "."
+            and set(e.expected) == {"NAME"} and keyword_terminals().get(str(e.token)) is None)
+
+
 def _opener_before(e: UnexpectedToken) -> bool:
     """`workflow review` then `task ...` on the next line: would a `{` before the token make it fit?"""
     token = e.token
@@ -845,6 +852,11 @@ def recover(e: UnexpectedInput, text: str, skipped_openers: list[int]) -> bool:
             return False
         if skipped_openers[0] > 0 and e.token.type not in ("LBRACE", "RBRACE"):
             return True  # inside a block we dropped: skip to its `}`
+        if _stands_for_a_name(e, text):
+            # `a.items.0`: read the misplaced word as the name the dotted path needs, so the
+            # expression (and the `{` after it) parse on instead of cascading into later errors
+            ip.feed_token(Token.new_borrow_pos("NAME", "_", e.token))
+            return True
         if _wrong_level(e, text) is not None:
             if _starts_line(text, e.token.start_pos):
                 _skip_rest_of_clause(e, text)

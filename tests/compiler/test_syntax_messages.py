@@ -159,3 +159,15 @@ def test_a_non_ascii_letter_in_a_name_says_names_are_ascii():
     assert (d.code, d.span.line, d.span.column) == ("BMAD-E001", 2, 12)
     assert d.message == "unexpected character `é` in a name"
     assert "ASCII" in d.hint and "`cafe` for `café`" in d.hint
+
+
+def test_a_number_after_a_dot_is_one_error_and_the_rest_of_the_file_parses():
+    # `a.items.0` in an expression: one E004 at the `0`, not a second one at the workflow's `}`
+    # (the recovery used to drop the task's block and lose its way); the task after it is kept
+    source = _wf('  task a { prompt "x" }\n  task b when a.items.0 == "z" { prompt "y" }\n'
+                 '  task c { prompt "{{ b }}" }\n')
+    result = compile_source(source, "t.bmad")
+    [d] = [d for d in result.diagnostics if d.is_error]
+    assert (d.code, d.span.line, d.span.column) == ("BMAD-E004", 3, 23)
+    assert d.message == "unexpected `0`"
+    assert [t.name for t in result.program.workflow("w").tasks] == ["a", "b", "c"]
