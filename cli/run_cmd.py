@@ -153,11 +153,15 @@ def _journaled_run(journal_path: Path, run_id: str):
 def _plan_if_unchanged(plan, recorded):
     """`--resume RUN FILE`: the run's own plan (`recorded`) when FILE (and all it imports) is byte
     for byte what the run was planned from. Re-planning it now would differ only by what the
-    journal has learnt since (the run's own calls included), which must not refuse the resume; an
-    edited file still gets the plan mismatch (BMAD-E303)."""
+    journal has learnt since (the run's own calls included), or by prices loaded since with `bmad
+    models --prices` (a run keeps the prices it started with, as a resume without FILE does);
+    neither must refuse the resume. An edited file still gets the plan mismatch (BMAD-E303)."""
+    from bmad.compiler.prices import override_path
+
     if recorded is None or recorded.plan_hash == plan.plan_hash:
         return plan
-    files = lambda p: {(f.path, f.sha256) for f in p.program.files}  # noqa: E731
+    prices = str(override_path())
+    files = lambda p: {(f.path, f.sha256) for f in p.program.files if f.path != prices}  # noqa: E731
     return recorded if files(recorded) == files(plan) else plan
 
 

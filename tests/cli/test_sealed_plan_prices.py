@@ -89,7 +89,7 @@ def test_prices_loaded_after_sealing_make_the_plan_stale(tmp_path):
 
 
 @pytest.mark.slow  # a minute of subprocess runs in all: with the slow suite (CI runs both)
-def test_resume_with_a_plan_sealed_under_other_prices_is_refused(tmp_path):
+def test_resume_with_a_plan_sealed_under_other_prices_is_refused_and_replan_resumes_it(tmp_path):
     bmad = project(tmp_path)
     bmad.plan("before.json")
     failed = bmad.run("before.json", "--json-events", "--sim-failure-rate", "1")  # a run to resume
@@ -97,6 +97,11 @@ def test_resume_with_a_plan_sealed_under_other_prices_is_refused(tmp_path):
     run_id = json.loads(failed.stdout.splitlines()[0])["run_id"]
     bmad.prices(litellm(tmp_path / "lite.json", **{"gpt-4o": (5.0, 20.0)}))
     assert_stale(bmad.run("--resume", run_id, "before.json"), bmad.home / "prices.json")
+    # re-planned from its unchanged source, the run goes on with its own plan and the prices it
+    # started with, as a resume without FILE does (the override was a plan mismatch, E303)
+    resumed = bmad.run("--resume", run_id, "before.json", "--replan", "--sim-failure-rate", "0")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"run {run_id}: completed" in resumed.stderr + resumed.stdout
 
 
 def test_a_plan_names_its_override_and_any_change_to_it_is_stale(tmp_path):
