@@ -89,10 +89,6 @@ class DiagnosticBag:
                 related: Iterable[Related] = ()) -> None:
         self.add(warning(code, span, message, hint, related))
 
-    @property
-    def has_errors(self) -> bool:
-        return any(d.is_error for d in self.items)
-
     def sorted(self) -> list[Diagnostic]:
         return sort_diagnostics(self.items)
 

@@ -292,19 +292,6 @@ def json_nesting_exceeds(text: str, depth: int) -> bool:
     return False
 
 
-def value_nesting_exceeds(value: Any, depth: int) -> bool:
-    """Whether a Python value (lists and dicts) nests deeper than `depth`, without recursion."""
-    stack = [(value, 0)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, (list, tuple, dict)):
-            if level + 1 > depth:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((c, level + 1) for c in children)
-    return False
-
-
 def yaml_limit_diagnostics(text: str, path: str, limits: Limits | None = None) -> list[Diagnostic]:
     """Size (BMAD-E008) and nesting (BMAD-E501) of a YAML document, checked on PyYAML's event
     stream (which does not recurse) before the composer (which does) builds any node."""
