@@ -130,6 +130,8 @@ def parse_budget(text: str):
     duration = parse_duration(value)
     if not isinstance(duration, float):
         return duration.message
+    if duration == 0:  # every call would be cut off: as the language and the YAML front end say
+        return "a time budget must be longer than zero"
     return _amount_problem(duration) or ir.Budget(time_s=duration)
 
 

@@ -525,6 +525,11 @@ class Lowerer(Transformer):
                        "write a duration (`budget 10m`), tokens (`budget 400k tokens`) "
                        "or money (`budget $2.00 per run`)")
             return None
+        if seconds <= 0:  # as the YAML front end and `--budget` refuse it
+            self.error("BMAD-E011", self.tspan(token), f"`{token}` is not a budget: a time budget of "
+                       "zero stops the run before its first call",
+                       "write the time the run may take (`budget 10m`), or leave the time budget out")
+            return None
         return ir.Budget(time_s=seconds)
 
     # -- tasks -----------------------------------------------------------------------------

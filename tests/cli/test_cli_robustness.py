@@ -85,6 +85,8 @@ def test_a_write_that_fails_later_is_a_plain_error(project, command):
     ("nan", "finite"),
     ("-1", "negative"),
     ("-0.5", "negative"),
+    ("0s", "longer than zero"),
+    ("0m", "longer than zero"),
 ])
 def test_parse_budget_refuses_what_cannot_be_a_budget(budget, message):
     parsed = parse_budget(budget)

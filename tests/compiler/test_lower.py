@@ -246,6 +246,7 @@ def test_bad_task_clause(clause, code):
 @pytest.mark.parametrize("text, code", [
     ("workflow w { budget $abc per run }", "BMAD-E010"),
     ("workflow w { budget 10parsecs }", "BMAD-E011"),
+    ("workflow w { budget 0s }", "BMAD-E011"),  # stops the run before it starts (YAML refuses it too)
     ("workflow w { strategy fast }", "BMAD-E016"),
     ("workflow w { optimize speed }", "BMAD-E016"),
     ("workflow w { input x: string }", "BMAD-E016"),
