@@ -485,7 +485,9 @@ def register(app: typer.Typer) -> None:
                 write_error = exc.strerror or str(exc)
         if (output is None or write_error) and not json_events:
             _write_stdout(outputs_json)  # the outputs are never lost to a bad -o
-        spent = f"${outcome.spent_usd:.6f}"
+        from bmad.runtime.ledger import spent_text
+
+        spent = spent_text(outcome.spent_usd, outcome.unknown_cost_calls)
         sys.stderr.write(f"run {outcome.run_id}: {outcome.status}, spent {spent}, "
                          f"{outcome.tokens} tokens, {outcome.elapsed_s:.2f}s"
                          + (f"\n  {outcome.error}" if outcome.error else "") + "\n")
@@ -674,7 +676,8 @@ def _print_runs(rows: list[dict[str, Any]]) -> None:
         state = "running (process gone)" if r.get("process_gone") else r["status"] or ""
         table.add_row(r["id"], r["workflow"] or "", state,
                       f"{r['done_tasks'] or 0}/{r['total_tasks'] or 0}",
-                      f"${r['spent_usd'] or 0:.4f}",
+                      # `+?`: calls to unpriced models, whose cost the dollars leave out
+                      f"${r['spent_usd'] or 0:.4f}" + ("+?" if r.get("unknown_cost_calls") else ""),
                       f"${r['budget_usd']:.2f}" if r["budget_usd"] is not None else "-",
                       (iso(r["started_at"]) or "")[:19])
     Console(file=sys.stdout, width=160, highlight=False).print(table)
@@ -698,9 +701,12 @@ def _print_show(data: dict[str, Any]) -> None:
 
     run = data["run"]
     console = Console(file=sys.stdout, width=160, highlight=False)
+    from bmad.runtime.ledger import spent_text
+
     budget = f" of ${run['budget_usd']:.4f}" if run["budget_usd"] is not None else ""
     console.print(f"[bold]{run['id']}[/] {run['workflow']}: {run['status']}, spent "
-                  f"${run['spent_usd'] or 0:.6f}{budget}, {run['tokens'] or 0} tokens")
+                  f"{spent_text(run['spent_usd'], run.get('unknown_cost_calls') or 0)}{budget}, "
+                  f"{run['tokens'] or 0} tokens")
     console.print(f"started {run['started_at']}, finished {run['finished_at'] or '-'}")
     if run["error"]:
         console.print(f"[red]{escape(run['error'])}[/]")

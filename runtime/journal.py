@@ -529,7 +529,7 @@ class Journal:
             (like_prefix(prefix), limit))]
 
     def runs(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
-        sql = ("SELECT id, workflow, status, spent_usd, budget_usd, tokens, total_tasks, done_tasks, "
+        sql = ("SELECT id, workflow, status, spent_usd, unknown_cost_calls, budget_usd, tokens, total_tasks, done_tasks, "
                "started_at, finished_at, updated_at, pid FROM runs")
         args: tuple = ()
         if status:

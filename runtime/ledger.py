@@ -471,5 +471,18 @@ class ScopedLedger:
         self.settle(reservation, 0.0, 0)
 
 
+def spent_text(usd: float | None, unknown_cost_calls: int = 0) -> str:
+    """What a run spent, as its summary lines print it: the dollars of the priced calls, and how many
+    calls had no price (an unpriced model is never counted as free, so `$0` alone would mislead)."""
+    return f"${usd or 0.0:.6f}" + unpriced_note(unknown_cost_calls)
+
+
+def unpriced_note(unknown_cost_calls: int) -> str:
+    """` and N calls of unknown price` after a dollar figure, or nothing when every call was priced."""
+    if not unknown_cost_calls:
+        return ""
+    return f" and {unknown_cost_calls} call{'s' if unknown_cost_calls != 1 else ''} of unknown price"
+
+
 def _tighter(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else min(a, b)

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bmad.compiler.terminal_text import terminal_safe
+from bmad.runtime.ledger import unpriced_note
 from bmad.runtime.report_html import seconds, usd, value_text
 from bmad.runtime.run_report import budget_owner, gate_event_row
 
@@ -54,7 +55,8 @@ def render_run_text(report: dict[str, Any], *, width: int = 120, color: bool = F
     budget = f" of {usd(run['budget_usd'])}" if run["budget_usd"] is not None else ""
     console.print(f"[bold]Run {safe_markup(run['id'])}[/bold]: workflow {safe_markup(run['workflow'] or '?')}, "
                   f"{safe_markup(run['status'] or '?')}")
-    console.print(f"  spent {usd(run['spent_usd'] or 0.0)}{budget}, {run['tokens'] or 0:,} tokens, "
+    unpriced = unpriced_note(run.get("unknown_cost_calls") or 0)  # not free, not in the dollars
+    console.print(f"  spent {usd(run['spent_usd'] or 0.0)}{unpriced}{budget}, {run['tokens'] or 0:,} tokens, "
                   f"{seconds(extra['timeline']['duration_s'])}, tasks {run['done_tasks'] or 0}/{run['total_tasks'] or 0}, "
                   f"{len(calls)} calls ({sum(c['status'] != 'ok' for c in calls)} failed, "
                   f"{sum(bool(c['cached']) for c in calls)} reused)")

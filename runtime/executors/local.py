@@ -77,6 +77,7 @@ class RunOutcome:
     elapsed_s: float
     error: str | None = None
     journal_path: Path | None = None
+    unknown_cost_calls: int = 0  # calls to unpriced models: their cost isn't in spent_usd
     cache_decisions: list[dict[str, Any]] = field(default_factory=list)
     task_statuses: dict[str, str] = field(default_factory=dict)
 
@@ -299,6 +300,7 @@ async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal |
     events.close()
     return RunOutcome(run_id=run_id, status=status, outputs=outputs, spent_usd=ledger.spent_usd,
                       tokens=ledger.spent_tokens, elapsed_s=ledger.elapsed_s, error=error,
+                      unknown_cost_calls=ledger.unknown_cost_calls,
                       journal_path=journal.path if journal is not None else None,
                       cache_decisions=cache.decisions if cache is not None else [],
                       task_statuses={k: r.status for k, r in frame.results.items()} if frame else {})
