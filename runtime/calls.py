@@ -234,6 +234,7 @@ class ModelCaller:
                 ms.model_id, messages, max_tokens, temperature, schema, enum_values, False, limit,
                 (), node.id, model, request_meta)
             started = time.time()
+            cut_by_budget = False  # the time budget, not the task's timeout, bounded this try
             try:
                 rate_limit = provider.rate_limit
                 if rate_limit.paused_until or rate_limit.requests is not None \
@@ -265,6 +266,7 @@ class ModelCaller:
                     limiter.give()
             except TimeoutError:
                 error = base.Timeout(f"no answer within {limit:.3g}s", provider=provider.name)
+                cut_by_budget = limit < timeout
             except base.ProviderError as exc:
                 error = exc
                 # Every provider's message (not only the HTTP ones, which mask their own) is
@@ -352,9 +354,15 @@ class ModelCaller:
                         _explain(error, f"a retry after {_seconds(delay)} would pass the time "
                                         f"budget ({_seconds(max(left, 0.0))} left); not retried")
                         delay = None
+            if cut_by_budget:
+                _explain(error, "the time budget ran out")
             self._journal_call(path, slot, model, rhash, "error", None, *(billed or (0, 0)),
                                spent_usd, time.time() - started, error.message, error.kind, False,
                                purpose, node.capability, tally.attempts if answering else None)
+            if cut_by_budget:
+                # The budget's end, not this model's failure: the run (or the task, for its own
+                # budget) stops as budget_exhausted, whether or not a fallback is written
+                raise _out_of_time(ledger)
             if delay is None:
                 break
             if self.events.active:

@@ -92,3 +92,18 @@ def test_waits_are_bounded():
     limits = ProviderRateLimit(None)
     limits.pause(float("nan"))
     assert limits.paused_until == 0.0
+
+
+@pytest.mark.parametrize("fallback", ["fallback [m_ok]", "fallback none"])
+def test_a_call_cut_off_by_the_time_budget_ends_the_run_budget_exhausted(server, tmp_path, fallback):
+    # The server takes 10 s; the run has 2 s. The call is cut at the budget's end, which is the
+    # budget running out (exit 3), with or without a fallback: before, it was `failed` (exit 1)
+    # with no fallback and `budget_exhausted` with one.
+    source = workflow(server, "delay:10", budget="2s").replace("fallback [m_ok]", fallback)
+    out, journal = run_file(tmp_path, source, timeout=60)
+    assert out.returncode == 3, out.stderr
+    [(status, error)] = journal_rows(journal, "SELECT status, error FROM runs")
+    assert status == "budget_exhausted" and "time budget exhausted" in error
+    [(call_error,)] = journal_rows(journal, "SELECT error FROM calls WHERE model='m_delay_10'")
+    assert "the time budget ran out" in call_error
+    assert journal_rows(journal, "SELECT COUNT(*) FROM calls WHERE model='m_ok'") == [(0,)]
