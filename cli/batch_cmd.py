@@ -217,9 +217,8 @@ def print_final_table(outcome, stream) -> None:
             table.add_row(status, str(counts[status]))
     table.add_row("total", str(len(outcome.rows)))
     console.print(table)
-    rate = len(outcome.rows) / outcome.elapsed_s if outcome.elapsed_s > 0 else 0.0
     console.print(f"spent ${outcome.spent_usd:.6f}, {outcome.tokens} tokens, "
-                  f"{_duration(outcome.elapsed_s)} ({rate:.1f} rows/s)")
+                  f"{_duration(outcome.elapsed_s)} ({outcome.rows_per_s:.1f} rows/s)")
     failed = [r for r in outcome.rows if r.status not in ("completed", "pending")]
     for r in failed[:5]:
         console.print(f"  row {r.index} ({r.run_id}): {r.status}" +

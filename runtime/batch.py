@@ -98,6 +98,7 @@ class BatchOutcome:
     journal_path: Path | None = None
     executor: str = "local"
     notes: list[str] = field(default_factory=list)  # e.g. where the Ray actors ran
+    rows_per_s: float = 0.0  # rows this process finished, over its own time (not resumed ones)
 
     @property
     def exit_code(self) -> int:
@@ -335,7 +336,7 @@ class _BatchRunner:
              time.time(), error, self.batch_id))
         return BatchOutcome(self.batch_id, status, outcomes, self.ledger.spent_usd,
                             self.ledger.spent_tokens, elapsed, error, self.journal.path,
-                            self.request.executor)
+                            self.request.executor, rows_per_s=self.progress.rows_per_s)
 
     def _interpreter(self, run_id: str, events: EventBus, resumed: dict[str, dict[str, Any]],
                      ledger: BudgetLedger | LedgerShare | None = None) -> Interpreter:

@@ -4,6 +4,7 @@ their line, and `--resume BATCH_ID` after a budget stop and after the driver is 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import pytest
 
 from runtime_support import plan_source, sim_factory
 
+from bmad.cli.batch_cmd import print_final_table
 from bmad.runtime.batch import BatchRequest, batch_results, execute_batch
 from bmad.runtime.batch_inputs import RowsRefused, read_rows
 from bmad.runtime.executors.local import RunRequest
@@ -212,6 +214,14 @@ def test_one_budget_caps_the_whole_batch_and_resume_finishes_it(tmp_path: Path):
     j.db.close()
     assert [r["row"] for r in results] == list(range(40))
     assert {r["status"] for r in results} == {"completed"}
+    # The final table's rate counts the rows each process finished, over its own time: not the
+    # rows left pending, nor the ones a resume found done (it said 40 rows / the resume's 0.1 s)
+    assert first.rows_per_s == pytest.approx((40 - counts["pending"]) / first.elapsed_s, rel=0.02)
+    assert second.rows_per_s == pytest.approx((40 - len(done_before))
+                                              / (second.elapsed_s - first.elapsed_s), rel=0.02)
+    table = io.StringIO()
+    print_final_table(second, table)
+    assert f"({second.rows_per_s:.1f} rows/s)" in table.getvalue()
 
 
 class CountingProvider:
