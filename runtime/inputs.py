@@ -62,7 +62,9 @@ def parse_text(value: str, type_: ir.TypeRef) -> Any:
         raise InputError(f"`{value}` is not valid JSON") from None
 
 
-def check_type(name: str, value: Any, type_: ir.TypeRef) -> None:
+def check_type(name: str, value: Any, type_: ir.TypeRef, *, of: str | None = None) -> None:
+    """Raises InputError unless `value` fits `type_` (null fits only `json`). `of`: the workflow
+    whose input it is, named in the message (a subworkflow call's arguments)."""
     ok = {
         "text": lambda v: isinstance(v, str),
         "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
@@ -70,15 +72,34 @@ def check_type(name: str, value: Any, type_: ir.TypeRef) -> None:
         "json": lambda v: True,
         "list": lambda v: isinstance(v, list),
     }[type_.name](value)
+    owner = f" of `{of}`" if of else ""
     if not ok:
-        raise InputError(f"input `{name}` must be {type_}, got {type(value).__name__}")
+        raise InputError(f"input `{name}`{owner} must be {type_}, got {describe_value(value)}")
     where = _non_finite(value)
     if where is not None:
-        raise InputError(f"input `{name}{where}` is NaN or infinite: only finite numbers can be "
-                         "journaled and exported as JSON")
+        raise InputError(f"input `{name}{where}`{owner} is NaN or infinite: only finite numbers "
+                         "can be journaled and exported as JSON")
     if type_.name == "list" and type_.item is not None:
         for i, item in enumerate(value):
-            check_type(f"{name}[{i}]", item, type_.item)
+            check_type(f"{name}[{i}]", item, type_.item, of=of)
+
+
+def describe_value(value: Any, limit: int = 40) -> str:
+    """A value in the language's words, for messages: `null`, `text "seven"`, `the number 2`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        shown = value if len(value) <= limit else value[:limit] + "..."
+        return f"text {json.dumps(shown, ensure_ascii=False)}"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item(s)"
+    if isinstance(value, dict):
+        return "a JSON object"
+    return type(value).__name__
 
 
 def _non_finite(value: Any, path: str = "") -> str | None:

@@ -32,6 +32,7 @@ from bmad.runtime.consensus import (Candidate, ConsensusOutcome, QuorumNotMet, d
                                      decide_medoid, decide_vote, run_consensus, verdicts)
 from bmad.runtime.events import EventBus
 from bmad.runtime.expressions import evaluate, truthy
+from bmad.runtime.inputs import InputError, check_type
 from bmad.runtime.ledger import (BudgetExhausted, BudgetLedger, BudgetOverrun,
                                  ScopeBudgetExhausted, ScopedLedger, UnpricedModel)
 from bmad.runtime.model_pool import ModelPool, ModelUnknown
@@ -710,14 +711,18 @@ class Interpreter:
         called = self.program.workflow(call.workflow.name)
         if called is None:
             raise TaskFailure(f"workflow `{call.workflow.name}` is not in the plan")
+        declared = {decl.name: decl for decl in called.inputs}
         inputs: dict[str, Any] = {}
         for arg in call.arguments:
-            inputs[arg.name] = evaluate(arg.value, scope)
+            decl = declared.get(arg.name)
+            if decl is None:  # the checker refuses it (BMAD-E106); IR from other tools may not
+                raise TaskFailure(f"`{call.workflow.name}` has no input `{arg.name}`")
+            inputs[arg.name] = _fitting_argument(call.workflow.name, decl, arg.value, scope)
         for decl in called.inputs:
             if decl.name not in inputs:
                 if decl.default is None:
                     raise TaskFailure(f"`{call.workflow.name}` needs input `{decl.name}`")
-                inputs[decl.name] = evaluate(decl.default, {})
+                inputs[decl.name] = _fitting_argument(call.workflow.name, decl, decl.default, {})
         ledger = tally.ledger  # one scope per invocation (each `for each` item its own)
         budget = called.budget
         if budget is not None and (budget.usd is not None or budget.tokens is not None
@@ -1281,6 +1286,30 @@ def _not_a_list(loop: ir.ForEach, value: Any) -> str:
     else:
         return f"{head} is not a list"
     return f"{head} is {kind}, not a list"
+
+
+def _fitting_argument(workflow: str, decl: ir.Input, expr: ir.Expr, scope: dict[str, Any]) -> Any:
+    """The value of a call's argument (or of the input's default), checked against the called
+    input's type as `--input` and batch rows are (a value is never coerced; null fits only `json`):
+    a misfit fails the call (BMAD-E330) instead of running the callee with it."""
+    value = evaluate(expr, scope)
+    try:
+        check_type(decl.name, value, decl.type, of=workflow)
+    except InputError as exc:
+        from bmad.compiler.checks.expressions import show  # only on this error path
+
+        notes = []
+        if expr is decl.default:
+            notes.append("its default")
+        elif not isinstance(expr, ir.Literal):
+            notes.append(f"from `{_excerpt(show(expr), 80)}`")
+        if value is None and isinstance(expr, ir.Ref) and len(expr.path) > 1:
+            notes.append("a missing field reads as null")
+        if value is None and decl.default is not None and expr is not decl.default:
+            notes.append("leave the argument out to use the default")
+        detail = f" ({'; '.join(notes)})" if notes else ""
+        raise TaskFailure(f"[BMAD-E330] {exc}{detail}") from None
+    return value
 
 
 def _expr_roots(expr: ir.Expr | None) -> set[str]:

@@ -1,5 +1,6 @@
-"""Retry delays (exponential, linear or fixed backoff with full jitter, honouring Retry-After) and a
-per-provider circuit breaker that opens after consecutive failures and half-opens after a cooldown.
+"""Retry delays (exponential or linear backoff with jitter kept within the written MIN to MAX, or a
+fixed wait of MIN; a server's longer Retry-After wins) and a per-provider circuit breaker that
+opens after consecutive failures and half-opens after a cooldown.
 """
 
 from __future__ import annotations
@@ -27,22 +28,30 @@ class RetryPolicy:
     def from_ir(retry: ir.Retry | None) -> "RetryPolicy":
         if retry is None:
             return RetryPolicy()
+        min_s, max_s = retry.min_s, retry.max_s
+        # The seed's YAML may give one bound alone: the default of the other yields to it, so
+        # `max_delay: 0.2` does not wait 0.5 s, nor `initial_delay: 60` stop at 30 s.
+        if min_s is None:
+            min_s = DEFAULT_MIN_S if max_s is None else min(DEFAULT_MIN_S, max_s)
+        if max_s is None:
+            max_s = max(DEFAULT_MAX_S, min_s)
         # IR attempts count tries in total (`retry N` lowers to N + 1); never fewer than one
         return RetryPolicy(attempts=max(1, retry.attempts), backoff=retry.backoff,
-                           min_s=DEFAULT_MIN_S if retry.min_s is None else retry.min_s,
-                           max_s=DEFAULT_MAX_S if retry.max_s is None else retry.max_s)
+                           min_s=min_s, max_s=max_s)
 
     def delay(self, attempt: int, error: BaseException | None, rng: random.Random) -> float:
-        """Seconds to wait before try `attempt + 1` (attempt counts from 1)."""
+        """Seconds to wait before try `attempt + 1` (attempt counts from 1): never less than MIN,
+        never more than MAX unless a server's Retry-After asks for more."""
         if self.backoff == "fixed":
-            ceiling = self.min_s
-        elif self.backoff == "linear":
-            ceiling = self.min_s * attempt
+            wait = self.min_s  # fixed means fixed: no jitter; MAX only bounds a Retry-After
         else:
-            ceiling = self.min_s * (2 ** (attempt - 1))
-        ceiling = min(ceiling, self.max_s)
-        # "Equal jitter": at least half the ceiling, so retries never hammer immediately.
-        wait = ceiling / 2 + rng.random() * ceiling / 2
+            # 2 ** 64 steps pass any MAX; a larger power overflows a float (`retry 2000`)
+            step = attempt if self.backoff == "linear" else 2 ** min(attempt - 1, 64)
+            nominal = min(self.min_s * step, self.max_s)
+            # Jitter spreads the retries of calls that failed together: a uniform draw from half
+            # the nominal wait to all of it, but never below the written MIN.
+            low = min(max(self.min_s, nominal / 2), nominal)
+            wait = low + rng.random() * (nominal - low)
         retry_after = requested_wait(error)
         if retry_after is not None and retry_after > wait:
             wait = retry_after  # the server knows best; never retry before it allows
