@@ -8,10 +8,10 @@ members; and the parameters (max_tokens, temperature, returns, quality gate, con
 `for each` / `reduce` / `when` clauses). `--explain-cache` compares a miss with the latest entry
 for the same task and names the components that changed.
 
-Granularity: a task, not a model call. A `for each` task is one entry for its whole list (any item
-changed: every item runs again), unless the interpreter asks per item (`lookup_item` /
-`store_item`: an item is keyed like its task with the list replaced by the item, so an unchanged
-item is reused wherever it sits in the list). A workflow call (`task t = wf(...)`) is never an
+Granularity: a task, not a model call. A `for each` task is an entry for its whole list, and each
+of its items one of its own (`lookup_item` / `store_item`: keyed like its task with the list
+replaced by the item), so when the list changes, an unchanged item is reused wherever it sits in
+it and only the new or changed items run. A workflow call (`task t = wf(...)`) is never an
 entry of its own: its key could not see the called workflow's body, so the called workflow runs
 and each of its tasks is looked up under its own key (per `for each` item, too). A result with
 failed `for each` items (`on_error continue`) is not stored: the next run tries them again.

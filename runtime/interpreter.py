@@ -640,7 +640,14 @@ class Interpreter:
                         results[i] = await self._call_workflow(frame, node, f"{path}[{i}]", scope,
                                                                f"i{i}/", tally)
                     else:
-                        value, model, q = await self._prompt(node, path, scope, f"i{i}/", tally)
+                        key, hit = (self.cache.lookup_item(frame, node, path, i, item)
+                                    if self.cache is not None else (None, None))
+                        if hit is not None:
+                            value, model, q = hit["output"], hit["model"], hit["quality"]
+                        else:
+                            value, model, q = await self._prompt(node, path, scope, f"i{i}/", tally)
+                            if key is not None and self.cache is not None:
+                                self.cache.store_item(key, frame, node, path, i, item, value, model, q)
                         results[i] = value
                         if model:
                             models.append(model)

@@ -200,8 +200,6 @@ def test_item_keys_hold_the_item_not_the_list(tmp_path, monkeypatch):
         journal.close()
 
 
-@pytest.mark.xfail(strict=True, reason="needs the interpreter's per-item hook: `_fan_out` calling "
-                   "TaskCache.lookup_item / store_item (runtime/cache.py's docstring)")
 def test_changing_one_item_of_a_for_each_runs_only_that_item(tmp_path):
     plan = plan_source(tmp_path, DIGEST)
     first, _ = run_plan(plan, tmp_path, config=CACHE, inputs={"docs": DOCS})
