@@ -394,14 +394,19 @@ class Interpreter:
                                       finished_at=now, capability=node.capability)
 
     def _commit(self, finished: list[int]) -> None:
-        journal = self.journal
+        self._note_progress()
+        self.journal.flush()
+
+    def _note_progress(self) -> None:
+        """The run's spend so far on its row, for `bmad runs`, `workflow status` and the monitor's
+        budget alerts, a few times a second: as tasks finish, and as the items of a long `for
+        each` do (else the row read $0 until the whole task ended, and forever after a crash)."""
         now = time.monotonic()
-        if now - self._progress_at > 0.25:  # progress for `workflow status`, a few times a second
+        if now - self._progress_at > 0.25:
             self._progress_at = now
             led = self.ledger
-            journal.update_run_progress(self.run_id, led.spent_usd, led.spent_tokens,
-                                        led.unknown_cost_calls, led.elapsed_s, self.done_tasks)
-        journal.flush()
+            self.journal.update_run_progress(self.run_id, led.spent_usd, led.spent_tokens,
+                                             led.unknown_cost_calls, led.elapsed_s, self.done_tasks)
 
     def outputs(self, frame: Frame) -> dict[str, Any]:
         out = {}
@@ -554,6 +559,7 @@ class Interpreter:
         finally:
             self._item_flush = False
             if self.journal is not None and self.journal.pending:
+                self._note_progress()
                 self.journal.flush()
 
     def _stop_all(self) -> None:
