@@ -210,17 +210,17 @@ def compile_and_plan(path: str, *, provider: str | None = None, optimize: str | 
     if not program.workflows:
         return None, sort_diagnostics(diagnostics), result.sources, program
     # Static feasibility first (every model available): an impossible budget is an error whatever
-    # keys this machine happens to have.
+    # keys this machine happens to have. With the plan's history: the expected cost it checks
+    # counts the observed failure rate, so the floor BMAD-E210 names is the plan's too.
+    measured = load_history(history, simulated=provider == "sim", journal=journal)
     overrides = dict(objective=optimize, budget=budget, min_quality=min_quality, scheduling=scheduling,
-                     strategy=strategy, inputs=known_inputs(program, inputs, input_texts))
+                     strategy=strategy, inputs=known_inputs(program, inputs, input_texts), history=measured)
     _static_plan, static = plan_program(program, make_context(program, environment={}, provider_mode="sim",
                                                               **overrides))
     static_errors = [d for d in static if d.is_error]
     if static_errors:
         return None, sort_diagnostics(diagnostics + static_errors), result.sources, program
-    context = make_context(program, provider_mode=provider,
-                           history=load_history(history, simulated=provider == "sim", journal=journal),
-                           **overrides)
+    context = make_context(program, provider_mode=provider, **overrides)
     plan, plan_diagnostics = plan_program(program, context)
     return plan, sort_diagnostics(diagnostics + plan_diagnostics), result.sources, program
 

@@ -29,6 +29,21 @@ DEFAULT_LATENCY_PER_TOKEN_S = 0.02
 # Used when a provider declares no `limits { concurrent N }`.
 DEFAULT_PROVIDER_CONCURRENCY = 4
 
+# Providers that run their models in this process, one call at a time, whatever `limits` says:
+# llama.cpp objects aren't thread-safe, so runtime/providers/llama_cpp.py runs each model under a
+# lock. The plan counts that (latency) and carries it as the provider's concurrency, which the
+# runtime's provider slots take from the plan (a simulated run of the plan queues the same way).
+IN_PROCESS_KINDS = frozenset({"llama_cpp"})
+IN_PROCESS_CONCURRENCY = 1
+
+
+def provider_concurrency(provider: ir.Provider | None) -> int:
+    """How many calls the runtime makes at once to `provider`'s models (`IN_PROCESS_KINDS`: one)."""
+    if provider is not None and provider.kind in IN_PROCESS_KINDS:
+        return IN_PROCESS_CONCURRENCY
+    limits = provider.limits if provider is not None else None
+    return limits.concurrent if limits and limits.concurrent else DEFAULT_PROVIDER_CONCURRENCY
+
 
 @dataclass(frozen=True, slots=True)
 class CatalogEntry:
@@ -55,6 +70,11 @@ class CatalogEntry:
     @property
     def priced(self) -> bool:
         return self.price_input_per_m is not None and self.price_output_per_m is not None
+
+    @property
+    def in_process(self) -> bool:
+        """Run in this process (`IN_PROCESS_KINDS`): one call at a time, no rate limit to meet."""
+        return self.provider_kind in IN_PROCESS_KINDS
 
     def covers(self, needs: tuple[str, ...]) -> bool:
         return all(n in self.skills for n in needs)
@@ -172,7 +192,7 @@ def build_catalog(program: ir.Program, *, environment: Mapping[str, str] | None 
             unavailable_reason=reason,
             simulated=simulated,
             key_env=provider.api_key_env if provider else None,
-            concurrency=(limits.concurrent if limits and limits.concurrent else DEFAULT_PROVIDER_CONCURRENCY),
+            concurrency=provider_concurrency(provider),
             limits_declared=limits is not None,
         )
     return ModelCatalog(entries, provider_mode)

@@ -3,7 +3,10 @@ and cost per (model, capability), plus each model's overall figures under `ANY_C
 
 Quality comes from consensus verdicts (each participant's agreement with the task's decision) where
 a model has them, else from scored tasks (judge, agreement) credited to the model that answered; latency,
-failures and cost from the calls themselves (cached replays are not measurements).
+failures and cost from the calls themselves (cached replays are not measurements). A simulated
+call's latency is the simulator's sleep times the run's `--sim-latency-scale` (the run's recorded
+`sim_latency_scale`): under any scale but 1 it measures nothing (at 0, about no time at all), so
+such calls count for quality, failures and cost but not for latency.
 
 Simulated answers measure the simulator, not the model: a real plan reads only rows of real calls,
 and a `--provider sim` plan only simulated ones (`simulated=True`). A row is simulated when its run
@@ -28,6 +31,7 @@ class SimulatedRows:
     def __init__(self, journal: Journal):
         self.runs: set[str] = set()  # runs with every model simulated (`--provider sim`)
         self.models: dict[str, set[str]] = {}  # run -> its models on a `kind sim` provider
+        self.scaled: set[str] = set()  # runs whose simulated latencies were scaled
         sim_models_of_plan: dict[str, set[str]] = {}
         for run_id, options_json, plan_hash in journal.db.execute(
                 "SELECT id, options_json, plan_hash FROM runs"):
@@ -35,6 +39,8 @@ class SimulatedRows:
                 options = json.loads(options_json or "{}")
             except ValueError:
                 options = {}
+            if isinstance(options, dict) and _scaled(options.get("sim_latency_scale")):
+                self.scaled.add(run_id)
             if isinstance(options, dict) and options.get("provider_mode") == "sim":
                 self.runs.add(run_id)
                 continue
@@ -45,6 +51,20 @@ class SimulatedRows:
 
     def __call__(self, run_id: str, model: str | None) -> bool:
         return run_id in self.runs or model in self.models.get(run_id, ())
+
+    def latency_measured(self, run_id: str, model: str | None) -> bool:
+        """Whether a call's latency is a measurement: not a simulated one the run scaled."""
+        return run_id not in self.scaled or not self(run_id, model)
+
+
+def _scaled(scale: object) -> bool:
+    """Whether a run's recorded `sim_latency_scale` changed its simulated latencies: any but 1
+    (None, or no record in a journal written before it was kept: the default, 1)."""
+    if scale is None:
+        return False
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool):
+        return scale != 1
+    return True  # unreadable: not a latency to learn from
 
 
 def _sim_provider_models(journal: Journal, plan_hash: str | None) -> set[str]:
@@ -65,21 +85,24 @@ def _sim_provider_models(journal: Journal, plan_hash: str | None) -> set[str]:
 def read_history(journal: Journal, *, min_samples: int = 3, simulated: bool = False) -> ModelHistory:
     """The journal's measurements: of real calls, or (`simulated=True`) of simulated ones only."""
     is_simulated = SimulatedRows(journal)
-    calls: dict[tuple[str, str], list[int | float]] = defaultdict(lambda: [0, 0, 0.0, 0.0, 0])
-    # [calls, failures, latency sum over ok, cost sum over ok, ok count]
+    calls: dict[tuple[str, str], list[int | float]] = defaultdict(lambda: [0, 0, 0.0, 0.0, 0, 0])
+    # [calls, failures, latency sum over ok, cost sum over ok, ok count, ok count with a latency]
     for run_id, model, capability, status, latency, cost in journal.db.execute(
             "SELECT run_id, model, capability, status, latency_s, cost_usd FROM calls "
             "WHERE cached=0 AND purpose IN ('answer', 'repair')"):
         if is_simulated(run_id, model) != simulated:
             continue
         keys = {(model, ANY_CAPABILITY)} | ({(model, capability)} if capability else set())
+        timed = status == "ok" and is_simulated.latency_measured(run_id, model)
         for key in keys:
             agg = calls[key]
             agg[0] += 1
             if status == "ok":
-                agg[2] += latency or 0.0
                 agg[3] += cost or 0.0
                 agg[4] += 1
+                if timed:
+                    agg[2] += latency or 0.0
+                    agg[5] += 1
             else:
                 agg[1] += 1
     # Verdicts (a consensus participant's agreement with the decision, a gate's score of each
@@ -99,11 +122,11 @@ def read_history(journal: Journal, *, min_samples: int = 3, simulated: bool = Fa
         quality[key] += values
     observations: dict[tuple[str, str], Observation] = {}
     for key in set(calls) | set(quality):
-        n, failures, latency_sum, cost_sum, ok = calls.get(key, [0, 0, 0.0, 0.0, 0])
+        n, failures, latency_sum, cost_sum, ok, timed = calls.get(key, [0, 0, 0.0, 0.0, 0, 0])
         qs = quality.get(key, [])
         observations[key] = Observation(
             quality=sum(qs) / len(qs) if qs else None,
-            latency_s=latency_sum / ok if ok else None,
+            latency_s=latency_sum / timed if timed else None,
             failure_rate=failures / n if n else None,
             cost_usd=cost_sum / ok if ok else None,
             samples=max(int(n), len(qs)),

@@ -79,6 +79,8 @@ class WorkflowDraft:
     objective: str = "balanced"
     budget: PlanBudget = field(default_factory=PlanBudget)
     budget_span: ir.Span = ir.NO_SPAN
+    # the kinds of `budget` ("usd", "tokens", "time_s") the run's `--budget` set, not the file
+    budget_from_run: frozenset[str] = frozenset()
     totals: Estimate = field(default_factory=Estimate)
     critical_path: tuple[str, ...] = ()
     stages: tuple[tuple[str, ...], ...] = ()

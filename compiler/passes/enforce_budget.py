@@ -10,13 +10,15 @@ Per workflow (the entry one against `--budget` or its `budget`, a called one aga
   multiplied by how often the call runs (`for each ... = wf(...)`: its fan-out); a callee moved
   for its caller's budget moves for every call of it (one subplan per workflow);
 - if even the cheapest qualified plan's *expected* cost exceeds the budget: BMAD-E210 at the
-  budget clause, naming that cost and the tasks that dominate it (a callee's as
-  `workflow.task` via the call task);
+  budget clause, naming that cost (rounded up: a budget of that amount fits) and the tasks that
+  dominate it (a callee's as `workflow.task` via the call task);
 - if the expected cost fits but the worst case still doesn't: BMAD-W210, the runtime stops at the
   cap. Token budgets likewise (BMAD-E211 / BMAD-W214); the critical path against a time budget
   (BMAD-W213). Unknown prices make the dollar budget unverifiable (BMAD-W215): for the run's
   budget, any model `bmad run` may call without a price (`run_models`, the runtime's own list:
   it refuses to start, BMAD-E307), and the worst case is then unknown, never "fits".
+A budget the run sets (`--budget`, `PassContext.budget`) is named `--budget` in these messages,
+which point at the workflow's name instead of its `budget` clause (`_budget_at`).
 """
 
 from __future__ import annotations
@@ -48,10 +50,30 @@ def workflow_budget(workflow: ir.Workflow, context: PassContext, is_entry: bool)
     )
 
 
+def budget_from_run(context: PassContext, is_entry: bool) -> frozenset[str]:
+    """The kinds of the entry workflow's budget the run's `--budget` (`PassContext.budget`) sets."""
+    if not is_entry or context.budget is None:
+        return frozenset()
+    return frozenset(k for k in ("usd", "tokens", "time_s") if getattr(context.budget, k) is not None)
+
+
 def _budget_span(workflow: ir.Workflow) -> ir.Span:
     if workflow.budget is not None and workflow.budget.span != ir.NO_SPAN:
         return workflow.budget.span
+    return _header_span(workflow)
+
+
+def _header_span(workflow: ir.Workflow) -> ir.Span:
     return workflow.name_span if workflow.name_span != ir.NO_SPAN else workflow.span
+
+
+def _budget_at(wd: WorkflowDraft, kind: str) -> tuple[ir.Span, bool]:
+    """Where a diagnostic about `wd`'s budget of `kind` points, and whether the run's `--budget`
+    set it: then the message names `--budget` and points at the workflow's name, since no line of
+    the file shows that amount (its `budget` clause, if any, shows another); else the clause."""
+    if kind in wd.budget_from_run:
+        return _header_span(wd.workflow), True
+    return _budget_span(wd.workflow), False
 
 
 def movable(td: TaskDraft) -> bool:
@@ -190,10 +212,11 @@ def _refused_run(wd: WorkflowDraft, draft: Draft, context: PassContext) -> bool:
     tasks = sorted({t for m in names for t in unpriced[m]})
     listed = ", ".join(f"`{m}`" for m in names[:5]) + (" ..." if len(names) > 5 else "")
     used_by = ", ".join(tasks[:5]) + (" ..." if len(tasks) > 5 else "")
+    span, cli = _budget_at(wd, "usd")
     draft.report(warning(
-        "BMAD-W215", _budget_span(wd.workflow),
-        f"the budget {format_usd(wd.budget.usd)} can't be checked: no price for {listed} (used by "
-        f"{used_by}), so `bmad run` refuses to start (BMAD-E307)",
+        "BMAD-W215", span,
+        f"{'--budget' if cli else 'the budget'} {format_usd(wd.budget.usd)} can't be checked: no price "
+        f"for {listed} (used by {used_by}), so `bmad run` refuses to start (BMAD-E307)",
         "declare `price input $X output $Y per 1M` for these models, or leave them out of the plan "
         "(model, fallback, participants, judge), or run without a dollar budget"))
     wd.totals = replace(wd.totals, cost_usd_worst=None)  # the verdict: unknown, not "fits"
@@ -209,8 +232,10 @@ def _enforce_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> N
     if wd.totals.cost_usd_worst is None or wd.totals.cost_usd_expected is None:
         # a called workflow's own budget: the runtime refuses a model without a price there (a
         # task routed to one fails, one that may fall back on one stops there)
-        draft.report(warning("BMAD-W215", _budget_span(wd.workflow),
-                             f"the budget {format_usd(wd.budget.usd)} can't be checked: some models have no price",
+        span, cli = _budget_at(wd, "usd")
+        draft.report(warning("BMAD-W215", span,
+                             f"{'--budget' if cli else 'the budget'} {format_usd(wd.budget.usd)} can't be "
+                             f"checked: some models have no price",
                              "declare prices for every model the plan uses"))
         return
     if wd.name != draft.entry:
@@ -222,7 +247,8 @@ def _fit_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> None:
     it can't be done (the module docstring)."""
     limit = wd.budget.usd
     totals = wd.totals
-    span = _budget_span(wd.workflow)
+    span, cli = _budget_at(wd, "usd")
+    called = "--budget" if cli else "the budget"
     if totals.cost_usd_worst <= limit:
         return
     covered = covered_tasks(wd, draft)
@@ -237,7 +263,8 @@ def _fit_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> None:
             options.append(item.expected(cheaper[key(item)]))
         return min(options)
 
-    floor_cost = sum(cheapest_expected(item) for item in covered)
+    # summed estimates carry float noise (each has 6 decimals): a budget written as the floor fits
+    floor_cost = round(sum(cheapest_expected(item) for item in covered), 9)
     if floor_cost > limit:
         shares = sorted(((cheapest_expected(item), item.label, i) for i, item in enumerate(covered)), reverse=True)
         named, running = [], 0.0
@@ -250,9 +277,10 @@ def _fit_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> None:
                            for item, c in named)
         draft.report(error(
             "BMAD-E210", span,
-            f"budget {format_usd(limit)} per run can't be met: the cheapest qualified plan is expected to "
-            f"cost {format_usd(floor_cost)}" + (f", mostly {listed}" if listed else ""),
-            f"raise the budget to at least {format_usd(floor_cost)}, or lower the quality floors / "
+            (f"--budget {format_usd(limit)}" if cli else f"budget {format_usd(limit)} per run")
+            + " can't be met: the cheapest qualified plan is expected to "
+            f"cost {format_usd(floor_cost, up=True)}" + (f", mostly {listed}" if listed else ""),
+            f"raise {called} to at least {format_usd(floor_cost, up=True)}, or lower the quality floors / "
             f"max_tokens of the tasks named here",
             [Related(item.td.task.name_span if item.td.task.name_span != ir.NO_SPAN else item.td.task.span,
                      f"task `{item.label}` is expected to cost {format_usd(c)}"
@@ -288,31 +316,34 @@ def _fit_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> None:
     total_workflow(wd)
     if moved:
         draft.report(warning("BMAD-W211", span,
-                             f"to fit the budget {format_usd(limit)}, moved {len(moved)} task(s) to cheaper "
+                             f"to fit {called} {format_usd(limit)}, moved {len(moved)} task(s) to cheaper "
                              f"qualified models: {'; '.join(moved[:5])}" + (" ..." if len(moved) > 5 else ""),
                              "raise the budget or pin the models you want to keep"))
     if wd.totals.cost_usd_worst is not None and wd.totals.cost_usd_worst > limit:
         draft.report(warning(
             "BMAD-W210", span,
-            f"the worst case {format_usd(wd.totals.cost_usd_worst)} exceeds the budget {format_usd(limit)} "
+            f"the worst case {format_usd(wd.totals.cost_usd_worst)} exceeds {called} {format_usd(limit)} "
             f"(expected {format_usd(wd.totals.cost_usd_expected)}): the run stops at the cap if it gets there",
             "raise the budget, lower max_tokens, retries or refine rounds"))
 
 
 def _enforce_tokens(wd: WorkflowDraft, draft: Draft) -> None:
-    limit, totals, span = wd.budget.tokens, wd.totals, _budget_span(wd.workflow)
+    limit, totals = wd.budget.tokens, wd.totals
+    span, cli = _budget_at(wd, "tokens")
     if totals.tokens_expected > limit:
         top = sorted(wd.tasks.values(), key=lambda td: -td.plan.estimate.tokens_expected)[:3]
         draft.report(error(
             "BMAD-E211", span,
-            f"token budget {limit:,} can't be met: the plan is expected to use {totals.tokens_expected:,} "
+            (f"--budget {limit:,} tokens" if cli else f"token budget {limit:,}")
+            + f" can't be met: the plan is expected to use {totals.tokens_expected:,} "
             f"tokens, mostly {', '.join(f'`{td.id}`' for td in top)}",
             "raise the token budget or lower max_tokens / fan-out sizes"))
     elif totals.tokens_worst > limit:
         draft.report(warning(
             "BMAD-W214", span,
-            f"the worst case uses {totals.tokens_worst:,} tokens, over the budget of {limit:,} "
-            f"(expected {totals.tokens_expected:,}): the run stops at the cap if it gets there",
+            f"the worst case uses {totals.tokens_worst:,} tokens, over "
+            + (f"--budget {limit:,} tokens" if cli else f"the budget of {limit:,}")
+            + f" (expected {totals.tokens_expected:,}): the run stops at the cap if it gets there",
             "raise the token budget or lower max_tokens"))
 
 
@@ -324,7 +355,8 @@ def enforce_budget(draft: Draft, context: PassContext) -> Draft:
                 td.plan = revise(td.plan, estimate=rounded(estimate_call(td, draft)))
             total_workflow(wd)
         wd.budget = workflow_budget(wd.workflow, context, name == draft.entry)
-        wd.budget_span = _budget_span(wd.workflow)
+        wd.budget_from_run = budget_from_run(context, name == draft.entry)
+        wd.budget_span, time_cli = _budget_at(wd, "time_s")
         if wd.budget.usd is not None:
             _enforce_dollars(wd, draft, context)
         if wd.budget.tokens is not None:
@@ -334,7 +366,9 @@ def enforce_budget(draft: Draft, context: PassContext) -> Draft:
                     if wd.sequential else "the critical path")
             draft.report(warning(
                 "BMAD-W213", wd.budget_span,
-                f"{path} is expected to take {format_latency(wd.totals.latency_s)}, over the time budget "
-                f"of {format_seconds(wd.budget.time_s)}: the run stops at the cap if it gets there",
+                f"{path} is expected to take {format_latency(wd.totals.latency_s)}, over "
+                + (f"--budget {format_seconds(wd.budget.time_s)}" if time_cli
+                   else f"the time budget of {format_seconds(wd.budget.time_s)}")
+                + ": the run stops at the cap if it gets there",
                 "raise the time budget or optimize for latency"))
     return draft

@@ -27,12 +27,13 @@ may make, each tried as often as its retry policy allows (`retry N`: N + 1 tries
   or the peer reviews and revisions, the gate judge's score; `else retry N` asks the panel N more
   times, `else refine` revises the decision N times (each scored), and the escalation models
   (written `fallback [...]`, else the cascade and fallbacks beyond the participants) answer once;
-- `strategy adaptive` may put a cheaper qualified model in front of a single model's chain: the
-  costliest such model is counted too.
+- `strategy adaptive` may put the cheapest qualified candidate under the answering model's cost
+  in front of a single model's chain (`adaptive_fronts`): that model is counted too.
 The prompts of judges, repairs, re-asks, reviews and refine rounds quote the request and the
 answers (at most `max_tokens` each) plus at most `WRAPPER_TOKENS` of the runtime's own text.
 Latency: per call, the model's profile (history first) for the expected output; participants run
-in parallel; fan-out items run `concurrency` at a time (the provider's `concurrent` limit).
+in parallel; fan-out items, and the chunks of each `reduce` level, run `concurrency` at a time
+(the provider's `concurrent` limit; one for a model run in this process: catalog.py).
 Under `strategy sequential` a workflow's latency is the sum of its tasks' (one runs at a time).
 Unknown prices make the cost None (never $0); `bmad plan` warns. Under a dollar budget a model
 without a price adds nothing to the worst case (`worst_options`): under a task's or a called
@@ -52,7 +53,7 @@ from bmad.compiler.diagnostics import warning
 from bmad.compiler.history import ModelHistory
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
-from bmad.compiler.passes.measure_prompts import instruction_tokens, reduce_calls
+from bmad.compiler.passes.measure_prompts import instruction_tokens, reduce_calls, reduce_levels, reduce_waves
 from bmad.compiler.plan import DEFAULT_ATTEMPTS, Estimate, TaskPlan
 from bmad.compiler.tokens import count_tokens
 
@@ -398,14 +399,33 @@ def worst_case(td: TaskDraft, plan, catalog: ModelCatalog, *, solo: bool = False
         chain = [plan.model] if solo else model_chain(task, plan)
         if not chain:
             return Bound()
-        extra: list[str] = []
-        if adaptive and not solo:
-            ceiling = expected_cost or math.inf
-            extra = [c.model for c in plan.candidates
-                     if c.qualified and c.available and c.model not in chain
-                     and c.cost_usd_expected is not None and c.cost_usd_expected < ceiling]
+        extra = adaptive_fronts(plan, chain, expected_cost) if adaptive and not solo else []
         one = w.single(chain, extra)
     return Bound().add(one, times)
+
+
+def adaptive_fronts(plan, chain: list[str], expected_cost: float | None) -> list[str]:
+    """The models not in `chain` that `strategy adaptive` may put in front of it: what
+    runtime/interpreter.py `_adapt` does (keep the two in step). Short of money, the run moves the
+    cheapest qualified available candidate that is cheaper than the model about to answer (its
+    candidate row's expected cost, else the task's, `expected_cost`; unknown: any priced one; a
+    free model: none) to the front. The model about to answer is the chain's first, or its second
+    when the first was moved back for running slow. One of the models returned goes in front at
+    most (`_WorstCase.single` counts the costliest)."""
+    candidates = plan.candidates
+    fronts: list[str] = []
+    for head in chain[:2]:
+        now = next((c.cost_usd_expected for c in candidates if c.model == head), expected_cost)
+        ceiling = math.inf if now is None else now  # 0.0 is a ceiling: nothing is under it
+        cheaper = [c for c in candidates
+                   if c.qualified and c.available and c.cost_usd_expected is not None
+                   and c.model != head and c.cost_usd_expected < ceiling]
+        if cheaper:
+            # the runtime takes the first of the cheapest: any of them, whatever the table's order
+            low = min(c.cost_usd_expected for c in cheaper)
+            fronts += [c.model for c in cheaper if c.cost_usd_expected == low
+                       and c.model not in chain and c.model not in fronts]  # a chain model is counted already
+    return fronts
 
 
 def _own_dollar_cap(task) -> bool:
@@ -435,9 +455,10 @@ def estimate_task(td: TaskDraft, plan: TaskPlan, catalog: ModelCatalog,
     task, shape = td.task, td.shape
     fan = plan.fan_out or 1
     if task.reduce is not None:
-        fan, levels = reduce_calls(td.reduce_items, task.reduce.chunk_size)
+        per_level = reduce_levels(td.reduce_items, task.reduce.chunk_size)
+        fan = sum(per_level)
     else:
-        levels = 1
+        per_level = (1,)
     in_e, out_e = shape.input_expected, shape.output_expected
     s = _Sum()
     entry = catalog.get(plan.model) if plan.model else None
@@ -498,7 +519,7 @@ def estimate_task(td: TaskDraft, plan: TaskPlan, catalog: ModelCatalog,
     per_item = sum(call_latencies) * (attempts_e if not cascade else 1.0)
     concurrency = entry.concurrency if entry else DEFAULT_PROVIDER_CONCURRENCY
     if task.reduce is not None:
-        latency = per_item * levels
+        latency = per_item * reduce_waves(per_level, concurrency)
     else:
         latency = per_item * math.ceil(fan / max(1, concurrency))
     cost_exp = None if s.cost_exp is None else round(s.cost_exp, 6)

@@ -148,14 +148,25 @@ def output_tokens(task: ir.Task) -> tuple[float, float]:
 
 def reduce_calls(items: int, chunk: int | None) -> tuple[int, int]:
     """(calls, levels) of a tree reduction of `items` in chunks of `chunk` (one call unchunked)."""
+    per_level = reduce_levels(items, chunk)
+    return sum(per_level), len(per_level)
+
+
+def reduce_levels(items: int, chunk: int | None) -> tuple[int, ...]:
+    """The calls of each level of a tree reduction of `items` in chunks of `chunk`, first to last."""
     if not chunk or chunk < 2 or items <= chunk:
-        return 1, 1
-    calls, levels, level = 0, 0, items
+        return (1,)
+    out, level = [], items
     while level > 1:
         level = math.ceil(level / chunk)
-        calls += level
-        levels += 1
-    return calls, levels
+        out.append(level)
+    return tuple(out)
+
+
+def reduce_waves(per_level: tuple[int, ...], concurrency: int) -> int:
+    """How many calls in a row a tree reduction takes: a level's chunks run side by side,
+    `concurrency` at a time (the provider's), and a level starts once the one below is done."""
+    return sum(math.ceil(n / max(1, concurrency)) for n in per_level)
 
 
 def _measure_call(td: TaskDraft, draft: Draft) -> None:

@@ -16,7 +16,8 @@ longest path). The rank orders the ready queue; the scheduling objective chooses
 - `cost_optimized`: higher priority first, then the cheapest (so a budget stop leaves most done);
 - `balanced`: critical tasks first, then priority and remaining path weighted equally.
 Ties go to the task written first.
-Per-provider concurrency comes from `limits { concurrent N }` (default 4). The pass also writes
+Per-provider concurrency comes from `limits { concurrent N }` (default 4; one for a provider that
+runs its models in this process, `kind llama_cpp`: catalog.py). The pass also writes
 the reviewer's risk notes: single points of failure, consensus within one provider, tasks whose
 worst case dominates the budget, providers without declared limits.
 """
@@ -187,7 +188,7 @@ def schedule_workflow(wd: WorkflowDraft, draft: Draft, context: PassContext) -> 
             entry = context.catalog.get(model)
             if entry is not None:
                 draft.provider_concurrency[entry.provider] = entry.concurrency
-                if not entry.limits_declared:
+                if not entry.limits_declared and not entry.in_process:  # in-process: one at a time
                     draft.note("BMAD-W233", "warning",
                                f"provider `{entry.provider}` declares no limits: the runtime assumes "
                                f"{entry.concurrency} concurrent calls and no rate limit", kind="risk")

@@ -17,13 +17,13 @@ from bmad.compiler.catalog import CatalogEntry, ModelCatalog
 from bmad.compiler.history import ModelHistory
 from bmad.compiler.passes.draft import TaskDraft
 from bmad.compiler.passes.estimate_cost import JUDGE_OUTPUT_TOKENS, gate_attempts
-from bmad.compiler.passes.measure_prompts import reduce_calls
+from bmad.compiler.passes.measure_prompts import reduce_levels, reduce_waves
 
 
 class SoloEstimate:
     """The model-independent parts of one task's solo estimate (see the module docstring)."""
 
-    __slots__ = ("needs", "history", "fan", "levels", "reduced", "attempts_e", "calls_worst", "in_e", "out_e",
+    __slots__ = ("needs", "history", "fan", "per_level", "reduced", "attempts_e", "calls_worst", "in_e", "out_e",
                  "gated", "judge_named", "gate_in_e", "gate_judge", "gate_judge_cost", "gate_judge_latency")
 
     def __init__(self, td: TaskDraft, catalog: ModelCatalog, history: ModelHistory | None):
@@ -31,11 +31,10 @@ class SoloEstimate:
         self.needs, self.history = td.needs, history
         fan = td.plan.fan_out or 1
         self.reduced = task.reduce is not None
+        per_level = reduce_levels(td.reduce_items, task.reduce.chunk_size) if self.reduced else (1,)
         if self.reduced:
-            fan, levels = reduce_calls(td.reduce_items, task.reduce.chunk_size)
-        else:
-            levels = 1
-        self.fan, self.levels = fan, levels
+            fan = sum(per_level)
+        self.fan, self.per_level = fan, per_level
         self.attempts_e, attempts_w = gate_attempts(task.quality)
         retries_w = task.retry.attempts if task.retry and task.retry.attempts > 0 else 1
         self.calls_worst = attempts_w * retries_w * fan
@@ -91,7 +90,7 @@ class SoloEstimate:
         else:
             per_item = latency * attempts_e
         if self.reduced:
-            total_latency = per_item * self.levels
+            total_latency = per_item * reduce_waves(self.per_level, entry.concurrency)
         else:
             total_latency = per_item * math.ceil(self.fan / max(1, entry.concurrency))
         return (None if cost is None else round(cost, 6)), round(total_latency, 3)
@@ -106,7 +105,7 @@ class SoloEstimate:
         attempts_e = self.attempts_e * (1 + 0.0)  # no history: no failure rate
         calls_e = attempts_e * self.fan
         in_e, out_e, gate_in_e = self.in_e, self.out_e, self.gate_in_e
-        gated, judge_named, reduced, levels, fan = self.gated, self.judge_named, self.reduced, self.levels, self.fan
+        gated, judge_named, reduced, per_level, fan = self.gated, self.judge_named, self.reduced, self.per_level, self.fan
         if gated and judge_named:
             judge = self.gate_judge
             named_cost, named_latency = self.gate_judge_cost, self.gate_judge_latency
@@ -132,7 +131,7 @@ class SoloEstimate:
             else:
                 per_item = latency * attempts_e
             if reduced:
-                total_latency = per_item * levels
+                total_latency = per_item * reduce_waves(per_level, concurrency)
             else:
                 total_latency = per_item * ceil(fan / concurrency)
             out.append(((None if cost is None else round(cost, 6)), round(total_latency, 3)))

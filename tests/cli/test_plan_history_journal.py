@@ -113,3 +113,46 @@ def test_resume_with_the_unchanged_file_uses_the_runs_plan_though_history_grew(t
     edited = bmad("run", "w.bmad", "--resume", run_id, "--provider", "sim", "--sim-latency-scale", "0",
                   "--journal", "j.db", cwd=tmp_path)
     assert edited.returncode == 2 and "BMAD-E303" in edited.stderr
+
+
+def test_a_run_with_scaled_sim_latency_teaches_no_latency(tmp_path):
+    """`--sim-latency-scale 0` calls take about no time: their latency measures the scale, not the
+    model, so a later sim plan keeps the model's own latency profile; their cost and failures
+    still count. A journal that didn't record the scale (older runs) reads as scale 1."""
+    import sqlite3
+
+    from bmad.compiler.history import ANY_CAPABILITY
+    from bmad.runtime.history import load_model_history
+
+    (tmp_path / "home").mkdir()
+    (tmp_path / "w.bmad").write_text(CATALOG + """
+workflow w {
+  input items: list<text> = ["a", "b", "c", "d"]
+  task t for each it in items { prompt "Write a line about {{ it }}." model alpha fallback none max_tokens 100 }
+  output t
+}
+""")
+    run = bmad("run", "w.bmad", "--provider", "sim", "--sim-latency-scale", "0", "--journal", "j.db", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+
+    def latency(*history: str) -> float:
+        out = bmad("plan", "w.bmad", "--provider", "sim", "--format", "json", *history, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)["tasks"][0]["estimate"]["latency_s"]
+
+    profile = latency("--no-history")
+    assert profile > 1.0
+    assert latency("--journal", "j.db") == profile
+    observed = load_model_history(tmp_path / "j.db", simulated=True).observations[("alpha", ANY_CAPABILITY)]
+    assert observed.samples >= 4 and observed.cost_usd is not None and observed.latency_s is None
+
+    db = sqlite3.connect(tmp_path / "j.db")
+    try:  # as a journal written before runs recorded their latency scale
+        for run_id, options in db.execute("SELECT id, options_json FROM runs").fetchall():
+            older = {k: v for k, v in json.loads(options).items() if k != "sim_latency_scale"}
+            db.execute("UPDATE runs SET options_json = ? WHERE id = ?", (json.dumps(older), run_id))
+        db.commit()
+    finally:
+        db.close()
+    observed = load_model_history(tmp_path / "j.db", simulated=True).observations[("alpha", ANY_CAPABILITY)]
+    assert observed.latency_s is not None and observed.latency_s < 0.5

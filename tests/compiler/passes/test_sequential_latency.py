@@ -130,4 +130,4 @@ workflow hello {
     [w213] = [d for d in diagnostics if d.code == "BMAD-W213"]
     shown = f"{plan.totals.latency_s:.1f}s"
     assert f"latency   {shown} on the critical path  (budget 0s)" in render_text(plan)
-    assert f"expected to take {shown}, over the time budget of 0s" in w213.message
+    assert f"expected to take {shown}, over --budget 0s" in w213.message  # the run's budget

@@ -252,6 +252,61 @@ workflow w {
     assert adaptive.tasks[0].estimate.cost_usd_expected == parallel.tasks[0].estimate.cost_usd_expected
 
 
+def test_an_adaptive_run_puts_nothing_in_front_of_a_free_model():
+    """A task on a $0 model: nothing is cheaper (runtime/interpreter.py `_adapt`), so the adaptive
+    worst case is the parallel one, not the chain plus the costliest candidate."""
+    catalog = CATALOG + """
+model free { provider s price input $0 output $0 per 1M skills { writing 0.6, reasoning 0.6 } }
+"""
+    pinned = """
+workflow w {
+  strategy STRATEGY
+  task a { prompt "x" model free fallback none max_tokens 100 }
+  output a
+}
+"""
+    # routed to the embedded `local` ($0) with fallbacks: if a slow `local` moves back, the
+    # cheapest model under the next one's cost is `local` again, already in the chain
+    routed = """
+workflow w {
+  strategy STRATEGY
+  task b { prompt "y" route cheapest max_tokens 100 }
+  output b
+}
+"""
+    for body, models in ((pinned, catalog), (routed, CATALOG)):
+        parallel, _d, _c = plan_of(body.replace("STRATEGY", "parallel"), models)
+        adaptive, _d, _c = plan_of(body.replace("STRATEGY", "adaptive"), models)
+        [before], [after] = parallel.tasks, adaptive.tasks
+        assert after.estimate.cost_usd_expected == 0.0 and after.model in ("free", "local")
+        assert after.estimate == before.estimate, after.id
+
+
+def test_an_adaptive_run_counts_the_one_model_it_would_put_in_front():
+    """Short of money the runtime moves the cheapest candidate under the answering model's cost to
+    the front; the chain's second model answers first when the first is slow, so what is cheaper
+    than it counts too, and a model already in the chain is not counted twice."""
+    from bmad.compiler.passes.estimate_cost import adaptive_fronts
+    from bmad.compiler.plan import Candidate, TaskPlan
+
+    def row(model, cost, qualified=True):
+        return Candidate(model=model, provider="p", available=True, qualified=qualified,
+                         expected_quality=0.8, cost_usd_expected=cost, latency_s=1.0)
+
+    plan = TaskPlan(id="t", candidates=(row("mid", 2.0), row("cheap", 1.0), row("free", 0.0),
+                                        row("tiny", 0.5, qualified=False), row("strong", 5.0)))
+    assert adaptive_fronts(plan, ["free"], 0.0) == []  # nothing under $0
+    assert adaptive_fronts(plan, ["mid"], 2.0) == ["free"]  # the cheapest, not the costliest
+    assert adaptive_fronts(plan, ["mid", "free"], 2.0) == []  # free is in the chain already
+    assert adaptive_fronts(plan, ["free", "strong"], 0.0) == []  # strong first: free moves back up
+    assert adaptive_fronts(plan, ["cheap", "strong"], 1.0) == ["free"]
+    assert adaptive_fronts(plan, ["unlisted"], None) == ["free"]  # an unknown cost: any priced one
+    # of equally cheap ones the runtime takes the first the table lists: either may answer
+    tied = TaskPlan(id="t", candidates=(*plan.candidates, row("gratis", 0.0)))
+    assert adaptive_fronts(tied, ["mid"], 2.0) == ["free", "gratis"]
+    assert adaptive_fronts(tied, ["mid", "free"], 2.0) == ["gratis"]
+
+
 def test_bmad_check_reports_what_the_plan_reports_with_every_chain_priced():
     result = compile_source(CATALOG + """
 workflow w {
