@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from bmad.compiler import ir
+from bmad.compiler.catalog import provider_concurrency
 from bmad.runtime.consensus import vote_weights
 from bmad.runtime.providers import base
 from bmad.runtime.rate_limits import ProviderRateLimit
 from bmad.runtime.retry import CircuitBreaker
 from bmad.runtime.slots import Slots
-
-DEFAULT_PROVIDER_CONCURRENCY = 8
 
 
 class ModelUnknown(Exception):
@@ -124,8 +123,9 @@ class ModelPool:
                 raise ModelUnknown(f"provider `{name}` is not declared")
             decl = ir.Provider(name=name, kind="sim")
         limits = decl.limits
-        concurrent = self.provider_concurrency.get(name) or (limits.concurrent if limits else None) \
-            or DEFAULT_PROVIDER_CONCURRENCY
+        # the plan's figure, else the planner's own rule (a provider only a fallback uses isn't in
+        # the plan's table): one source, so the runtime runs as the plan's timing assumed
+        concurrent = self.provider_concurrency.get(name) or provider_concurrency(decl)
         client = self.factory(decl)
         slot = ProviderSlot(name=name, client=client, limiter=Slots(concurrent),
                             rate_limit=ProviderRateLimit(limits),

@@ -102,3 +102,19 @@ def test_the_runtime_runs_an_in_process_model_one_call_at_a_time():
 
     anyio.run(main)
     assert peak[0] == IN_PROCESS_CONCURRENCY
+
+
+def test_the_runtime_takes_the_planners_rule_for_providers_the_plan_does_not_list():
+    # A provider only a fallback uses isn't in the plan's concurrency table: the runtime's pool
+    # used its own default (8) there while the plan's timing and BMAD-W233 assumed 4.
+    from bmad.compiler import ir
+    from bmad.runtime.model_pool import ModelPool
+
+    program = ir.Program(providers=(ir.Provider(name="hosted", kind="sim"),
+                                    ir.Provider(name="gguf", kind="llama_cpp"),
+                                    ir.Provider(name="limited", kind="sim",
+                                                limits=ir.Limits(concurrent=2))))
+    pool = ModelPool(program, lambda decl: object(), provider_concurrency={})
+    assert pool._provider("hosted").limiter.total == DEFAULT_PROVIDER_CONCURRENCY
+    assert pool._provider("gguf").limiter.total == IN_PROCESS_CONCURRENCY
+    assert pool._provider("limited").limiter.total == 2
