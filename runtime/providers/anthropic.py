@@ -18,21 +18,19 @@ from typing import Any
 import httpx
 
 from bmad.runtime.providers import base
-from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status, enum_answer_schema,
+from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, billed_on_failure, enum_answer_schema,
                                                 iter_sse, loads_event, sampling_settings, object_at, text_or_none, truncated,
                                                 usage_count, usage_sum)
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
 JSON_TOOL = "emit_answer"
-_ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401,
-                 "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
-                 "rate_limit_error": 429, "api_error": 500, "overloaded_error": 529}
 
 
 class AnthropicProvider(HttpProvider):
     kind = "anthropic"
     wraps_enum = True
+    answer_field = "content"
     default_base_url = "https://api.anthropic.com"
     models_path = "/v1/models"
 
@@ -78,59 +76,66 @@ class AnthropicProvider(HttpProvider):
             return str(err.get("message", "")), err.get("type"), None
         return super().error_details(data)
 
+    def read_usage(self, parsed: ParsedCompletion, data: dict[str, Any]) -> None:
+        _apply_usage(parsed, data.get("usage"))
+
     def parse_body(self, request: base.CompletionRequest, data: Any) -> ParsedCompletion:
-        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
-            raise self.fail(base.Transient, "the response has no content blocks")
+        if not isinstance(data, dict):
+            raise self.fail(base.Transient, "the response is not a JSON object")
         parsed = ParsedCompletion(finish_reason=text_or_none(data.get("stop_reason")),
                                   model_id=text_or_none(data.get("model")), raw=data)
+        self.read_usage(parsed, data)  # billed even when the answer is unusable
+        if not isinstance(data.get("content"), list):  # `content: null`, missing: billed, empty
+            parsed.why_empty = "the response has no content blocks"
+            return parsed
         # No text block (`content: []`, a tool_use alone, `text: null`): an EmptyAnswer in `complete`.
         parsed.text = _text_of(request, data["content"])
-        _apply_usage(parsed, data.get("usage"))
         return parsed
 
     async def read_stream(self, request: base.CompletionRequest, response: httpx.Response,
                           on_progress: base.ProgressCallback | None) -> ParsedCompletion:
         parsed = ParsedCompletion(raw={"stream": True})
-        text: list[str] = []
-        tool_json: list[str] = []
-        deltas = 0
-        stopped = False
-        async for event in iter_sse(response):
-            data = loads_event(self, event.data)
-            kind = data.get("type") if isinstance(data, dict) else None
-            if kind == "message_start":
-                message = object_at(data, "message")
-                parsed.model_id = text_or_none(message.get("model"))
-                _apply_usage(parsed, message.get("usage"))
-            elif kind == "content_block_delta":
-                delta = object_at(data, "delta")
-                if delta.get("type") == "text_delta":
-                    text.append(text_or_none(delta.get("text")) or "")
-                elif delta.get("type") == "input_json_delta":
-                    tool_json.append(text_or_none(delta.get("partial_json")) or "")
-                deltas += 1
-                if on_progress is not None:
-                    on_progress(deltas)
-            elif kind == "message_delta":
-                delta = object_at(data, "delta")
-                parsed.finish_reason = text_or_none(delta.get("stop_reason")) or parsed.finish_reason
-                usage = object_at(data, "usage")
-                if (output := usage_count(usage.get("output_tokens"))) is not None:
-                    parsed.output_tokens = output
-            elif kind == "message_stop":
-                stopped = True
-                break
-            elif kind == "error":
-                message, code, _ = self.error_details(data)
-                raise classify_status(_ERROR_STATUS.get(code or "", 500), message, code=code,
-                                      provider=self.name)
-        if not stopped:
-            raise truncated(self)
-        if (request.json_schema is not None or request.enum_values) and tool_json:
-            value = loads_event(self, "".join(tool_json) or "{}")
-            parsed.text = json.dumps(_unwrap(request, value))
-        else:
-            parsed.text = "".join(text)
+        # Usage a stream reported before it failed (a truncated stream, an error event) was
+        # billed: the error carries it.
+        with billed_on_failure(request, parsed):
+            text: list[str] = []
+            tool_json: list[str] = []
+            deltas = 0
+            stopped = False
+            async for event in iter_sse(response):
+                data = loads_event(self, event.data)
+                kind = data.get("type") if isinstance(data, dict) else None
+                if kind == "message_start":
+                    message = object_at(data, "message")
+                    parsed.model_id = text_or_none(message.get("model"))
+                    _apply_usage(parsed, message.get("usage"))
+                elif kind == "content_block_delta":
+                    delta = object_at(data, "delta")
+                    if delta.get("type") == "text_delta":
+                        text.append(text_or_none(delta.get("text")) or "")
+                    elif delta.get("type") == "input_json_delta":
+                        tool_json.append(text_or_none(delta.get("partial_json")) or "")
+                    deltas += 1
+                    if on_progress is not None:
+                        on_progress(deltas)
+                elif kind == "message_delta":
+                    delta = object_at(data, "delta")
+                    parsed.finish_reason = text_or_none(delta.get("stop_reason")) or parsed.finish_reason
+                    usage = object_at(data, "usage")
+                    if (output := usage_count(usage.get("output_tokens"))) is not None:
+                        parsed.output_tokens = output
+                elif kind == "message_stop":
+                    stopped = True
+                    break
+                elif kind == "error":
+                    raise self.error_from_body(data, where="in the stream")
+            if not stopped:
+                raise truncated(self)
+            if (request.json_schema is not None or request.enum_values) and tool_json:
+                value = loads_event(self, "".join(tool_json) or "{}")
+                parsed.text = json.dumps(_unwrap(request, value))
+            else:
+                parsed.text = "".join(text)
         return parsed
 
 

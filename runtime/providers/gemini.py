@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from bmad.runtime.providers import base
-from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status,
+from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, billed_on_failure,
                                                 iter_sse, loads_event, parse_duration, sampling_settings,
                                                 object_at, text_or_none, truncated, usage_count, usage_sum)
 
@@ -29,6 +29,7 @@ _BLOCKING_FINISH = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITA
 
 class GeminiProvider(HttpProvider):
     kind = "gemini"
+    answer_field = "candidates"
     default_base_url = "https://generativelanguage.googleapis.com"
 
     @property
@@ -89,6 +90,14 @@ class GeminiProvider(HttpProvider):
             return str(err.get("message", "")), code, retry
         return super().error_details(data)
 
+    def is_error_body(self, data: Any) -> bool:
+        if isinstance(data, list) and len(data) == 1:  # some proxies wrap the error in a list
+            data = data[0]
+        return super().is_error_body(data)
+
+    def read_usage(self, parsed: ParsedCompletion, data: dict[str, Any]) -> None:
+        _apply_usage(parsed, data.get("usageMetadata"))
+
     def list_models(self, data: Any) -> tuple[str, ...]:
         items = data.get("models", []) if isinstance(data, dict) else []
         return tuple(str(m["name"]).removeprefix("models/") for m in items
@@ -100,11 +109,12 @@ class GeminiProvider(HttpProvider):
         parsed = ParsedCompletion(raw=data, model_id=text_or_none(data.get("modelVersion")))
         self._merge_chunk(parsed, data, [])
         if parsed.finish_reason is None and not data.get("candidates"):
-            raise self.fail(base.Transient, "the response has no candidates")
+            parsed.why_empty = "the response has no candidates"  # billed, an EmptyAnswer
         return parsed
 
     def _merge_chunk(self, parsed: ParsedCompletion, data: dict[str, Any],
                      pieces: list[str]) -> None:
+        _apply_usage(parsed, data.get("usageMetadata"))  # first: a blocked prompt was billed too
         feedback = object_at(data, "promptFeedback")
         if feedback.get("blockReason"):
             raise self.fail(base.ContentFiltered,
@@ -121,17 +131,6 @@ class GeminiProvider(HttpProvider):
             if text_or_none(cand.get("finishReason")):
                 parsed.finish_reason = cand["finishReason"]
         parsed.text = "".join(pieces)
-        usage = data.get("usageMetadata")
-        if isinstance(usage, dict):
-            # Counts that aren't non-negative whole numbers are ignored (then estimated).
-            if (prompt := usage_count(usage.get("promptTokenCount"))) is not None:
-                parsed.input_tokens = prompt
-            thoughts = usage_sum(usage.get("thoughtsTokenCount"))
-            candidates_count = usage_count(usage.get("candidatesTokenCount"))
-            if candidates_count is not None or thoughts:
-                parsed.output_tokens = (candidates_count or 0) + thoughts
-            parsed.reasoning_tokens = thoughts
-            parsed.cached_tokens = usage_sum(usage.get("cachedContentTokenCount"))
         if text_or_none(data.get("modelVersion")):
             parsed.model_id = data["modelVersion"]
         if parsed.finish_reason in _BLOCKING_FINISH and not parsed.text.strip():
@@ -141,21 +140,35 @@ class GeminiProvider(HttpProvider):
     async def read_stream(self, request: base.CompletionRequest, response: httpx.Response,
                           on_progress: base.ProgressCallback | None) -> ParsedCompletion:
         parsed = ParsedCompletion(raw={"stream": True})
-        pieces: list[str] = []
-        chunks = 0
-        async for event in iter_sse(response):
-            data = loads_event(self, event.data)
-            if isinstance(data, dict) and isinstance(data.get("error"), dict):
-                message, code, retry = self.error_details(data)
-                status = int(data["error"].get("code") or 500)
-                raise classify_status(status, message, code=code, provider=self.name,
-                                      body_retry_after_s=retry)
-            if not isinstance(data, dict):
-                continue
-            self._merge_chunk(parsed, data, pieces)
-            chunks += 1
-            if on_progress is not None:
-                on_progress(parsed.output_tokens or chunks)
-        if parsed.finish_reason is None:
-            raise truncated(self)
+        # Usage a stream reported before it failed (a truncated stream, an error event) was
+        # billed: the error carries it.
+        with billed_on_failure(request, parsed):
+            pieces: list[str] = []
+            chunks = 0
+            async for event in iter_sse(response):
+                data = loads_event(self, event.data)
+                if isinstance(data, dict) and isinstance(data.get("error"), dict):
+                    raise self.error_from_body(data, where="in the stream")
+                if not isinstance(data, dict):
+                    continue
+                self._merge_chunk(parsed, data, pieces)
+                chunks += 1
+                if on_progress is not None:
+                    on_progress(parsed.output_tokens or chunks)
+            if parsed.finish_reason is None:
+                raise truncated(self)
         return parsed
+
+
+def _apply_usage(parsed: ParsedCompletion, usage: Any) -> None:
+    """Counts that aren't non-negative whole numbers are ignored (then estimated), never raised."""
+    if not isinstance(usage, dict):
+        return
+    if (prompt := usage_count(usage.get("promptTokenCount"))) is not None:
+        parsed.input_tokens = prompt
+    thoughts = usage_sum(usage.get("thoughtsTokenCount"))
+    candidates_count = usage_count(usage.get("candidatesTokenCount"))
+    if candidates_count is not None or thoughts:
+        parsed.output_tokens = (candidates_count or 0) + thoughts
+    parsed.reasoning_tokens = thoughts
+    parsed.cached_tokens = usage_sum(usage.get("cachedContentTokenCount"))

@@ -2,11 +2,18 @@
 
 Each protocol module (openai, anthropic, gemini, ollama) subclasses `HttpProvider` and supplies
 four hooks: the request path and body, how to read a finished body, how to read a stream, and how
-to find the message and error code in an error body. Everything else lives here once:
+to find the message and error code in an error body (plus where a body reports its usage, and the
+field an answer is in). Everything else lives here once:
 
 - one `httpx.AsyncClient` per provider (connection pooling, split connect/read timeouts; a new
   client if the event loop changed, since pooled connections belong to a loop);
 - transport failures and HTTP statuses mapped to the runtime's error classes (`classify_status`);
+  an error object in a 200 or mid-stream classified by the status its body names
+  (`implied_status`); redirects not followed, and said where they point (`redirect_error`); an
+  HTML error page read for its title (`html_page_text`); JSON parsed in one place (`loads_json`,
+  which takes JSON nested too deep for malformed JSON);
+- a failed answer the server reported usage for (no text, no choices, filtered, an error object,
+  a stream that broke off) billed that usage (`billed_tokens` on the error);
 - `Retry-After` / `retry-after-ms` / `x-ratelimit-*` / `anthropic-ratelimit-*` header parsing into
   `retry_after_s` and `base.RateLimitInfo`;
 - a small SSE reader (`iter_sse`);
@@ -23,8 +30,10 @@ import email.utils
 import json
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Mapping
+from html.parser import HTMLParser
+from typing import Any, AsyncIterator, Iterator, Mapping
 
 import anyio
 import httpx
@@ -37,6 +46,8 @@ from bmad.runtime.providers.transport import key_transport_problem
 
 USER_AGENT = "bmad-runtime"
 _ERROR_TEXT_LIMIT = 300
+_LOCATION_LIMIT = 200  # of a redirect's Location quoted in its error
+_PAGE_READ_LIMIT = 64 * 1024  # of an HTML error page read for its title or text
 
 
 @dataclass(slots=True)
@@ -51,6 +62,7 @@ class ParsedCompletion:
     finish_reason: str | None = None
     model_id: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    why_empty: str | None = None  # what the answer lacks, said by an EmptyAnswer ("no choices")
 
 
 class HttpProvider:
@@ -62,6 +74,9 @@ class HttpProvider:
     # The protocol asks for `returns enum(...)` as `{"answer": VALUE}` (enum_answer_schema): the
     # answer is unwrapped before anything else reads it.
     wraps_enum = False
+    # The field of a 200 body holding the answer: a body with an `error` and without this is an
+    # error object (`is_error_body`).
+    answer_field = "choices"
 
     def __init__(self, name: str, base_url: str | None = None, key_variables: tuple[str, ...] = (),
                  connect_timeout_s: float = 10.0, read_timeout_s: float = 120.0,
@@ -106,6 +121,15 @@ class HttpProvider:
     async def read_stream(self, request: base.CompletionRequest, response: httpx.Response,
                           on_progress: base.ProgressCallback | None) -> ParsedCompletion:
         raise NotImplementedError
+
+    def read_usage(self, parsed: ParsedCompletion, data: dict[str, Any]) -> None:
+        """Put the token counts a body (a JSON object) reports into `parsed`."""
+
+    def is_error_body(self, data: Any) -> bool:
+        """Whether a 200 body is the protocol's error object rather than an answer (a gateway or
+        compatible server answering `{"error": {...}}` with 200)."""
+        return isinstance(data, dict) and isinstance(data.get("error"), (dict, str)) \
+            and bool(data["error"]) and not data.get(self.answer_field)
 
     def error_details(self, data: Any) -> tuple[str, str | None, float | None]:
         """(message, provider error code/type, retry-after from the body) of an error body."""
@@ -219,19 +243,20 @@ class HttpProvider:
         latency = time.perf_counter() - started
         if parsed.finish_reason in ("content_filter", "SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST",
                                     "SPII", "refusal") and not parsed.text.strip():
-            raise self.fail(base.ContentFiltered,
-                            f"the answer was withheld by the provider's filter "
-                            f"({parsed.finish_reason})")
+            filtered = self.fail(base.ContentFiltered,
+                                 f"the answer was withheld by the provider's filter "
+                                 f"({parsed.finish_reason})")
+            if reports_usage(parsed):  # the server says it billed the answer: so do we
+                filtered.billed_tokens = billed_tokens(request, parsed)
+            raise _detached(filtered)
         if not parsed.text.strip():
-            # `content: null`, `""`, a tool call or tool_use block alone, no text block: nothing
-            # to hand on. Retried (a new draw may answer), then the fallback (ANSWER_SHAPES docs).
+            # `content: null`, `""`, a tool call or tool_use block alone, no text block, no
+            # choices: nothing to hand on. Retried (a new draw may answer), then the fallback.
             out_of_tokens = str(parsed.finish_reason) in OUT_OF_TOKENS_REASONS
             empty = self.fail(base.OutOfTokensEmpty if out_of_tokens else base.EmptyAnswer,
-                              no_text_reason(parsed.finish_reason))
+                              no_text_reason(parsed.finish_reason, parsed.why_empty))
             # billed all the same: the prompt was read, and any output tokens were written
-            empty.billed_tokens = (
-                parsed.input_tokens if parsed.input_tokens is not None
-                else max(1, len(request.prompt_text) // 4), parsed.output_tokens or 0)
+            empty.billed_tokens = billed_tokens(request, parsed)
             raise _detached(empty)
         input_tokens = parsed.input_tokens if parsed.input_tokens is not None \
             else max(1, len(request.prompt_text) // 4)
@@ -265,11 +290,26 @@ class HttpProvider:
             if response.status_code >= 400:
                 await response.aread()
                 raise self.error_from_response(response)
+            if 300 <= response.status_code < 400:  # not followed: the key stays with base_url
+                raise self.redirect_error(response, self.request_path(request))
             if request.stream:
                 parsed = await self.read_stream(request, response, on_progress)
             else:
                 await response.aread()
-                parsed = self.parse_body(request, self.json_body(response))
+                data = self.json_body(response)
+                try:
+                    if self.is_error_body(data):
+                        raise self.error_from_body(data, where="in an HTTP 200 answer",
+                                                   headers=response.headers)
+                    parsed = self.parse_body(request, data)
+                except base.ProviderError as exc:
+                    # A 200 reporting usage was billed, whatever made it unusable: so is the call.
+                    if exc.billed_tokens is None and isinstance(data, dict):
+                        probe = ParsedCompletion()
+                        self.read_usage(probe, data)
+                        if reports_usage(probe):
+                            exc.billed_tokens = billed_tokens(request, probe)
+                    raise
                 if on_progress is not None and parsed.output_tokens:
                     on_progress(parsed.output_tokens)
             if self.wraps_enum:
@@ -291,21 +331,65 @@ class HttpProvider:
 
     def json_body(self, response: httpx.Response) -> Any:
         try:
-            return json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
+            return loads_json(response.content)
+        except ValueError as exc:
+            if isinstance(exc, JsonTooDeep):
+                raise self.fail(base.Transient, f"malformed JSON in the response body (HTTP "
+                                                f"{response.status_code}): nested too deeply") from None
+            page = html_page_text(response)
+            if page is not None:  # a proxy's or captive portal's page: named, not quoted
+                raise self.fail(base.Transient, f"the response body is an HTML page, not JSON "
+                                                f"(HTTP {response.status_code}): {page[:80]!r}") from None
             snippet = response.content[:80].decode("utf-8", "replace")
             raise self.fail(base.Transient, f"malformed JSON in the response body "
                                             f"(HTTP {response.status_code}): {snippet!r}") from None
 
     def error_from_response(self, response: httpx.Response) -> base.ProviderError:
         try:
-            data: Any = json.loads(response.content) if response.content else None
-        except (ValueError, UnicodeDecodeError):
-            data = response.content[:_ERROR_TEXT_LIMIT].decode("utf-8", "replace")
+            data: Any = loads_json(response.content) if response.content else None
+        except ValueError:
+            data = html_page_text(response)  # an HTML error page: its title, or its text
+            if data is None:
+                data = response.content[:_ERROR_TEXT_LIMIT * 4].decode("utf-8", "replace")
         message, code, body_retry = self.error_details(data)
         return classify_status(response.status_code, message, code=code,
                                headers=response.headers, provider=self.name,
                                body_retry_after_s=body_retry)
+
+    def error_from_body(self, data: Any, *, where: str,
+                        headers: Mapping[str, str] | None = None) -> base.ProviderError:
+        """An error object that came without an error status (in a 200 answer, as an event mid-
+        stream): the server's message and code, classified as an error response with this body
+        would be, its status from the body (`implied_status`)."""
+        message, code, body_retry = self.error_details(data)
+        return classify_status(implied_status(data, code), message, code=code, headers=headers,
+                               provider=self.name, body_retry_after_s=body_retry, where=where)
+
+    def redirect_error(self, response: httpx.Response, path: str) -> base.ProviderError:
+        """A 3xx, not followed (the key would go wherever it points, perhaps another host): where
+        it points, and the base_url that reaches it (http -> https is the common case). The
+        configuration is wrong: not retried."""
+        status = response.status_code
+        location = response.headers.get("location", "").strip()
+        if not location:
+            return self.fail(Redirected, f"the server answered HTTP {status} (a redirect) with no "
+                                         "Location; redirects are not followed: check base_url",
+                             status=status)
+        asked = str(response.request.url)
+        try:
+            target = str(response.request.url.join(location))
+        except (httpx.InvalidURL, ValueError, TypeError):
+            target = location
+        target = target[:_LOCATION_LIMIT]
+        if target == asked:
+            return self.fail(Redirected, f"the server redirected to itself ({target}, HTTP "
+                                         f"{status}); redirects are not followed: check base_url",
+                             status=status)
+        bare, bare_path = target.split("?")[0].split("#")[0], path.split("?")[0]
+        fix = (f"set base_url to {bare[:-len(bare_path)]}" if bare_path and bare.endswith(bare_path)
+               and len(bare) > len(bare_path) else "set base_url to where it points")
+        return self.fail(Redirected, f"the server redirected to {target} (HTTP {status}); "
+                                     f"redirects are not followed: {fix}", status=status)
 
     async def check(self) -> HealthReport:
         """Reachability and auth without spending tokens: GET the models list."""
@@ -331,11 +415,20 @@ class HttpProvider:
             err = self.error_from_response(response)
             status = "auth" if isinstance(err, base.Auth) else "error"
             return HealthReport(self.name, self.kind, status, err.message, latency_s=latency)
+        if 300 <= response.status_code < 400:
+            err = self.redirect_error(response, self.models_path)
+            return HealthReport(self.name, self.kind, "error", err.message, latency_s=latency)
         try:
-            models = self.list_models(json.loads(response.content))
-        except (ValueError, UnicodeDecodeError):
-            return HealthReport(self.name, self.kind, "error",
-                                "the models list is not JSON", latency_s=latency)
+            data = loads_json(response.content)
+        except ValueError:
+            page = html_page_text(response)
+            detail = "the models list is not JSON" + (f" (an HTML page: {page[:80]!r})" if page else "")
+            return HealthReport(self.name, self.kind, "error", keys.redact(detail), latency_s=latency)
+        if self.is_error_body(data):
+            err = self.error_from_body(data, where="in an HTTP 200 answer")
+            status = "auth" if isinstance(err, base.Auth) else "error"
+            return HealthReport(self.name, self.kind, status, err.message, latency_s=latency)
+        models = self.list_models(data)
         detail = f"reachable, {len(models)} model(s) listed"
         if not self.api_key() and self.key_variables:
             detail += f" (no key: {' / '.join(self.key_variables)} not set)"
@@ -346,13 +439,112 @@ class HttpProvider:
 OUT_OF_TOKENS_REASONS = frozenset({"length", "max_tokens", "MAX_TOKENS"})
 
 
-def no_text_reason(finish_reason: Any) -> str:
+def no_text_reason(finish_reason: Any, why: str | None = None) -> str:
     """The message of an answer without text (`base.EmptyAnswer`)."""
-    reason = f" (finish reason {str(finish_reason)[:40]!r})" if finish_reason else ""
+    reason = f" (finish reason {str(finish_reason)[:40]!r})" if finish_reason \
+        else f" ({why})" if why else ""
     if str(finish_reason) in OUT_OF_TOKENS_REASONS:
         return (f"the answer has no text{reason}: max_tokens ran out before any text was written; "
                 "not retried (raise the task's max_tokens)")
     return f"the answer has no text{reason}"
+
+
+@contextmanager
+def billed_on_failure(request: base.CompletionRequest, parsed: ParsedCompletion) -> Iterator[None]:
+    """Around a stream's reading: a ProviderError raised after the stream reported usage (Anthropic's
+    `message_start`, Gemini's chunks) carries those tokens, billed by the server all the same."""
+    try:
+        yield
+    except base.ProviderError as exc:
+        if exc.billed_tokens is None and reports_usage(parsed):
+            exc.billed_tokens = billed_tokens(request, parsed)
+        raise
+
+
+def reports_usage(parsed: ParsedCompletion) -> bool:
+    return parsed.input_tokens is not None or parsed.output_tokens is not None
+
+
+def billed_tokens(request: base.CompletionRequest, parsed: ParsedCompletion) -> tuple[int, int]:
+    """(input, output) tokens of an answer that failed after the server made it: its usage,
+    input estimated from the prompt when not reported."""
+    return (parsed.input_tokens if parsed.input_tokens is not None
+            else max(1, len(request.prompt_text) // 4), parsed.output_tokens or 0)
+
+
+# No answer, error or event of any protocol nests deeper than a few levels (a tool's input, the
+# JSON answer itself, a dozen or two). Deeper is a hostile body: parsed, it would break whatever
+# walks it recursively next (masking, the journal), and the parser's own limit depends on how deep
+# the caller's stack already is.
+JSON_DEPTH_LIMIT = 128
+
+
+class JsonTooDeep(ValueError):
+    """JSON nested deeper than JSON_DEPTH_LIMIT (or than the parser can go)."""
+
+
+def loads_json(raw: str | bytes) -> Any:
+    """`json.loads`, the one place the HTTP protocols parse JSON: JSON nested too deep (`[[[[...`,
+    a RecursionError in the parser, or past JSON_DEPTH_LIMIT) is malformed JSON like any other
+    (a ValueError)."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise JsonTooDeep("JSON nested too deeply") from None
+    if isinstance(value, (dict, list)):
+        stack: list[tuple[Any, int]] = [(value, 1)]
+        while stack:  # a walk without recursion: it must not fail the way it guards against
+            node, depth = stack.pop()
+            if depth > JSON_DEPTH_LIMIT:
+                raise JsonTooDeep("JSON nested too deeply")
+            for child in node.values() if isinstance(node, dict) else node:
+                if isinstance(child, (dict, list)):
+                    stack.append((child, depth + 1))
+    return value
+
+
+class _PageText(HTMLParser):
+    """The title and the visible text of an HTML page (scripts and styles left out)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.title: list[str] = []
+        self.text: list[str] = []
+        self._where: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in ("title", "script", "style"):
+            self._where.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._where and self._where[-1] == tag:
+            self._where.pop()
+
+    def handle_data(self, data: str) -> None:
+        if not self._where:
+            self.text.append(data)
+        elif self._where[-1] == "title":
+            self.title.append(data)
+
+
+_HTML_START = re.compile(rb"\s*(<!--.*?-->\s*)?<(!doctype\s+html|html|head|body|title)\b", re.I | re.S)
+
+
+def html_page_text(response: httpx.Response) -> str | None:
+    """A readable line for an HTML body (a proxy's 502 page, a login page): its <title>, else
+    its text without tags, whitespace collapsed; None when the body is not HTML."""
+    content_type = response.headers.get("content-type", "").lower()
+    head = response.content[:_PAGE_READ_LIMIT]
+    if "html" not in content_type and not _HTML_START.match(head[:1024]):
+        return None
+    page = _PageText()
+    try:
+        page.feed(head.decode("utf-8", "replace"))
+        page.close()
+    except Exception:  # noqa: BLE001 (the stdlib parser on hostile markup: keep what it read)
+        pass
+    title = " ".join("".join(page.title).split())
+    return title or " ".join(" ".join(page.text).split())[:_ERROR_TEXT_LIMIT * 4]
 
 
 def usage_count(value: Any) -> int | None:
@@ -385,6 +577,11 @@ def object_at(data: dict[str, Any], key: str) -> dict[str, Any]:
 def text_or_none(value: Any) -> str | None:
     """A string field of an answer: the string, else None (`null`, a number, an object...)."""
     return value if isinstance(value, str) else None
+
+
+class Redirected(base.Misconfigured):
+    """A 3xx answer: redirects are not followed, since the key would go wherever one points
+    (another host, plain http). The base URL is wrong: not retried; a fallback may answer."""
 
 
 class ResponseTooLarge(base.BadRequest):
@@ -443,17 +640,62 @@ _FILTER_PATTERNS = re.compile(
     r"blocked by|moderation", re.IGNORECASE)
 _QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"}
 
+# The HTTP status an error body implies when it came without one (an error object in a 200, an
+# error event mid-stream), from its type or code: OpenAI's and Anthropic's types and codes, and
+# Google's statuses. One table for every protocol.
+ERROR_TYPE_STATUS = {
+    "invalid_request_error": 400, "context_length_exceeded": 400, "INVALID_ARGUMENT": 400,
+    "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400,
+    "authentication_error": 401, "invalid_api_key": 401, "UNAUTHENTICATED": 401,
+    "permission_error": 403, "PERMISSION_DENIED": 403,
+    "not_found_error": 404, "model_not_found": 404, "NOT_FOUND": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429, "rate_limit_exceeded": 429, "insufficient_quota": 429,
+    "RESOURCE_EXHAUSTED": 429,
+    "api_error": 500, "server_error": 500, "INTERNAL": 500, "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504, "overloaded_error": 529,
+}
+
+
+def implied_status(data: Any, code: str | None) -> int:
+    """The status an error body without one stands for: a 4xx/5xx number in its error object
+    (`code` or `status`, as Google and OpenRouter write it), else its type or code by name
+    (ERROR_TYPE_STATUS), else 500 (a server-side failure, retried)."""
+    err = data[0] if isinstance(data, list) and data else data
+    err = err.get("error") if isinstance(err, dict) and isinstance(err.get("error"), dict) else err
+    names: list[Any] = [code]
+    if isinstance(err, dict):
+        for field_name in ("code", "status"):
+            value = err.get(field_name)
+            if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) == 3:
+                value = int(value)
+            if isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599:
+                return value
+        names += [err.get("type"), err.get("code"), err.get("status")]
+    for name in names:
+        if isinstance(name, str) and name in ERROR_TYPE_STATUS:
+            return ERROR_TYPE_STATUS[name]
+    return 500
+
 
 def classify_status(status: int, message: str, *, code: str | None = None,
                     headers: Mapping[str, str] | None = None, provider: str | None = None,
-                    body_retry_after_s: float | None = None) -> base.ProviderError:
-    """The error class for an HTTP error response, from its status, message and code."""
+                    body_retry_after_s: float | None = None,
+                    where: str | None = None) -> base.ProviderError:
+    """The error class for an HTTP error response, from its status, message and code. With
+    `where` ("in the stream"), an error body that came without that status: the message says
+    where it came, not a status the server never sent."""
     headers = headers or {}
+    # A code is whatever the body held there (a number, an object...): a short string, or none.
+    code = keys.redact(" ".join(str(code).split())[:80]) or None if code is not None else None
     # Masked before the cut as well as after: a key cut in two would leave its head unmasked.
     text = " ".join(keys.redact(str(message)[:_ERROR_TEXT_LIMIT * 4]).split())
     text = keys.redact(text[:_ERROR_TEXT_LIMIT]) or f"HTTP {status}"
     prefix = f"{provider}: " if provider else ""
-    label = f"{prefix}HTTP {status}" + (f" {code}" if code else "") + f": {text}"
+    if where:
+        label = f"{prefix}an error {where}" + (f" ({code})" if code else "") + f": {text}"
+    else:
+        label = f"{prefix}HTTP {status}" + (f" {code}" if code else "") + f": {text}"
     retry_after = parse_retry_after(headers)
     if retry_after is None:
         retry_after = body_retry_after_s
@@ -641,7 +883,7 @@ def unwrap_enum_answer(request: base.CompletionRequest, text: str) -> str:
     if not request.enum_values or request.json_schema is not None:
         return text
     try:
-        value = json.loads(text)
+        value = loads_json(text)
     except ValueError:
         return text
     if isinstance(value, dict) and isinstance(value.get(ENUM_FIELD), str):
@@ -671,10 +913,10 @@ class StreamedText:
 def loads_event(provider: HttpProvider, data: str) -> Any:
     """One event's JSON payload; a malformed one is a transient failure (a garbled stream)."""
     try:
-        return json.loads(data)
-    except ValueError:
-        raise provider.fail(base.Transient,
-                            f"malformed JSON in the stream: {data[:80]!r}") from None
+        return loads_json(data)
+    except ValueError as exc:
+        what = "nested too deeply" if isinstance(exc, JsonTooDeep) else repr(data[:80])
+        raise provider.fail(base.Transient, f"malformed JSON in the stream: {what}") from None
 
 
 def truncated(provider: HttpProvider) -> base.ProviderError:

@@ -8,11 +8,12 @@ A key variable whose value holds a control character (a line break, a tab, ...) 
 outside printable ASCII is refused (BMAD-E401), naming the variable and never the value: such a
 key can't go in an HTTP header, and the transport's own error would quote it.
 
-`redact(text)` replaces every key currently loaded, any long enough prefix of one (a server
-echoing part of a key), and anything shaped like a credential (a bearer token, a `key=` query
-parameter, an `sk-...` key, the password in a URL's `user:password@`) with `***`; error messages,
-reprs, logs and journals pass through it. `mask_loaded_secrets(text)` masks only the loaded keys
-(and long enough prefixes of them): every answer an HTTP provider returns passes through it, so a
+`redact(text)` replaces every key currently loaded, any run of 8 or more of its consecutive
+characters wherever in the key it starts (a server echoing part of a key: its head, its tail, a
+slice), and anything shaped like a credential (a bearer token, a `key=` query parameter, an
+`sk-...` key, the password in a URL's `user:password@`) with `***`; error messages, reprs, logs
+and journals pass through it. `mask_loaded_secrets(text)` masks only the loaded keys (and runs of
+8+ of their characters): every answer an HTTP provider returns passes through it, so a
 server echoing our key in a successful answer puts it in no output or journal. Both also mask a
 loaded key written in an encoded form, whole or its long enough prefix: percent-encoded (any
 character of it, either hex case, `+` for a space: a server echoing it URL-encoded) and
@@ -26,7 +27,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import unquote, urlsplit
 
 from bmad.compiler.credentials import MASK, QUERY_KEY, mask_url_credentials
@@ -55,18 +56,24 @@ _CREDENTIAL_SHAPES = (
 )
 # A URL password shorter than this is masked in URLs only (remembered, it would mask words).
 _URL_SECRET_MIN = 6
-# A prefix of a loaded key this long, or longer, is masked wherever it appears (a server may
-# echo the first characters of a key it refused); a key shorter than the next constant is only
-# masked whole.
+# A run of this many consecutive characters of a loaded key, or more, is masked wherever it
+# appears and wherever in the key it starts (a server may echo the head of a key it refused, its
+# tail `...wxyz`, or any slice of it); a key shorter than the next constant is only masked whole.
 PARTIAL_KEY_MIN = 8
 _PARTIAL_KEY_FROM = 12
-# A matched prefix made only of letters (an ordinary word) is masked from this length on.
+# A matched run made only of letters (an ordinary word) is masked from this length on.
 _PARTIAL_WORD_MIN = 12
+# Runs are found from the key's pieces of this many characters at every (PARTIAL_KEY_MIN -
+# _ANCHOR + 1)th offset: any run of PARTIAL_KEY_MIN characters holds one (see `_run_index`).
+_ANCHOR = 4
+_ANCHOR_STEP = PARTIAL_KEY_MIN - _ANCHOR + 1
 
 _loaded_lock = threading.Lock()
 _loaded_keys: set[str] = set()
 # Per loaded secret: the patterns of its encoded forms (see `_encoded_parts`), built on first use.
 _encoded_patterns: dict[str, tuple[re.Pattern[str], tuple[re.Pattern[str], ...]]] = {}
+# Per loaded secret: its windows and anchors (see `_run_index`), built on first use.
+_run_indexes: dict[str, tuple[dict[str, tuple[int, ...]], tuple[str, ...]]] = {}
 
 E_BAD_KEY = "BMAD-E401"  # a key variable holds a character a key can't have
 
@@ -239,28 +246,100 @@ def remember_url_credentials(url: str | None) -> None:
         remember_secret(unquote(secret))
 
 
-def _mask_prefixes(text: str, secret: str) -> str:
-    """`text` with every run of at least PARTIAL_KEY_MIN leading characters of `secret` masked."""
-    head = secret[:PARTIAL_KEY_MIN]
-    start = text.find(head)
-    if start < 0:
+def _run_index(secret: str) -> tuple[dict[str, tuple[int, ...]], tuple[str, ...]]:
+    """(each PARTIAL_KEY_MIN-character window of `secret` -> the offsets it starts at, the
+    anchors: its _ANCHOR-character pieces at offsets 0, _ANCHOR_STEP, 2 x _ANCHOR_STEP...).
+
+    A run of PARTIAL_KEY_MIN characters of the secret spans _ANCHOR_STEP consecutive pieces, one
+    of them at a multiple of _ANCHOR_STEP: a text holding no anchor holds no run, which a few
+    substring searches (in C) tell, however long the text, instead of a scan per window."""
+    with _loaded_lock:
+        index = _run_indexes.get(secret)
+    if index is not None:
+        return index
+    windows: dict[str, list[int]] = {}
+    for offset in range(len(secret) - PARTIAL_KEY_MIN + 1):
+        windows.setdefault(secret[offset:offset + PARTIAL_KEY_MIN], []).append(offset)
+    anchors = dict.fromkeys(secret[offset:offset + _ANCHOR]
+                            for offset in range(0, len(secret) - _ANCHOR + 1, _ANCHOR_STEP))
+    index = ({w: tuple(offsets) for w, offsets in windows.items()}, tuple(anchors))
+    with _loaded_lock:
+        _run_indexes[secret] = index
+    return index
+
+
+def _iter_run_starts(text: str, secret: str) -> Iterator[int]:
+    """Positions of `text` where PARTIAL_KEY_MIN characters of `secret` start (each once per
+    anchor; not in order). Around each anchor found, the windows it can lie in are checked."""
+    windows, anchors = _run_index(secret)
+    for anchor in anchors:
+        checked = -1  # positions up to here were checked for this anchor
+        at = text.find(anchor)
+        while at >= 0:
+            for start in range(max(at - _ANCHOR_STEP + 1, checked + 1, 0), at + 1):
+                if text[start:start + PARTIAL_KEY_MIN] in windows:
+                    yield start
+            checked = at
+            at = text.find(anchor, at + 1)
+
+
+def _run_length(text: str, start: int, secret: str, offsets: tuple[int, ...]) -> int:
+    """How far from `start` the text follows the secret, from the best of `offsets`."""
+    best = 0
+    for offset in offsets:
+        n, limit = PARTIAL_KEY_MIN, min(len(text) - start, len(secret) - offset)
+        while n < limit and text[start + n] == secret[offset + n]:
+            n += 1
+        best = max(best, n)
+    return best
+
+
+def _run_end(text: str, start: int, secret: str, windows: dict[str, tuple[int, ...]],
+             after_mask: bool = False) -> int | None:
+    """Where the run of `secret` starting at `start` ends, if it is one to mask; None for a run
+    glued to a word before it (part of another token) or made only of letters and shorter than
+    _PARTIAL_WORD_MIN (a word), left alone as a prefix of the key always was. A run right after
+    a mask (`after_mask`) is not glued to anything."""
+    before = text[start - 1] if start and not after_mask else " "
+    if before.isalnum() or before in "_-":
+        return None
+    end = start + _run_length(text, start, secret, windows[text[start:start + PARTIAL_KEY_MIN]])
+    if len(text[start:end]) < _PARTIAL_WORD_MIN and text[start:end].isalpha():
+        return None
+    return end
+
+
+def _mask_runs(text: str, secret: str) -> str:
+    """`text` with every run of PARTIAL_KEY_MIN or more consecutive characters of `secret` masked,
+    wherever in the secret it starts, leftmost and longest first (`_run_end` says which)."""
+    starts = sorted(set(_iter_run_starts(text, secret)))
+    if not starts:
         return text
+    windows = _run_index(secret)[0]
     out: list[str] = []
     done = 0
-    while start >= 0:
-        end = start + PARTIAL_KEY_MIN
-        while end < len(text) and end - start < len(secret) and text[end] == secret[end - start]:
-            end += 1
-        before = text[start - 1] if start else " "
-        matched = text[start:end]
-        if not (before.isalnum() or before in "_-") and \
-                (not matched.isalpha() or len(matched) >= _PARTIAL_WORD_MIN):
-            out.append(text[done:start])
-            out.append(REDACTED)
-            done = end
-        start = text.find(head, end if done == end else start + 1)
+    for start in starts:
+        if start < done:
+            continue  # inside a run already masked
+        end = _run_end(text, start, secret, windows, after_mask=bool(out) and start == done)
+        if end is None:
+            continue
+        out.append(text[done:start])
+        out.append(REDACTED)
+        done = end
+    if not out:
+        return text
     out.append(text[done:])
     return "".join(out)
+
+
+def _holds_run(text: str, secret: str) -> bool:
+    """Whether `_mask_runs` would mask something."""
+    if len(secret) < _PARTIAL_KEY_FROM:
+        return False
+    windows = _run_index(secret)[0]
+    return any(_run_end(text, start, secret, windows) is not None
+               for start in _iter_run_starts(text, secret))
 
 
 def _char_forms(c: str) -> str:
@@ -332,8 +411,8 @@ def _mask_encoded(text: str, secrets: list[str]) -> str:
 
 
 def redact(text: str, extra: tuple[str, ...] = ()) -> str:
-    """`text` with every loaded key, every `extra` secret, long enough prefixes of them and
-    credential-shaped strings masked."""
+    """`text` with every loaded key, every `extra` secret, runs of 8+ of their characters
+    (`_mask_runs`) and credential-shaped strings masked."""
     if not text:
         return text
     with _loaded_lock:
@@ -343,34 +422,33 @@ def redact(text: str, extra: tuple[str, ...] = ()) -> str:
             text = text.replace(secret, REDACTED)
     text = _mask_encoded(text, secrets)  # before the shapes: they would take only its head
     text = mask_url_credentials(text)  # `user:password@`, `?key=`
-    for shape in _CREDENTIAL_SHAPES:  # before the prefixes: a whole token goes, not just its head
+    for shape in _CREDENTIAL_SHAPES:  # before the runs: a whole token goes, not just its head
         text = shape.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)
     for secret in secrets:
         if len(secret) >= _PARTIAL_KEY_FROM:
-            text = _mask_prefixes(text, secret)
+            text = _mask_runs(text, secret)
     return text
 
 
 def holds_loaded_secret(text: str | bytes) -> bool:
-    """Whether `text` (or a raw body) holds a loaded key (or URL password), whole or its first
-    PARTIAL_KEY_MIN characters: a substring check per loaded secret, cheap enough for every answer."""
+    """Whether `text` (or a raw body) holds a loaded key (or URL password), whole, a run of
+    PARTIAL_KEY_MIN of its characters or an encoded prefix: a few substring searches per loaded
+    secret, cheap enough for every answer. True means "may hold": masking decides."""
     if not text:
         return False
     with _loaded_lock:
         secrets = tuple(_loaded_keys)
+    if not secrets:
+        return False
     if isinstance(text, (bytes, bytearray)):
-        if any(s[:PARTIAL_KEY_MIN].encode("utf-8", "replace") in text for s in secrets):
-            return True
-        if b"%" not in text and b"\\" not in text and b"+" not in text:
-            return False
-        text = bytes(text).decode("utf-8", "replace")  # an encoded key, perhaps
-    return any(s in text or (len(s) >= _PARTIAL_KEY_FROM and s[:PARTIAL_KEY_MIN] in text)
+        text = bytes(text).decode("utf-8", "replace")  # ~1 ms a MB; keys are printable ASCII
+    return any(s in text or _holds_run(text, s)
                or (_may_hold_encoded(text, s) and _encoded_parts(s)[0].search(text) is not None)
                for s in secrets)
 
 
 def mask_loaded_secrets(text: str) -> str:
-    """`text` (a model's answer) with every loaded key and long enough prefix of one masked.
+    """`text` (a model's answer) with every loaded key and run of 8+ of its characters masked.
 
     Unlike `redact`, credential *shapes* we never loaded (`sk-...`, `Bearer ...`) are left alone:
     an answer may rightly hold example tokens. Only our own secrets are taken out of it."""
@@ -384,7 +462,7 @@ def mask_loaded_secrets(text: str) -> str:
     text = _mask_encoded(text, secrets)
     for secret in secrets:
         if len(secret) >= _PARTIAL_KEY_FROM:
-            text = _mask_prefixes(text, secret)
+            text = _mask_runs(text, secret)
     return text
 
 

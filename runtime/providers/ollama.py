@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from bmad.runtime.providers import base
-from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status, enum_answer_schema,
+from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, billed_on_failure, enum_answer_schema,
                                                 loads_event, sampling_settings, StreamedText, object_at, text_or_none,
                                                 truncated, usage_count)
 
@@ -23,6 +23,7 @@ from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, 
 class OllamaProvider(HttpProvider):
     kind = "ollama"
     wraps_enum = True
+    answer_field = "message"
     default_base_url = "http://127.0.0.1:11434"
     models_path = "/api/tags"
 
@@ -49,11 +50,17 @@ class OllamaProvider(HttpProvider):
         return tuple(str(m.get("name") or m.get("model")) for m in items
                      if isinstance(m, dict) and (m.get("name") or m.get("model")))
 
+    def read_usage(self, parsed: ParsedCompletion, data: dict[str, Any]) -> None:
+        _apply_counts(parsed, data)
+
     def parse_body(self, request: base.CompletionRequest, data: Any) -> ParsedCompletion:
-        if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
-            raise self.fail(base.Transient, "the response has no message")
+        if not isinstance(data, dict):
+            raise self.fail(base.Transient, "the response is not a JSON object")
         parsed = ParsedCompletion(raw=data)
-        _merge(parsed, data)
+        _merge(parsed, data)  # its counts too: billed even when the answer is unusable
+        if not isinstance(data.get("message"), dict):
+            parsed.why_empty = "the response has no message"  # an EmptyAnswer in `complete`
+            return parsed
         # `content: null`, `""` or a tool call alone: no text (an EmptyAnswer in `complete`).
         parsed.text = text_or_none(data["message"].get("content")) or ""
         return parsed
@@ -61,38 +68,45 @@ class OllamaProvider(HttpProvider):
     async def read_stream(self, request: base.CompletionRequest, response: httpx.Response,
                           on_progress: base.ProgressCallback | None) -> ParsedCompletion:
         parsed = ParsedCompletion(raw={"stream": True})
-        streamed = StreamedText(on_progress)
-        done = False
-        async for line in response.aiter_lines():
-            if not line.strip():
-                continue
-            data = loads_event(self, line)
-            if not isinstance(data, dict):
-                continue
-            if data.get("error"):
-                raise classify_status(500, str(data["error"]), provider=self.name)
-            message = object_at(data, "message")
-            content = text_or_none(message.get("content"))
-            if content:
-                streamed.add(content)
-            if data.get("done"):
-                _merge(parsed, data)
-                done = True
-                break
-        if not done:
-            raise truncated(self)
-        parsed.text = streamed.text
+        # Usage a stream reported before it failed (a truncated stream, an error event) was
+        # billed: the error carries it.
+        with billed_on_failure(request, parsed):
+            streamed = StreamedText(on_progress)
+            done = False
+            async for line in response.aiter_lines():
+                if not line.strip():
+                    continue
+                data = loads_event(self, line)
+                if not isinstance(data, dict):
+                    continue
+                if data.get("error"):
+                    raise self.error_from_body(data, where="in the stream")
+                message = object_at(data, "message")
+                content = text_or_none(message.get("content"))
+                if content:
+                    streamed.add(content)
+                if data.get("done"):
+                    _merge(parsed, data)
+                    done = True
+                    break
+            if not done:
+                raise truncated(self)
+            parsed.text = streamed.text
         return parsed
 
 
 def _merge(parsed: ParsedCompletion, data: dict[str, Any]) -> None:
     parsed.model_id = text_or_none(data.get("model")) or parsed.model_id
     parsed.finish_reason = text_or_none(data.get("done_reason")) or parsed.finish_reason
-    # Counts that aren't non-negative whole numbers are ignored (then estimated), never raised.
+    _apply_counts(parsed, data)
+    if data.get("done"):
+        parsed.raw = {**parsed.raw, **{k: v for k, v in data.items() if k != "message"}}
+
+
+
+def _apply_counts(parsed: ParsedCompletion, data: dict[str, Any]) -> None:
+    """Counts that aren't non-negative whole numbers are ignored (then estimated), never raised."""
     if (prompt := usage_count(data.get("prompt_eval_count"))) is not None:
         parsed.input_tokens = prompt
     if (output := usage_count(data.get("eval_count"))) is not None:
         parsed.output_tokens = output
-    if data.get("done"):
-        parsed.raw = {**parsed.raw, **{k: v for k, v in data.items() if k != "message"}}
-

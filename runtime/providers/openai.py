@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bmad.runtime.providers import base
-from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, classify_status, enum_answer_schema,
+from bmad.runtime.providers.http_common import (HttpProvider, ParsedCompletion, billed_on_failure, enum_answer_schema,
                                                 iter_sse, loads_event, sampling_settings, StreamedText, object_at, text_or_none,
                                                 truncated, usage_count, usage_sum)
 
@@ -96,56 +96,64 @@ class OpenAIProvider(HttpProvider):
                 else:
                     raise
 
+    def read_usage(self, parsed: ParsedCompletion, data: dict[str, Any]) -> None:
+        _apply_usage(parsed, data.get("usage"))
+
     def parse_body(self, request: base.CompletionRequest, data: Any) -> ParsedCompletion:
         if not isinstance(data, dict):
             raise self.fail(base.Transient, "the response is not a JSON object")
+        # Usage first: an answer without text (`choices: []` too) was billed all the same.
+        parsed = ParsedCompletion(model_id=text_or_none(data.get("model")), raw=data)
+        self.read_usage(parsed, data)
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise self.fail(base.EmptyAnswer, "the answer has no text (the response has no choices)")
+            parsed.why_empty = "the response has no choices"  # an EmptyAnswer in `complete`
+            return parsed
         choice = choices[0]
         message = object_at(choice, "message")
         text = _content_text(message.get("content"))
         if text is None and message.get("refusal"):
-            return ParsedCompletion(text="", finish_reason="refusal", raw=data)
+            parsed.finish_reason = "refusal"
+            return parsed
         # No text (`content: null`, `""`, a tool call alone): `complete` makes it an EmptyAnswer.
-        parsed = ParsedCompletion(text=text or "", finish_reason=text_or_none(choice.get("finish_reason")),
-                                  model_id=text_or_none(data.get("model")), raw=data)
-        _apply_usage(parsed, data.get("usage"))
+        parsed.text = text or ""
+        parsed.finish_reason = text_or_none(choice.get("finish_reason"))
         return parsed
 
     async def read_stream(self, request: base.CompletionRequest, response: httpx.Response,
                           on_progress: base.ProgressCallback | None) -> ParsedCompletion:
         parsed = ParsedCompletion(raw={"stream": True})
-        streamed = StreamedText(on_progress)
-        done = False
-        async for event in iter_sse(response):
-            if event.data.strip() == "[DONE]":
-                done = True
-                break
-            data = loads_event(self, event.data)
-            if isinstance(data, dict) and data.get("error"):
-                message, code, _ = self.error_details(data)
-                status = 400 if code and "context" in code else 500
-                raise classify_status(status, message, code=code, provider=self.name)
-            if not isinstance(data, dict):
-                continue
-            parsed.model_id = text_or_none(data.get("model")) or parsed.model_id
-            choices = data.get("choices")
-            for choice in choices if isinstance(choices, list) else []:
-                if not isinstance(choice, dict):
+        # Usage a stream reported before it failed (a truncated stream, an error event) was
+        # billed: the error carries it.
+        with billed_on_failure(request, parsed):
+            streamed = StreamedText(on_progress)
+            done = False
+            async for event in iter_sse(response):
+                if event.data.strip() == "[DONE]":
+                    done = True
+                    break
+                data = loads_event(self, event.data)
+                if isinstance(data, dict) and data.get("error"):
+                    raise self.error_from_body(data, where="in the stream")
+                if not isinstance(data, dict):
                     continue
-                delta = object_at(choice, "delta")
-                if isinstance(delta.get("content"), str) and delta["content"]:
-                    streamed.add(delta["content"])
-                if text_or_none(choice.get("finish_reason")):
-                    parsed.finish_reason = choice["finish_reason"]
-            if data.get("usage"):
-                _apply_usage(parsed, data["usage"])
-        if not done:
-            raise truncated(self)
-        parsed.text = streamed.text
-        if parsed.output_tokens is None and streamed.chunks:
-            parsed.output_tokens = streamed.chunks  # one chunk is one token on the servers that omit usage
+                parsed.model_id = text_or_none(data.get("model")) or parsed.model_id
+                choices = data.get("choices")
+                for choice in choices if isinstance(choices, list) else []:
+                    if not isinstance(choice, dict):
+                        continue
+                    delta = object_at(choice, "delta")
+                    if isinstance(delta.get("content"), str) and delta["content"]:
+                        streamed.add(delta["content"])
+                    if text_or_none(choice.get("finish_reason")):
+                        parsed.finish_reason = choice["finish_reason"]
+                if data.get("usage"):
+                    _apply_usage(parsed, data["usage"])
+            if not done:
+                raise truncated(self)
+            parsed.text = streamed.text
+            if parsed.output_tokens is None and streamed.chunks:
+                parsed.output_tokens = streamed.chunks  # one chunk is one token on the servers that omit usage
         return parsed
 
 
