@@ -599,6 +599,9 @@ class _Formatter:
     def r_fallback_clause(self, n: Tree) -> Doc:
         return ["fallback ", self.node(n.children[0])]
 
+    def r_fallback_only(self, n: Tree) -> Doc:
+        return ["fallback only ", self.node(n.children[0])]
+
     def r_max_tokens_clause(self, n: Tree) -> Doc:
         return ["max_tokens ", str(n.children[0])]
 

@@ -352,8 +352,11 @@ class Task:
     needs: tuple[Name, ...] = ()
     model: Name | None = None
     route: Route | None = None
-    fallback: tuple[Name, ...] = ()
-    no_fallback: bool = False  # `fallback none`: not even the planner's automatic fallbacks
+    fallback: tuple[Name, ...] = ()  # the written `fallback [...]` / `fallback only [...]` models
+    # No automatic fallback: the planner adds none of its own, so the chain is exactly `fallback`
+    # (the models available here). `fallback none`: True with `fallback` empty (no fallback at
+    # all); `fallback only [...]`: True with the written models (a closed group).
+    no_fallback: bool = False
     max_tokens: int | None = None
     temperature: float | None = None
     priority: Priority | None = None
@@ -372,6 +375,11 @@ class Task:
     max_tokens_span: Span = NO_SPAN
     temperature_span: Span = NO_SPAN
     timeout_span: Span = NO_SPAN
+
+    @property
+    def fallback_only(self) -> bool:
+        """`fallback only [...]`: a closed group, the written models and no automatic fallback."""
+        return self.no_fallback and bool(self.fallback)
 
 
 @dataclass(frozen=True, slots=True)

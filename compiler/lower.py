@@ -13,7 +13,7 @@ import json
 import os
 import re
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, get_args
 
 from lark import Token, Transformer, Tree
@@ -107,9 +107,23 @@ NOT_BUILT = _NotBuilt()
 NO_FALLBACK = object()  # the value of `fallback none`
 
 
+@dataclass(frozen=True, slots=True)
+class _OnlyFallbacks:
+    """The value of `fallback only [...]`: these models, and no automatic fallback."""
+
+    models: tuple[ir.Name, ...]
+
+
 def _written_fallbacks(value) -> tuple[ir.Name, ...]:
     """The models a `fallback` clause lists (none for `fallback none`, an error, or no clause)."""
+    if isinstance(value, _OnlyFallbacks):
+        return value.models
     return value if isinstance(value, tuple) else ()
+
+
+def _no_automatic_fallback(value) -> bool:
+    """`fallback none` or `fallback only [...]`: the planner adds no fallback of its own."""
+    return value is NO_FALLBACK or isinstance(value, _OnlyFallbacks)
 
 
 class Lowerer(Transformer):
@@ -547,7 +561,7 @@ class Lowerer(Transformer):
             depends=values.get("depends", ()), needs=values.get("needs", ()),
             model=values.get("model"), route=values.get("route"),
             fallback=_written_fallbacks(values.get("fallback")),
-            no_fallback=values.get("fallback") is NO_FALLBACK, max_tokens=values.get("max_tokens"),
+            no_fallback=_no_automatic_fallback(values.get("fallback")), max_tokens=values.get("max_tokens"),
             temperature=values.get("temperature"), priority=values.get("priority"),
             timeout_s=values.get("timeout_s"), retry=values.get("retry"),
             on_error=values.get("on_error"), returns=values.get("returns"),
@@ -615,6 +629,19 @@ class Lowerer(Transformer):
                        f"write `fallback [{written}]`, or `fallback none` for no fallback at all")
             return self.clause(meta, "fallback", None)
         return self.clause(meta, "fallback", NO_FALLBACK)
+
+    def fallback_only(self, meta, children):
+        written = children[0]
+        if not written:
+            # `model_list` has just reported the empty list (BMAD-E024): say what was meant
+            last = self.diagnostics[-1] if self.diagnostics else None
+            if last is not None and last.code == "BMAD-E024":
+                self.diagnostics[-1] = replace(
+                    last, message="`fallback only []` names no model to fall back on",
+                    hint="write `fallback none` for no fallback at all, or name the models, "
+                         "e.g. `fallback only [gpt-4o, claude-sonnet]`")
+            return self.clause(meta, "fallback", None)
+        return self.clause(meta, "fallback", _OnlyFallbacks(written))
 
     def max_tokens_clause(self, meta, children):
         return self.clause(meta, "max_tokens", self.count(children[0]))

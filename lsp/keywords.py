@@ -71,8 +71,12 @@ _DOCS: list[tuple[str, str, str]] = [
      "needs code, security"),
     ("route", "How the model is chosen: cheapest, fastest, best, or cascade through a list.",
      "route cascade [gpt-4o-mini, gpt-4o]"),
-    ("fallback", "Models to try, in order, when the routed one fails; `fallback none`: no fallback at all, "
-                 "not even the planner's automatic ones.", "fallback [claude-sonnet, gpt-4o]"),
+    ("fallback", "Models to try, in order, when the routed one fails, before the planner's automatic ones; "
+                 "`fallback only [...]`: exactly these, never an automatic one (a closed group); "
+                 "`fallback none`: no fallback at all.", "fallback [claude-sonnet, gpt-4o]"),
+    ("only", "After `fallback`: a closed group. When the chosen model fails, exactly the models written are "
+             "asked, in order (those available here), and never one the planner adds (nor `local`); "
+             "`else escalate` climbs through them only.", "fallback only [azure-gpt-4o, gpt-4o]"),
     ("max_tokens", "The most output tokens the task may produce.", "max_tokens 300"),
     ("temperature", "Sampling temperature.", "temperature 0.4"),
     ("priority", "Scheduling priority: low, medium, high or critical.", "priority high"),
@@ -130,7 +134,7 @@ VALUES: dict[str, tuple[str, ...]] = {
     "consensus": ("vote", "weighted", "similarity", "judge", "ensemble"),
     "else": ("refine", "escalate", "retry", "fail", "accept"),
     "backoff": ("exponential", "linear", "fixed"),
-    "fallback": ("none",),  # or a list of models
+    "fallback": ("none", "only"),  # or a list of models; `only` is followed by one
 }
 
 TYPES = ("text", "number", "bool", "json", "list")

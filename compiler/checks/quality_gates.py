@@ -1,7 +1,8 @@
 """Quality bars the runtime could not honour as written: a bar learned from history (`quality >=
 auto [P]`) measures a consensus's agreement and decides only whether it escalates, so it needs a
 consensus form and `else escalate`; and `else escalate` needs models to escalate to, which
-`fallback none` takes away (unless a `route cascade` list is the escalation)."""
+`fallback none` takes away (unless a `route cascade` list is the escalation); `fallback only
+[...]` leaves them, the written models being the escalation."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def check_quality_gates(index: ProgramIndex) -> list[Diagnostic]:
             if gate is None:
                 continue
             span = gate.span if gate.span != ir.NO_SPAN else task.name_span
-            if (gate.otherwise == "escalate" and task.no_fallback
+            if (gate.otherwise == "escalate" and task.no_fallback and not task.fallback
                     and (task.route is None or task.route.strategy != "cascade")):
                 out.append(error(
                     "BMAD-E025", span, f"task `{task.name}` escalates, but has `fallback none`",

@@ -8,7 +8,9 @@ cascade leaves out the members history shows doing worse than a cheaper one (`ca
 except models the task names in `fallback [...]`. A member left out is not brought back as an
 automatic fallback (the chain is also what escalation walks); for `else escalate` the next-best
 candidate takes its place, and is weighed the same way, so the chain keeps its length.
-`fallback none` leaves the chain empty.
+`fallback none` leaves the chain empty; `fallback only [...]` leaves it at the written models that
+are available (a closed group: no automatic fallback, so an `else escalate` cascade climbs only
+through them too).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def chain_for(td: TaskDraft, objective: str, context: PassContext,
     """The fallback chain of `td` routed as `plan` (default: its current plan); `leave_out`:
     models its escalation cascade skips, besides those route_models' own cascade skipped."""
     plan, task = plan or td.plan, td.task
-    if task.no_fallback:
+    if task.no_fallback and not task.fallback:  # `fallback none`
         return ()
     used = {plan.model, *plan.participants}
     chain: list[str] = []
@@ -37,6 +39,8 @@ def chain_for(td: TaskDraft, objective: str, context: PassContext,
         entry = context.catalog.get(name)
         if entry is not None and entry.available and name not in used and name not in chain:
             chain.append(name)
+    if task.fallback_only:  # a closed group: exactly the written models
+        return tuple(chain)
     routed = context.catalog.get(plan.model) if plan.model else None
     routed_provider = routed.provider if routed else None
     spare = [c for c in plan.candidates if c.available and c.qualified and c.model not in used

@@ -7,7 +7,8 @@
   default, `consensus vote among 3 models` (marked implicit), unless the task pins a model or
   routes itself (`model`, `route`: the author's explicit choice wins; `route_models` makes a
   routed task a panel of its route's models, and a pinned one stays with its model) or says
-  `fallback none` (it must not reach another model);
+  `fallback none` (it must not reach another model) or `fallback only [...]` (only the written
+  ones may: a panel of three would ask models from outside the group);
 - turns a task whose `pattern` (the seed's task_type) names a workflow of the program, and that has
   no prompt or call of its own, into a call of that workflow (the stdlib pattern hook);
 - sizes each `for each`: the list's length when known (a literal list, a value of the entry

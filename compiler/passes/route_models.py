@@ -16,7 +16,9 @@ task's per-attempt `timeout`, a model expected to take longer per call is not qu
 task is sent to anyway (pinned, or the only one left) gets BMAD-W206: every attempt will time out.
 Only available models are routed to. The choice:
 - `model M` (pinned): M, if available (else routed as below, with BMAD-W201; under `fallback
-  none`, which forbids any other model, M stays and the task will fail, BMAD-W205);
+  only [...]`, the first available written model instead, also BMAD-W201, so that no model from
+  outside the group answers; under `fallback none`, or `fallback only` with none of its models
+  available, which forbid any other model, M stays and the task will fail, BMAD-W205);
 - `route cheapest|fastest|best [models]`: least expected cost / least latency / best quality among
   the listed (or all) qualified models; `route cascade [models]`: the cheapest available first, the
   rest in order of cost as the escalation chain, less those history shows doing worse than a
@@ -34,7 +36,7 @@ Only available models are routed to. The choice:
   when written), another provider first, `COLLABORATIVE_DEFAULT.count` (3) distinct models at most,
   decided by `vote` for exact answers (`returns enum|json`) and `similarity` for text. Not a panel:
   a pinned task (`model M`: M answers, with its fallbacks), `fallback none` (must not reach another
-  model), `route cascade` (one model at a time, cheapest first), and a task with fewer than two
+  model) or `fallback only [...]` (only the written models may), `route cascade` (one model at a time, cheapest first), and a task with fewer than two
   qualified models to ask;
 - nothing qualified available: the embedded `local` model (BMAD-W200); nothing reaches the floor at
   all: the best model that covers the needs (BMAD-W202).
@@ -548,15 +550,7 @@ class TaskRouter:
                                          f"pinned model `{pinned.name}` for task `{task.name}`: {c.reason}",
                                          "the quality gate may fail; pin a stronger model or remove the pin"))
             elif pinned is not None and task.no_fallback:
-                # `fallback none`: no other model may answer, so the pin stays and the task fails
-                chosen, rule = pinned.name, "pinned"
-                evaluate(td, pinned, floor, ctx, self.cache, signature, ratio=self.ratio)
-                diags.append(warning("BMAD-W205", task.model.span,
-                                     f"pinned model `{pinned.name}` of task `{task.name}` is unavailable here "
-                                     f"({pinned.unavailable_reason}) and `fallback none` forbids another: "
-                                     f"the task will fail",
-                                     "set the provider's key variable, or remove `fallback none` to let "
-                                     "another model answer"))
+                chosen, rule = self._closed_pin(td, pinned, floor, signature, diags)
             elif pinned is not None:
                 diags.append(warning("BMAD-W201", task.model.span,
                                      f"pinned model `{pinned.name}` for task `{task.name}` is unavailable "
@@ -626,10 +620,45 @@ class TaskRouter:
                        expected_quality=expected_quality, route_reason=reason)
         return plan, diags
 
+    def _closed_pin(self, td: TaskDraft, pinned: CatalogEntry, floor: float | None, signature: tuple,
+                    diags: list[Diagnostic]) -> tuple[str, str]:
+        """(chosen, rule) for a pinned model that is unavailable here when the task forbids the
+        planner's models: under `fallback only [...]` the first available written model answers
+        (BMAD-W201), the group staying closed; with none (or `fallback none`) the pin stays and
+        the task will fail (BMAD-W205)."""
+        task, ctx = td.task, self.context
+        for written in task.fallback:
+            entry = ctx.catalog.get(written.name)
+            if entry is not None and entry.available:
+                evaluate(td, entry, floor, ctx, self.cache, signature, ratio=self.ratio)
+                diags.append(warning("BMAD-W201", task.model.span,
+                                     f"pinned model `{pinned.name}` for task `{task.name}` is unavailable "
+                                     f"({pinned.unavailable_reason}); `{entry.name}`, the first available "
+                                     f"of its `fallback only` models, answers instead",
+                                     "set the provider's key variable, or plan with --provider sim"))
+                return entry.name, "fallback:only"
+        evaluate(td, pinned, floor, ctx, self.cache, signature, ratio=self.ratio)
+        if task.fallback:
+            diags.append(warning("BMAD-W205", task.model.span,
+                                 f"pinned model `{pinned.name}` of task `{task.name}` is unavailable here "
+                                 f"({pinned.unavailable_reason}) and so is every model of its `fallback "
+                                 f"only [...]`, which forbids another: the task will fail",
+                                 "set the providers' key variables, or name an available model in "
+                                 "`fallback only [...]`"))
+        else:  # `fallback none`: no other model may answer, so the pin stays and the task fails
+            diags.append(warning("BMAD-W205", task.model.span,
+                                 f"pinned model `{pinned.name}` of task `{task.name}` is unavailable here "
+                                 f"({pinned.unavailable_reason}) and `fallback none` forbids another: "
+                                 f"the task will fail",
+                                 "set the provider's key variable, or remove `fallback none` to let "
+                                 "another model answer"))
+        return pinned.name, "pinned"
+
     @staticmethod
     def _may_be_a_panel(task: ir.Task) -> bool:
         """Whether `strategy collaborative` makes `task` a panel (see the module docstring): a
-        prompt task without a consensus form, not pinned, not `fallback none`, not a cascade."""
+        prompt task without a consensus form, not pinned, not `fallback none` nor `fallback only
+        [...]` (`no_fallback`: a panel would ask models the author did not name), not a cascade."""
         return (task.prompt is not None and task.call is None and task.consensus is None
                 and task.model is None and not task.no_fallback
                 and not (task.route is not None and task.route.strategy == "cascade"))
@@ -703,6 +732,8 @@ class TaskRouter:
             return f"{rule.split(':')[1]} consensus participants{floor_text}"
         if rule == "fallback:local":
             return f"no qualified model available; embedded {model}"
+        if rule == "fallback:only":
+            return f"pinned model unavailable; {what}, the first available of `fallback only`"
         if rule == "best-effort":
             return f"nothing reaches the floor{floor_text}; best available {what}"
         if rule == "unroutable":

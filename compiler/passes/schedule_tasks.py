@@ -130,8 +130,15 @@ def _risks(wd: WorkflowDraft, draft: Draft, context: PassContext) -> None:
             continue
         chain = [plan.model, *plan.fallbacks]
         providers = {catalog.get(m).provider for m in chain if catalog.get(m)}
-        if td.task.no_fallback:
-            pass  # `fallback none`: the author chose it, so it is no risk to point out
+        if td.task.fallback_only and not plan.fallbacks:
+            other = " other" if plan.model in {n.name for n in td.task.fallback} else ""
+            draft.note("BMAD-W230", "warning",
+                       f"`{td.id}` has no fallback: no{other} model of its `fallback only [...]` is available "
+                       f"here, so if {plan.model} fails, the task fails", td.id, kind="risk")
+        elif td.task.no_fallback:
+            # `fallback none`, or the models of `fallback only [...]`: the author chose the chain
+            # (its providers too), so it is no risk to point out
+            pass
         elif not plan.fallbacks:
             draft.note("BMAD-W230", "warning", f"`{td.id}` has no fallback: if {plan.model} fails, the task fails",
                        td.id, kind="risk")
