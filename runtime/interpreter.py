@@ -21,6 +21,7 @@ import anyio
 import anyio.lowlevel
 
 from bmad.compiler import ir
+from bmad.compiler.adaptive import cheaper_candidates
 from bmad.compiler.call_shapes import DEFAULT_MAX_TOKENS, gate_rounds
 from bmad.compiler.limits import current_limits
 from bmad.compiler.plan import Plan, TaskPlan, WorkflowPlan
@@ -518,14 +519,9 @@ class Interpreter:
         # Budget: remaining money below the expected cost of the remaining work -> cheaper models.
         remaining = self.ledger.remaining_usd()
         if remaining is not None and remaining < self._remaining_expected + node.expected_cost:
-            # Cheaper than what would answer now; a free model ($0) has nothing cheaper, and
-            # only an unknown cost lets any priced model count as cheaper.
-            now = next((c.cost_usd_expected for c in node.plan.candidates if c.model == chain[0]),
-                       node.plan.estimate.cost_usd_expected)
-            ceiling = float("inf") if now is None else now
-            cheaper = [c for c in node.plan.candidates
-                       if c.qualified and c.available and c.cost_usd_expected is not None
-                       and c.model != chain[0] and c.cost_usd_expected < ceiling]
+            # the planner bounds the same choice (compiler/adaptive.py)
+            cheaper = cheaper_candidates(node.plan.candidates, chain, chain[0],
+                                         node.plan.estimate.cost_usd_expected, node.task.no_fallback)
             if cheaper:
                 best = min(cheaper, key=lambda c: c.cost_usd_expected)  # type: ignore[arg-type]
                 self._reroute(node, path, chain[0], best.model,

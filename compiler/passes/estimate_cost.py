@@ -28,7 +28,8 @@ may make, each tried as often as its retry policy allows (`retry N`: N + 1 tries
   times, `else refine` revises the decision N times (each scored), and the escalation models
   (written `fallback [...]`, else the cascade and fallbacks beyond the participants) answer once;
 - `strategy adaptive` may put the cheapest qualified candidate under the answering model's cost
-  in front of a single model's chain (`adaptive_fronts`): that model is counted too.
+  in front of a single model's chain (`adaptive_fronts`): that model is counted too (not for
+  `fallback only [...]`, a closed group whose chain it only reorders).
 The prompts of judges, repairs, re-asks, reviews and refine rounds quote the request and the
 answers (at most `max_tokens` each) plus at most `WRAPPER_TOKENS` of the runtime's own text.
 Latency: per call, the model's profile (history first) for the expected output; participants run
@@ -48,6 +49,7 @@ from dataclasses import replace
 from typing import Iterable
 
 from bmad.compiler.call_shapes import JUDGE_MAX_TOKENS, REVIEW_MAX_TOKENS, gate_rounds
+from bmad.compiler.adaptive import cheaper_candidates
 from bmad.compiler.catalog import DEFAULT_PROVIDER_CONCURRENCY, CatalogEntry, ModelCatalog
 from bmad.compiler.diagnostics import warning
 from bmad.compiler.history import ModelHistory
@@ -399,27 +401,23 @@ def worst_case(td: TaskDraft, plan, catalog: ModelCatalog, *, solo: bool = False
         chain = [plan.model] if solo else model_chain(task, plan)
         if not chain:
             return Bound()
-        extra = adaptive_fronts(plan, chain, expected_cost) if adaptive and not solo else []
+        extra = adaptive_fronts(plan, chain, expected_cost, task.no_fallback) \
+            if adaptive and not solo else []
         one = w.single(chain, extra)
     return Bound().add(one, times)
 
 
-def adaptive_fronts(plan, chain: list[str], expected_cost: float | None) -> list[str]:
-    """The models not in `chain` that `strategy adaptive` may put in front of it: what
-    runtime/interpreter.py `_adapt` does (keep the two in step). Short of money, the run moves the
-    cheapest qualified available candidate that is cheaper than the model about to answer (its
-    candidate row's expected cost, else the task's, `expected_cost`; unknown: any priced one; a
-    free model: none) to the front. The model about to answer is the chain's first, or its second
-    when the first was moved back for running slow. One of the models returned goes in front at
-    most (`_WorstCase.single` counts the costliest)."""
-    candidates = plan.candidates
+def adaptive_fronts(plan, chain: list[str], expected_cost: float | None,
+                    closed: bool = False) -> list[str]:
+    """The models not in `chain` that `strategy adaptive` may put in front of it, short of money:
+    the cheapest of `cheaper_candidates` (compiler/adaptive.py, the rule runtime/interpreter.py
+    `_adapt` applies) below the model about to answer, which is the chain's first, or its second
+    when the first was moved back for running slow. One of them goes in front at most
+    (`_WorstCase.single` counts the costliest). A closed chain (`fallback none`, `fallback only
+    [...]`) gets none: `_adapt` moves only a model of its chain to the front."""
     fronts: list[str] = []
     for head in chain[:2]:
-        now = next((c.cost_usd_expected for c in candidates if c.model == head), expected_cost)
-        ceiling = math.inf if now is None else now  # 0.0 is a ceiling: nothing is under it
-        cheaper = [c for c in candidates
-                   if c.qualified and c.available and c.cost_usd_expected is not None
-                   and c.model != head and c.cost_usd_expected < ceiling]
+        cheaper = cheaper_candidates(plan.candidates, chain, head, expected_cost, closed)
         if cheaper:
             # the runtime takes the first of the cheapest: any of them, whatever the table's order
             low = min(c.cost_usd_expected for c in cheaper)

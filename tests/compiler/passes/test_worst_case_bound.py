@@ -238,18 +238,40 @@ workflow w {
 
 
 def test_an_adaptive_run_may_reroute_to_a_cheaper_model_and_the_worst_case_counts_it():
+    # optimize quality: the automatic fallbacks are the best (elite, cheap), so the cheapest
+    # qualified model ($0 `local`) stays outside the chain, and adaptive may move it in front
+    catalog = CATALOG + ("model elite { provider t price input $4 output $8 per 1M "
+                         "skills { writing 0.96, reasoning 0.96 } }\n")
     body = """
 workflow w {
   strategy STRATEGY
-  task a { prompt "x" model strong fallback none max_tokens 100 }
+  optimize quality
+  task a { prompt "x" model strong fallback [mid] max_tokens 100 }
   output a
 }
 """
-    parallel, _d, _c = plan_of(body.replace("STRATEGY", "parallel"))
-    adaptive, _d, _c = plan_of(body.replace("STRATEGY", "adaptive"))
-    assert parallel.tasks[0].estimate.calls_worst == 3
-    assert adaptive.tasks[0].estimate.calls_worst == 3 + 3  # one cheaper candidate in front
+    parallel, _d, _c = plan_of(body.replace("STRATEGY", "parallel"), catalog)
+    adaptive, _d, _c = plan_of(body.replace("STRATEGY", "adaptive"), catalog)
+    assert parallel.tasks[0].fallbacks == adaptive.tasks[0].fallbacks == ("mid", "elite", "cheap")
+    assert parallel.tasks[0].estimate.calls_worst == 3 * 4
+    assert adaptive.tasks[0].estimate.calls_worst == 3 * 4 + 3  # `local` in front
     assert adaptive.tasks[0].estimate.cost_usd_expected == parallel.tasks[0].estimate.cost_usd_expected
+
+
+def test_an_adaptive_run_moves_no_model_in_front_of_a_closed_chain():
+    # `fallback none` must not reach another model: adaptive only reorders a closed chain
+    # (`_adapt` and the worst case use compiler/adaptive.py's one rule)
+    for clause in ("fallback none", "fallback only [mid]"):
+        body = f"""
+workflow w {{
+  strategy STRATEGY
+  task a {{ prompt "x" model strong {clause} max_tokens 100 }}
+  output a
+}}
+"""
+        parallel, _d, _c = plan_of(body.replace("STRATEGY", "parallel"))
+        adaptive, _d, _c = plan_of(body.replace("STRATEGY", "adaptive"))
+        assert adaptive.tasks[0].estimate.calls_worst == parallel.tasks[0].estimate.calls_worst, clause
 
 
 def test_an_adaptive_run_puts_nothing_in_front_of_a_free_model():
