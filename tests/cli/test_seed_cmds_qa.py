@@ -77,10 +77,11 @@ def test_planning_commands_take_journal_and_agree_with_bmad_plan(pipeline):
         chosen = ", ".join(t["participants"]) or t["model"]
         assert f"{t['id']}: needs " in routed and f"-> {chosen} ({t['route_rule']}:" in routed
 
-    # Without --journal the default journal (none here) has no history: the figures differ.
+    # Without --journal the default journal (none here) has no history. (The figures may agree: a
+    # run at --sim-latency-scale 0 teaches no latency, and one sim run changes no other estimate.)
     default = json.loads(bmad("plan", "budget_pipeline.bmad", "--provider", "sim", "--format", "json",
                               cwd=pipeline, check=True).stdout)
-    assert not default["history_used"] and default["totals"]["latency_s"] != totals["latency_s"]
+    assert not default["history_used"]
     estimated = bmad("workflow", "analyze", "budget_pipeline.bmad", "--provider", "sim", cwd=pipeline,
                      check=True).stdout
     assert "estimated (model profiles; no run history)" in estimated
