@@ -599,7 +599,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="JSON instead of text."),
         journal: Optional[Path] = typer.Option(None, "--journal", help="The journal file."),
     ) -> None:
-        from bmad.runtime.journal import process_alive
+        from bmad.runtime.journal import holder_alive
 
         path = _existing_journal_path(journal, as_json)
         if path is None:
@@ -608,7 +608,7 @@ def register(app: typer.Typer) -> None:
         rows = j.runs(limit=200, status="running" if active else None)
         j.db.close()
         if active:
-            rows = [r for r in rows if r["pid"] and process_alive(r["pid"])]
+            rows = [r for r in rows if holder_alive(r["pid"], r.get("holder"))]
         _mark_gone(rows)
         if as_json:
             sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
@@ -652,10 +652,12 @@ def _mark_gone(rows: list[dict[str, Any]]) -> None:
     exists (SIGKILL, a crash, a reboot), as `bmad workflow status --active` tells them apart. Such a
     run continues with `bmad run --resume RUN_ID`; the journal marks it `interrupted` when a run next
     opens it for writing."""
-    from bmad.runtime.journal import process_alive
+    from bmad.runtime.journal import holder_alive
 
     for r in rows:
-        r["process_gone"] = bool(r["status"] == "running" and r["pid"] and not process_alive(r["pid"]))
+        holder = r.pop("holder", None)  # who holds it (pid, boot, PID namespace): not printed
+        r["process_gone"] = bool(r["status"] == "running" and r["pid"]
+                                 and not holder_alive(r["pid"], holder))
 
 
 def _print_runs(rows: list[dict[str, Any]]) -> None:

@@ -13,6 +13,8 @@ EXIT_INVALID = 2
 
 
 def prune_journal(path: Path, older_than_days: float | None, keep: int | None, as_json: bool) -> None:
+    import sqlite3
+
     from bmad.runtime.journal import Journal, JournalError
     from bmad.runtime.retention import Retention, RetentionError, configured_retention, prune_runs
 
@@ -36,14 +38,21 @@ def prune_journal(path: Path, older_than_days: float | None, keep: int | None, a
         raise typer.Exit(EXIT_INVALID)
     try:
         report = prune_runs(journal.db, retention)
+    except sqlite3.OperationalError as exc:  # e.g. another process held the write lock too long
+        typer.echo(f"error: nothing pruned: {exc} ({path})", err=True)
+        typer.echo("  = help: try again when the journal is less busy", err=True)
+        raise typer.Exit(1)
     finally:
         journal.db.close()
     if as_json:
-        sys.stdout.write(json.dumps({"removed": report.removed, "kept_running": report.kept_running},
+        sys.stdout.write(json.dumps({"removed": report.removed, "kept_running": report.kept_running,
+                                     "kept_in_running_batch": report.kept_in_batch},
                                     indent=2) + "\n")
         return
     sys.stdout.write(f"removed {len(report.removed)} run(s) from {path}"
                      + (f"; kept {report.kept_running} still running" if report.kept_running else "")
+                     + (f"; kept {report.kept_in_batch} of a batch still running"
+                        if report.kept_in_batch else "")
                      + "\n")
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +26,13 @@ from bmad.compiler.plan import Plan
 from bmad.runtime.batch_inputs import RowsRefused, read_rows
 from bmad.runtime.cache import TaskCache
 from bmad.runtime.events import EventBus, JournalSink
-from bmad.runtime.executors.local import (EXIT_CODES, RunRefused, RunRequest,
+from bmad.runtime.executors.local import (EXIT_CODES, STOP_SIGNALS, RunRefused, RunRequest,
                                           default_provider_factory, new_run_id,
                                           refuse_unrunnable_models, same_plan)
 from bmad.runtime.executors.ray import current_run_id
 from bmad.runtime.interpreter import Interpreter
-from bmad.runtime.journal import Journal, RecordedCall, process_alive, default_journal_path, dumps
+from bmad.runtime.journal import (Journal, RecordedCall, RunClaimRefused, default_journal_path,
+                                  dumps, holder_alive, read_holders)
 from bmad.runtime.ledger import BudgetLedger, LedgerShare
 from bmad.runtime.model_pool import ModelPool
 
@@ -187,7 +187,7 @@ class _BatchRunner:
             if batch["status"] == "completed":
                 raise RunRefused(f"batch `{batch['id']}` already completed; nothing to resume",
                                  "BMAD-E323", "start a new batch instead")
-            if batch["status"] == "running" and batch["pid"] and process_alive(batch["pid"]):
+            if batch["status"] == "running" and self.journal.held_elsewhere(batch["id"], batch["pid"]):
                 raise RunRefused(f"batch `{batch['id']}` is running (process {batch['pid']})",
                                  "BMAD-E323", "wait for it, or stop that process first")
             if batch["plan_hash"] != self.plan.plan_hash \
@@ -236,13 +236,26 @@ class _BatchRunner:
                                                           ensure_ascii=False))
         now = time.time()
         db = journal.db
-        db.execute("BEGIN")
+        db.execute("BEGIN IMMEDIATE")  # a resume reads the batch again and claims it, under one lock
         try:
             if self.resuming:
+                # Another resume may have claimed it since `prepare` read it: refused, as there.
+                status, pid = db.execute("SELECT status, pid FROM batches WHERE id=?",
+                                         (self.batch_id,)).fetchone()
+                if status == "completed":
+                    raise RunRefused(f"batch `{self.batch_id}` already completed (another process "
+                                     "finished it); nothing to resume", "BMAD-E323",
+                                     "start a new batch instead")
+                if status == "running" and journal.held_elsewhere(self.batch_id, pid):
+                    raise RunRefused(f"batch `{self.batch_id}` is running (process {pid})",
+                                     "BMAD-E323", "wait for it, or stop that process first")
                 db.execute("UPDATE batches SET status='running', finished_at=NULL, error=NULL, "
                            "pid=?, updated_at=?, budget_usd=?, budget_tokens=?, budget_time_s=?, "
                            "executor=? WHERE id=?",
                            (os.getpid(), now, *self.budget, self.request.executor, self.batch_id))
+                # the rows' runs as of the claim (a prune may have removed some since `prepare`);
+                # from now on the batch is running and its runs are never pruned
+                self.prior = _row_runs(self.journal, self.batch_id)
             else:
                 options = {"provider_mode": run.provider_mode, "sim_seed": run.sim_seed,
                            "sim_latency_scale": run.sim_latency_scale,
@@ -261,6 +274,7 @@ class _BatchRunner:
                 db.executemany("INSERT INTO batch_rows VALUES (?,?,?,?)",
                                [(self.batch_id, i, row_run_id(self.batch_id, i), dumps(values))
                                 for i, values in self.rows])
+            journal.record_holder(self.batch_id)  # who runs it, beyond a pid (journal.holder_alive)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -371,6 +385,20 @@ class _BatchRunner:
         resumed: dict[str, dict[str, Any]] = {}
         recorded: dict[str, RecordedCall] = {}
         if prior is not None:
+            # Claimed before its rows are read, so what it reuses is what the claim holds.
+            try:
+                journal.reopen_run(run_id, self.budget)
+            except RunClaimRefused as exc:
+                if exc.status is not None:
+                    # resumed on its own (`--resume BATCH_ID.N`) by a live process since the
+                    # batch read it: that process finishes it, its status is the row's
+                    if exc.status == "completed":
+                        self.progress.completed += 1
+                    else:
+                        self.progress.failed += 1
+                    return
+                prior = None  # removed meanwhile: the row starts afresh
+        if prior is not None:
             resumed = journal.final_tasks(run_id)
             recorded = journal.recorded_calls(run_id)
         prior_elapsed = (prior or {}).get("elapsed_s") or 0.0
@@ -386,9 +414,7 @@ class _BatchRunner:
                             unknown_cost_calls=unknown, elapsed_s=prior_elapsed)
         interp = self._interpreter(run_id, events, resumed, share)
         interp.caller.recorded = recorded
-        if prior is not None:
-            journal.reopen_run(run_id, self.budget)
-        else:
+        if prior is None:  # (a prior row's run was claimed above)
             run = self.run_request
             journal.create_run(run_id, workflow=plan.workflow, plan_hash=plan.plan_hash,
                                plan_json=None, inputs=inputs, budget=self.budget,
@@ -471,7 +497,7 @@ class _BatchRunner:
             self.request.on_progress(self.progress)
 
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:  # SIGHUP too
             async for _ in signals:
                 self.cancelled = True
                 for interp in self.active.values():
@@ -569,8 +595,11 @@ def _batch_spend(journal: Journal, batch_id: str) -> tuple[float, int, int]:
 
 def _fail_stale_batches(journal: Journal) -> None:
     """Batches left `running` by a dead driver are `interrupted` (resumable)."""
-    for batch_id, pid in journal.db.execute(
-            "SELECT id, pid FROM batches WHERE status='running'").fetchall():
-        if pid and not process_alive(pid):
-            journal.db.execute("UPDATE batches SET status='interrupted' WHERE id=?", (batch_id,))
+    running = journal.db.execute("SELECT id, pid FROM batches WHERE status='running'").fetchall()
+    holders = read_holders(journal.db, [batch_id for batch_id, _ in running])
+    for batch_id, pid in running:
+        if pid and not holder_alive(pid, holders.get(batch_id)):
+            # only if that dead driver still holds it: a resume may have claimed it since
+            journal.db.execute("UPDATE batches SET status='interrupted' WHERE id=? AND "
+                               "status='running' AND pid=?", (batch_id, pid))
 

@@ -15,6 +15,12 @@ needs no index, and a commit appends at the end of its block (no index entry, no
 middle of a text-keyed b-tree: two pages fewer per chain commit). A task has one row per run:
 when it is written again (a resumed run finishing a task that failed before), the earlier row
 is deleted in the same commit.
+
+A commit that fails because of the file (another process's lock held past the busy timeout, a
+damaged page, a full or failing disk) raises `JournalUnavailable` with its code (BMAD-E343 to
+E345), never SQLite's raw error, and keeps its rows buffered; the command line's top level prints
+it (`journal_problem` finds one within a task group's failure). Readers fall back to read-only
+opening (read-only media).
 """
 
 from __future__ import annotations
@@ -23,13 +29,16 @@ import json
 import os
 import sqlite3
 import time
+import weakref
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 from typing import Any, Iterable
 
-from bmad.runtime.journal_schema import (JournalFileError, JournalNotReady, create_private_file,
-                                         prepare_schema, unusable_message)
+from bmad.runtime.journal_schema import (BUSY_TIMEOUT_S, E_JOURNAL_BUSY, E_JOURNAL_OPEN,
+                                         JournalFileError, JournalNotReady, JournalUnavailable,
+                                         create_private_file, folder_message, journal_trouble,
+                                         open_error, prepare_schema, sqlite_trouble)
 
 SCHEMA_VERSION = 1
 
@@ -74,6 +83,8 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE TABLE IF NOT EXISTS batch_rows (
   batch_id TEXT, row_index INTEGER, run_id TEXT, inputs_json TEXT,
   PRIMARY KEY (batch_id, row_index));
+CREATE TABLE IF NOT EXISTS holders (
+  id TEXT PRIMARY KEY, pid INTEGER, boot_id TEXT, pid_ns INTEGER, start_ticks INTEGER);
 """
 
 _INSERT_CALL = ("INSERT INTO calls (id, run_id, task_id, slot, model, request_hash, status, "
@@ -187,46 +198,133 @@ class RecordedCall:
 
 
 class JournalError(Exception):
-    pass
+    """The file can't be used as a journal (BMAD-E340 to E342): the commands print
+    `error: [CODE] message` and their own hint about which journal to use. A journal that is
+    locked, damaged or on a full disk raises `JournalUnavailable` instead."""
+
+    def __init__(self, message: str, code: str = E_JOURNAL_OPEN):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
 
 
 class JournalNotCreatedYet(JournalError):
     """Read-only open of an empty database: a run may be creating the journal this instant."""
 
 
+# The journal this process opened last (and the `Journal`, while it lives): a SQLite error that
+# reaches the command line's top level unhandled (a reader's query on a damaged page, a run's row
+# written on a full disk) is about it (`journal_problem`).
+_last_path: Path | None = None
+_last_journal: weakref.ref[Journal] | None = None
+
+
+def journal_problem(exc: BaseException, path: Path | None = None) -> JournalUnavailable | None:
+    """The journal trouble `exc` is, or holds within exception groups (a task group's failure):
+    a `JournalUnavailable`, or a SQLite error about the file (locked, damaged, full, read-only)
+    told as one about `path` (else the journal opened last). None when there is none: a SQLite
+    error about a statement is a bug, not the file."""
+    stack = [exc]
+    while stack:
+        error = stack.pop()
+        if isinstance(error, JournalUnavailable):
+            return error
+        where = path or _last_path
+        if isinstance(error, sqlite3.Error) and where is not None:
+            journal = _last_journal() if _last_journal is not None else None
+            runs = journal._resume_ids() if journal is not None and journal.path == where else ()
+            problem = journal_trouble(where, error, runs)
+            if problem is not None:
+                return problem
+        if isinstance(error, BaseExceptionGroup):
+            stack.extend(reversed(error.exceptions))
+    return None
+
+
+def _cannot_open(exc: BaseException) -> bool:
+    """SQLite could not open the file read-write (read-only media, folder or file)."""
+    if isinstance(exc, JournalFileError):
+        return exc.code == E_JOURNAL_OPEN
+    return sqlite_trouble(exc) in ("cantopen", "readonly")
+
+
+def _create_message(path: Path, exc: OSError) -> str:
+    """Why the journal's file or folder can't be created: a parent that is a file is named."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"cannot create the journal {path}: {parent} is a file, not a folder"
+            break
+    return f"cannot create the journal {path}: {exc.strerror or exc}"
+
+
+class RunClaimRefused(Exception):
+    """`Journal.reopen_run` did not claim the run. `status` is None when the run is gone (pruned);
+    `pid` is the process that holds it; `changed`: written by another process since the caller
+    read it."""
+
+    def __init__(self, run_id: str, status: str | None, pid: int | None, changed: bool = False):
+        super().__init__(f"run `{run_id}` can't be claimed ({status or 'gone'})")
+        self.run_id, self.status, self.pid, self.changed = run_id, status, pid, changed
+
+
+_UNCHECKED = object()  # `reopen_run` without a `seen_updated_at` to compare
+
+
 class Journal:
     """Buffered writer and reader of one journal file."""
 
     def __init__(self, path: Path | str, *, readonly: bool = False):
+        global _last_path, _last_journal
         self.path = Path(path)
+        _last_path = self.path
+        if self.path.is_dir():  # SQLite would only say it can't open it
+            raise JournalError(f"{folder_message(self.path)}: pass a file's path, such as "
+                               f"{self.path / 'runs.db'}")
         if not readonly:
             try:
                 create_private_file(self.path)  # directory 0700, database 0600
             except OSError as exc:
-                raise JournalError(f"cannot create the journal {self.path}: {exc.strerror or exc}") from None
+                raise JournalError(_create_message(self.path, exc)) from None
         elif not self.path.exists():
             raise JournalError(f"no journal at {self.path}")
         self.db = None  # type: ignore[assignment]
         try:
-            self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0,
-                                      check_same_thread=False)
-            # refuse foreign, corrupt or newer files before changing anything; migrate older ones
-            prepare_schema(self.db, self.path, _SCHEMA, writable=not readonly)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across process crashes
-            # Checkpoint (and fsync) every ~16 MB of WAL rather than every 4 MB: fewer stalls.
-            self.db.execute("PRAGMA wal_autocheckpoint=4000")
-            if not readonly:
-                self.db.executescript(_SCHEMA)
-                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                                (str(SCHEMA_VERSION),))
+            try:
+                self.db = sqlite3.connect(str(self.path), isolation_level=None,
+                                          timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+                # refuse foreign, corrupt or newer files before changing anything; migrate older ones
+                prepare_schema(self.db, self.path, _SCHEMA, writable=not readonly)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across process crashes
+                # Checkpoint (and fsync) every ~16 MB of WAL rather than every 4 MB: fewer stalls.
+                self.db.execute("PRAGMA wal_autocheckpoint=4000")
+                if not readonly:
+                    self.db.executescript(_SCHEMA)
+                    self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                                    (str(SCHEMA_VERSION),))
+            except (sqlite3.DatabaseError, JournalFileError) as exc:
+                if not (readonly and _cannot_open(exc)):
+                    raise
+                # A reader of a journal SQLite can't open read-write (read-only media, where a
+                # journal is usually kept after its runs): read-only instead.
+                if self.db is not None:
+                    self.db.close()
+                    self.db = None  # type: ignore[assignment]
+                self.db = self._open_read_only(exc)
         except (sqlite3.DatabaseError, JournalFileError) as exc:
             if self.db is not None:
                 self.db.close()
-            message = str(exc) if isinstance(exc, JournalFileError) \
-                else unusable_message(self.path, exc)
-            error = JournalNotCreatedYet if isinstance(exc, JournalNotReady) else JournalError
-            raise error(message) from None
+            if isinstance(exc, JournalFileError):
+                error = JournalNotCreatedYet if isinstance(exc, JournalNotReady) else JournalError
+                raise error(exc.message, exc.code) from None
+            problem = open_error(self.path, exc)
+            if isinstance(problem, JournalFileError):
+                raise JournalError(problem.message, problem.code) from None
+            raise problem from None  # locked, damaged, a full disk: not a wrong journal
         # The commits' own cursor (`Connection.execute` builds a cursor per statement).
         self._writer = self.db.cursor()
         self._tasks: list[tuple] = []
@@ -238,10 +336,43 @@ class Journal:
         self._run_update: tuple | None = None
         self._task_deletes: list[tuple[int]] = []  # rows of tasks written again
         self._runs: dict[str, _RunRows] = {}
+        # Why the last commit failed (None once one succeeds): `close` does not try again.
+        self._write_failed: JournalUnavailable | None = None
+        _last_journal = weakref.ref(self)
+
+    def _open_read_only(self, first: BaseException) -> sqlite3.Connection:
+        """The journal opened read-only (`mode=ro`); on read-only media, where SQLite can't
+        create the `-shm` file a WAL journal is read with, as an immutable file, unless a `-wal`
+        file holds commits that way of reading would miss. Raises `first` (why it couldn't be
+        opened read-write) when neither works for that same reason."""
+        uri = self.path.absolute().as_uri() + "?mode=ro"
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            unmerged = wal.stat().st_size > 0
+        except OSError:
+            unmerged = False
+        for query in (uri, None if unmerged else uri + "&immutable=1"):
+            if query is None:
+                break
+            db = None
+            try:
+                db = sqlite3.connect(query, uri=True, isolation_level=None,
+                                     timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+                prepare_schema(db, self.path, _SCHEMA, writable=False)
+                return db
+            except (sqlite3.DatabaseError, JournalFileError) as exc:
+                if db is not None:
+                    db.close()
+                if not _cannot_open(exc):
+                    raise
+        raise first
 
     def close(self) -> None:
         try:
-            self.flush()
+            if self._write_failed is None:
+                self.flush()
+            # else the rows a commit couldn't write stay unwritten: trying again would only fail
+            # (or wait out another busy timeout) while the error that stopped the run is reported
         finally:
             self.db.close()
 
@@ -370,6 +501,7 @@ class Journal:
                 raise
             self._renumber()
             self._commit(calls, tasks, rare)
+        self._write_failed = None
         calls.clear()
         tasks.clear()
         if rare:
@@ -382,8 +514,8 @@ class Journal:
 
     def _commit(self, calls: list[tuple], tasks: list[tuple], rare: Any) -> None:
         cur = self._writer
-        cur.execute("BEGIN IMMEDIATE")  # take the write lock up front: waits out another process
         try:
+            cur.execute("BEGIN IMMEDIATE")  # take the write lock up front: waits out another process
             # One row (a chain's commit) goes through `execute`: `executemany` costs more per call.
             # Rows of several widths (see `_CALL_SQL`) go in their order: call ids increase in
             # the order calls were made.
@@ -402,9 +534,31 @@ class Journal:
             if rare:
                 self._write_rare(self.db)
             cur.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+        except BaseException as exc:
+            # SQLite has already rolled back after some errors (a full disk, an I/O error): a
+            # ROLLBACK then fails ("no transaction is active") and would hide the real error.
+            if self.db.in_transaction:
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the error that stopped the commit is the one to report
+            if sqlite_trouble(exc) is None:
+                raise  # a clash of row ids (see `flush`), a cancellation, or a bug
+            # Locked past the busy timeout, damaged, a full disk: the buffered rows stay
+            # buffered (a later flush may still write them) and the error says what to do.
+            problem = journal_trouble(self.path, exc, self._resume_ids())
+            self._write_failed = problem
+            raise problem from exc
+
+    def _resume_ids(self) -> tuple[str, ...]:
+        """The runs a failed commit interrupted (a batch's row runs as their batch), for the
+        hint that says how to continue them."""
+        ids: dict[str, None] = {}
+        for run_id in (*self._runs, *(row[1] for row in self._calls),
+                       *(row[1] for row in self._tasks)):
+            batch, dot, row = run_id.rpartition(".")
+            ids[batch if run_id.startswith("batch-") and dot and row.isdigit() else run_id] = None
+        return tuple(ids)
 
     def _renumber(self) -> None:
         """Give the buffered call and task rows fresh ids, in their order, after those stored."""
@@ -459,42 +613,103 @@ class Journal:
                    inputs: dict[str, Any], budget: tuple[float | None, int | None, float | None],
                    total_tasks: int, source: str | None, options: dict[str, Any]) -> None:
         now = time.time()
-        # The next block: one statement, so two processes starting runs can't take the same one.
-        self.db.execute(
-            "INSERT INTO runs (id, workflow, plan_hash, status, budget_usd, budget_tokens, "
-            "budget_time_s, started_at, updated_at, total_tasks, pid, source, inputs_json, "
-            "options_json, plan_json, call_block) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-            "(SELECT COALESCE(MAX(call_block), 0) + 1 FROM runs))",
-            (run_id, workflow, plan_hash, "running", budget[0], budget[1], budget[2], now, now,
-             total_tasks, os.getpid(), source, dumps(inputs), dumps(options), plan_json))
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")  # the run and who holds it (`holders`) together
+        try:
+            # The next block: one statement, so two processes starting runs can't take the same one.
+            db.execute(
+                "INSERT INTO runs (id, workflow, plan_hash, status, budget_usd, budget_tokens, "
+                "budget_time_s, started_at, updated_at, total_tasks, pid, source, inputs_json, "
+                "options_json, plan_json, call_block) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                "(SELECT COALESCE(MAX(call_block), 0) + 1 FROM runs))",
+                (run_id, workflow, plan_hash, "running", budget[0], budget[1], budget[2], now, now,
+                 total_tasks, os.getpid(), source, dumps(inputs), dumps(options), plan_json))
+            self.record_holder(run_id)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
         first = self.rows_range(run_id)[0]
         self._runs[run_id] = _RunRows(first, first, {})
 
     def reopen_run(self, run_id: str,
-                   budget: tuple[float | None, int | None, float | None] | None = None) -> None:
-        self.db.execute("UPDATE runs SET status='running', finished_at=NULL, error=NULL, pid=?, "
-                        "updated_at=? WHERE id=?", (os.getpid(), time.time(), run_id))
+                   budget: tuple[float | None, int | None, float | None] | None = None, *,
+                   seen_updated_at: Any = _UNCHECKED) -> None:
+        """Claim `run_id` for this process (a resume): `running`, with this pid. One compare-and-
+        set under the write lock, so two resumes of a run, or a resume and a prune, are serialised:
+        raises `RunClaimRefused` when the run is gone (pruned), completed, held by a live process,
+        or, given `seen_updated_at` (the `updated_at` the caller read when it decided to resume),
+        written since then (another process resumed it meanwhile: what the caller read is stale)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")  # read and claim under one lock: nobody claims in between
+        try:
+            row = db.execute("SELECT status, pid, updated_at FROM runs WHERE id=?",
+                             (run_id,)).fetchone()
+            if row is None:
+                raise RunClaimRefused(run_id, None, None)
+            status, pid, updated_at = row
+            if status == "completed":
+                raise RunClaimRefused(run_id, status, pid)
+            if status == "running" and held_elsewhere(pid, read_holders(db, [run_id]).get(run_id)):
+                raise RunClaimRefused(run_id, status, pid)
+            if seen_updated_at is not _UNCHECKED and updated_at != seen_updated_at:
+                raise RunClaimRefused(run_id, status, pid, changed=True)
+            sets, args = "", ()
+            if budget is not None:
+                sets, args = ", budget_usd=?, budget_tokens=?, budget_time_s=?", tuple(budget)
+            # the row as read above (status and pid), or nothing: a belt to the lock's braces
+            claimed = db.execute(
+                "UPDATE runs SET status='running', finished_at=NULL, error=NULL, pid=?, "
+                f"updated_at=?{sets} WHERE id=? AND status IS ? AND pid IS ?",
+                (os.getpid(), time.time(), *args, run_id, status, pid)).rowcount
+            if claimed != 1:
+                raise RunClaimRefused(run_id, status, pid, changed=True)
+            self.record_holder(run_id)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
         self._runs.pop(run_id, None)  # continue after the rows it wrote before
-        if budget is not None:
-            self.db.execute("UPDATE runs SET budget_usd=?, budget_tokens=?, budget_time_s=? "
-                            "WHERE id=?", (*budget, run_id))
 
     def finish_run(self, run_id: str, status: str, *, spent_usd: float, tokens: int,
                    unknown_cost_calls: int, elapsed_s: float, done_tasks: int,
                    error: str | None = None, outputs: dict[str, Any] | None = None) -> None:
         self._run_update = None
-        self.flush()
+        unwritten = None
+        try:
+            self.flush()
+        except JournalUnavailable as problem:
+            if problem.code == E_JOURNAL_BUSY:
+                raise  # the lock is still held: the small write below would wait it out again
+            # A full disk, a damaged page: the buffered rows can't be written, but the run's
+            # end may still fit (one row): record it rather than leave the run `running`.
+            unwritten = problem
         self._runs.pop(run_id, None)  # a later write (a resume) reads the run's rows back
         now = time.time()
-        self.db.execute("BEGIN")
-        self.db.execute("UPDATE runs SET status=?, spent_usd=?, tokens=?, unknown_cost_calls=?, "
-                        "elapsed_s=?, done_tasks=?, finished_at=?, updated_at=?, error=? "
-                        "WHERE id=?", (status, spent_usd, tokens, unknown_cost_calls, elapsed_s,
-                                       done_tasks, now, now, error, run_id))
-        if outputs is not None:
-            self.db.executemany("INSERT OR REPLACE INTO outputs VALUES (?,?,?)",
-                                [(run_id, k, dumps(v)) for k, v in outputs.items()])
-        self.db.execute("COMMIT")
+        try:
+            self.db.execute("BEGIN")
+            self.db.execute("UPDATE runs SET status=?, spent_usd=?, tokens=?, unknown_cost_calls=?, "
+                            "elapsed_s=?, done_tasks=?, finished_at=?, updated_at=?, error=? "
+                            "WHERE id=?", (status, spent_usd, tokens, unknown_cost_calls,
+                                           elapsed_s, done_tasks, now, now, error, run_id))
+            if outputs is not None:
+                self.db.executemany("INSERT OR REPLACE INTO outputs VALUES (?,?,?)",
+                                    [(run_id, k, dumps(v)) for k, v in outputs.items()])
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self.db.in_transaction:  # not after SQLite rolled back itself (a full disk)
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            problem = unwritten or journal_trouble(self.path, exc, (run_id,))
+            if problem is None:
+                raise
+            raise problem from exc
+        if unwritten is not None:
+            raise unwritten
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         cur = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,))
@@ -537,7 +752,8 @@ class Journal:
             args = (status,)
         cur = self.db.execute(sql + " ORDER BY started_at DESC LIMIT ?", args + (limit,))
         names = [c[0] for c in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        return with_holders(self.db, rows)
 
     def task_rows(self, run_id: str) -> list[dict[str, Any]]:
         """A run's task rows (each task's one row, without its row id)."""
@@ -592,12 +808,29 @@ class Journal:
             f"WHERE {ROWS_OF_RUN} AND cached=0", self.rows_of(run_id)).fetchone()
         return float(usd), int(tokens), int(unknown or 0)
 
+    def record_holder(self, key: str) -> None:
+        """This process holds the run or batch `key` (inside the caller's transaction)."""
+        me = process_identity()
+        if me is None:  # no identity to record here: the pid alone tells, as before
+            self.db.execute("DELETE FROM holders WHERE id=?", (key,))
+        else:
+            self.db.execute("INSERT OR REPLACE INTO holders VALUES (?,?,?,?,?)",
+                            (key, os.getpid(), *me))
+
+    def held_elsewhere(self, key: str, pid: int | None) -> bool:
+        """Whether a live process other than this one holds the run or batch `key` (journaled
+        with `pid`)."""
+        return held_elsewhere(pid, read_holders(self.db, [key]).get(key))
+
     def fail_stale_runs(self) -> None:
         """Runs left `running` by a dead process are `interrupted` (resumable)."""
-        for run_id, pid in self.db.execute("SELECT id, pid FROM runs WHERE status='running'").fetchall():
-            if pid and not process_alive(pid):
-                self.db.execute("UPDATE runs SET status='interrupted' WHERE id=? AND status='running'",
-                                (run_id,))
+        running = self.db.execute("SELECT id, pid FROM runs WHERE status='running'").fetchall()
+        holders = read_holders(self.db, [run_id for run_id, _ in running])
+        for run_id, pid in running:
+            if pid and not holder_alive(pid, holders.get(run_id)):
+                # only if that dead process still holds it: a resume may have claimed it since
+                self.db.execute("UPDATE runs SET status='interrupted' WHERE id=? AND status='running' "
+                                "AND pid=?", (run_id, pid))
 
     # -- the cross-run cache ------------------------------------------------------------------
     def cache_get(self, key: str) -> dict[str, Any] | None:
@@ -621,6 +854,7 @@ class Journal:
 
 
 def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists here (any process: see `holder_alive`)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -628,6 +862,128 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# -- who holds a run ------------------------------------------------------------------------------
+# A pid alone can't say whether the process that wrote it is alive: the journal may have been
+# written in another PID namespace (a container sharing the volume), before a reboot, or by a
+# process whose pid was since reused. So each run and batch has a `holders` row, written with its
+# creation or claim: the pid with the boot it ran in, its PID namespace and its start time (clock
+# ticks since boot, /proc/PID/stat). A row without one (an older bmad, or no /proc) falls back to
+# the bare pid.
+
+_INIT_PID_NS = 0xEFFFFFFC  # the initial PID namespace's inode (PROC_PID_INIT_INO): sees every process
+_identity: tuple[int, tuple[str, int, int] | None] | None = None  # (pid it is for, identity)
+
+
+def _start_ticks(pid: int | str) -> int | None:
+    """When a process started (clock ticks after boot), or None if it can't be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])  # field 22 (comm may hold spaces)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_identity() -> tuple[str, int, int] | None:
+    """This process's boot id, PID namespace and start time; None without /proc (not Linux)."""
+    global _identity
+    pid = os.getpid()
+    if _identity is None or _identity[0] != pid:  # computed again in a forked child
+        try:
+            with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+                boot = f.read().strip()
+            ns = os.stat("/proc/self/ns/pid").st_ino
+            start = _start_ticks(pid)
+            _identity = (pid, None if start is None else (boot, ns, start))
+        except OSError:
+            _identity = (pid, None)
+    return _identity[1]
+
+
+def _find_in_namespace(pid: int, ns: int, start: int) -> tuple[bool, bool]:
+    """Whether a process this one can see is `pid` of PID namespace `ns`, started at `start`; and
+    whether any process of that namespace is visible from here at all."""
+    seen = False
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/pid").st_ino != ns:
+                continue
+            seen = True
+            with open(f"/proc/{entry}/status", encoding="utf-8", errors="replace") as f:
+                nspid = next((line.split()[1:] for line in f if line.startswith("NSpid:")), [])
+        except OSError:
+            continue
+        if nspid and nspid[-1] == str(pid) and _start_ticks(entry) == start:
+            return True, True
+    return False, seen
+
+
+def holder_alive(pid: int | None, holder: tuple | None) -> bool:
+    """Whether the process that holds a run or batch is alive. `holder` is its `holders` row
+    (pid, boot id, PID namespace, start ticks), or None."""
+    if not pid:
+        return False
+    me = process_identity()
+    if holder is None or holder[0] != pid or me is None:  # nothing (current) recorded: the pid
+        return process_alive(pid)
+    _, boot, ns, start = holder
+    if boot != me[0]:
+        # Another boot: that process is gone (a WAL journal is shared by the processes of one
+        # machine only, so it is not a live process elsewhere).
+        return False
+    if ns == me[1]:
+        return process_alive(pid) and _start_ticks(pid) in (start, None)  # not a reused pid
+    found, seen = _find_in_namespace(pid, ns, start)
+    if found:
+        return True
+    if seen or me[1] == _INIT_PID_NS:
+        return False  # that namespace is visible from here (or every one is), and it isn't there
+    # A namespace hidden from this one (a sibling container's): can't be told; the bare pid, as
+    # before (which says nothing about it either way).
+    return process_alive(pid)
+
+
+def held_elsewhere(pid: int | None, holder: tuple | None) -> bool:
+    """Whether a live process other than this one holds it (pid `pid`, `holders` row `holder`)."""
+    if not pid:
+        return False
+    me = process_identity()
+    if pid == os.getpid() and (holder is None or holder[0] != pid or me is None
+                               or tuple(holder[1:]) == me):
+        return False  # this process (not the same pid number in another namespace)
+    return holder_alive(pid, holder)
+
+
+def read_holders(db: sqlite3.Connection, keys: list[str]) -> dict[str, tuple]:
+    """The `holders` rows of these runs or batches by id (none in a journal from before them)."""
+    if not keys:
+        return {}
+    try:
+        out: dict[str, tuple] = {}
+        for start in range(0, len(keys), 500):  # under SQLite's bound-parameter limit
+            chunk = keys[start:start + 500]
+            for key, *holder in db.execute(
+                    f"SELECT id, pid, boot_id, pid_ns, start_ticks FROM holders "
+                    f"WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                out[key] = tuple(holder)
+        return out
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # a journal opened read-only before a writer added it
+            return {}
+        raise
+
+
+def with_holders(db: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` of runs (or batches), a `running` one with its `holders` row as `holder` (for
+    `holder_alive`; not part of what the commands print)."""
+    holders = read_holders(db, [r["id"] for r in rows if r.get("status") == "running"])
+    for r in rows:
+        if r["id"] in holders:
+            r["holder"] = holders[r["id"]]
+    return rows
 
 
 def rows_as_json(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

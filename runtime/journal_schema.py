@@ -10,6 +10,10 @@
   since the first ones (`JOURNAL_KEY_COLUMNS`), whatever its `user_version`: a user's own
   `runs` table is never ALTERed. A file that is not SQLite at all is refused with the path,
   never a traceback.
+- Each problem with the file has a stable code (docs/diagnostics.md, BMAD-E340 to E345): one it
+  can't be opened or created at (E340), not a journal (E341), a newer bmad's (E342); and, at
+  any time, locked by another process past the busy timeout (E343), damaged (E344), or not
+  writable because its disk is full or failing (E345). SQLite's own words are kept in the message.
 """
 
 from __future__ import annotations
@@ -38,25 +42,211 @@ JOURNAL_KEY_COLUMNS: dict[str, frozenset[str]] = {
 }
 
 
+# The journal file's problems, each with its own stable code (docs/diagnostics.md).
+E_JOURNAL_OPEN = "BMAD-E340"  # can't be opened or created there (a folder, permissions)
+E_NOT_A_JOURNAL = "BMAD-E341"  # not SQLite, or a SQLite database that is not a bmad journal
+E_JOURNAL_NEWER = "BMAD-E342"  # written by a newer bmad
+E_JOURNAL_BUSY = "BMAD-E343"  # another process held its write lock past the busy timeout
+E_JOURNAL_DAMAGED = "BMAD-E344"  # SQLite found the file corrupt
+E_JOURNAL_FULL = "BMAD-E345"  # can't be written: the disk is full, or failing
+# How long a journal connection waits for another process's write lock before giving up.
+BUSY_TIMEOUT_S = 30.0
+
+
 class JournalFileError(Exception):
     """The file can't be used as a journal; the message says why in plain words."""
+
+    def __init__(self, message: str, code: str = E_NOT_A_JOURNAL):
+        super().__init__(message)
+        self.message = message
+        self.code = code
 
 
 class JournalNotReady(JournalFileError):
     """An empty database opened read-only: not a journal yet (perhaps one being created now)."""
 
 
+class JournalUnavailable(Exception):
+    """The journal can't be used now: another process holds it locked (E343), SQLite found it
+    damaged (E344), its disk is full or failing (E345), or (mid-command) it became read-only
+    (E340). Deliberately not a `JournalError`: the commands catch those to print a hint about
+    choosing another journal, which is the wrong advice here; this one reaches the command
+    line's top level (`cli/main.py`), which prints `error: [CODE] message` and `hint`.
+    `resume_ids`: the runs (or batches) a failed write interrupted, for the hint."""
+
+    def __init__(self, code: str, message: str, hint: str, path: Path,
+                 resume_ids: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.path = path
+        self.resume_ids = resume_ids
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+    def full_hint(self) -> str:
+        """The hint, and how to continue what the failed write interrupted."""
+        if self.code not in (E_JOURNAL_BUSY, E_JOURNAL_FULL) or not self.resume_ids:
+            return self.hint
+        ids = self.resume_ids
+        which = f"`bmad run --resume {ids[0]}`" if len(ids) == 1 else \
+            f"`bmad run --resume ID` ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})"
+        return f"{self.hint}; then continue with {which}"
+
+    def run_error(self, run_id: str) -> str:
+        """What a run this stopped records as its error (resumable once the lock is gone or
+        there is space; a damaged journal must be recovered first)."""
+        if self.code not in (E_JOURNAL_BUSY, E_JOURNAL_FULL):
+            return str(self)
+        return f"{self}; resume with `bmad run --resume {run_id}`"
+
+
+# SQLite's primary result codes (`sqlite3.Error.sqlite_errorcode & 0xff`) for a file's troubles.
+_SQLITE_KINDS = {5: "busy", 6: "busy", 8: "readonly", 10: "io", 11: "damaged", 13: "full",
+                 14: "cantopen", 26: "notadb"}
+# The same told by SQLite's message (an error raised without a code, as tests make them).
+_SQLITE_WORDS = (("database is locked", "busy"), ("is locked", "busy"), ("readonly", "readonly"),
+                 ("disk I/O error", "io"), ("malformed", "damaged"), ("disk is full", "full"),
+                 ("unable to open", "cantopen"), ("file is not a database", "notadb"))
+
+
+def sqlite_trouble(exc: BaseException) -> str | None:
+    """What a SQLite error says about the file: busy, readonly, io, damaged, full, cantopen or
+    notadb; None for anything else (a statement bmad got wrong is a bug, not the file)."""
+    if not isinstance(exc, sqlite3.Error) or isinstance(exc, sqlite3.IntegrityError):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and (code & 0xFF) in _SQLITE_KINDS:
+        return _SQLITE_KINDS[code & 0xFF]
+    text = str(exc)
+    return next((kind for words, kind in _SQLITE_WORDS if words in text), None)
+
+
+def lock_holders(path: Path) -> list[str]:
+    """The other processes holding a write lock on the journal (on the file itself, or on its
+    `-shm` file, where SQLite keeps a WAL journal's write lock), as "pid N: command" (Linux's
+    /proc/locks; empty where that can't be read)."""
+    try:
+        # The bytes a writer locks: in the -shm file the WAL write lock (byte 120); in the file
+        # itself (a rollback journal) the RESERVED, PENDING and EXCLUSIVE locks (from 2**30 on).
+        # Readers' locks, and a reader's brief lock on its read mark (-shm bytes 123 on), don't
+        # keep a writer out.
+        first_byte: dict[str, tuple[int, int]] = {}
+        for name, lowest, highest in ((path, 1 << 30, 1 << 62),
+                                      (path.with_name(path.name + "-shm"), 120, 120)):
+            try:
+                st = os.stat(name)
+            except OSError:
+                continue
+            first_byte[f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"] = \
+                (lowest, highest)
+        if not first_byte:
+            return []
+        pids: list[int] = []
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            for line in locks:
+                fields = line.split()
+                # "1: POSIX  ADVISORY  WRITE 4242 fe:00:2483919 120 120" ("->" marks a waiter)
+                if len(fields) < 7 or fields[1] == "->" or fields[3] != "WRITE":
+                    continue
+                span = first_byte.get(fields[5])
+                if span is None or not fields[4].isdigit() or not fields[6].isdigit():
+                    continue
+                pid = int(fields[4])
+                if span[0] <= int(fields[6]) <= span[1] and pid != os.getpid() and pid not in pids:
+                    pids.append(pid)
+    except OSError:
+        return []
+    holders = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+            command = " ".join(" ".join([os.path.basename(argv[0]), *argv[1:]]).split())
+        except (OSError, IndexError):
+            command = ""
+        if len(command) > 60:
+            command = command[:57] + "..."
+        holders.append(f"pid {pid}: {command}" if command else f"pid {pid}")
+    return holders
+
+
 def unusable_message(path: Path, exc: sqlite3.DatabaseError) -> str:
     """Why SQLite refused the journal, in plain words: a file or folder it may not write is not
-    a file that isn't a journal."""
+    a file that isn't a journal, nor is a locked or damaged one."""
     text = str(exc)
-    if "readonly" in text:
+    trouble = sqlite_trouble(exc)
+    if path.is_dir():
+        return folder_message(path)
+    if trouble == "readonly":
         return (f"can't write the journal {path}: the file is read-only (or its folder is); "
                 "a run journals every call")
-    if "unable to open" in text:
+    if trouble == "cantopen":
         return (f"can't open the journal {path}: its folder must be writable (SQLite keeps "
                 f"{path.name}-wal and {path.name}-shm beside it), and the file readable")
+    if trouble == "busy":
+        holders = lock_holders(path)
+        by = f" ({'; '.join(holders)})" if holders else ""
+        return (f"the journal {path} is locked by another process{by} for more than "
+                f"{BUSY_TIMEOUT_S:g} s")
+    if trouble == "damaged":
+        return f"the journal {path} is damaged ({text})"
+    if trouble == "full":
+        return f"the journal's disk is full ({path})"
+    if trouble == "io":
+        return f"can't write the journal {path} ({text}: the disk failed, or the file went away)"
     return f"{path} is not a bmad journal (not a SQLite database: {text})"
+
+
+def folder_message(path: Path) -> str:
+    return f"the journal {path} is a folder, not a file"
+
+
+# Each trouble's code, and what to do about it (the command line prints it as the hint).
+_TROUBLE_CODES = {"readonly": E_JOURNAL_OPEN, "cantopen": E_JOURNAL_OPEN, "busy": E_JOURNAL_BUSY,
+                  "damaged": E_JOURNAL_DAMAGED, "full": E_JOURNAL_FULL, "io": E_JOURNAL_FULL,
+                  "notadb": E_NOT_A_JOURNAL}
+
+
+def trouble_hint(trouble: str, path: Path) -> str:
+    if trouble == "busy":
+        return "wait for that process to finish, or stop it, then run the command again"
+    if trouble == "damaged":
+        return (f"save what it still holds (`sqlite3 {path} .recover > dump.sql`), then move "
+                f"{path.name} (with its -wal and -shm files) aside: bmad starts a new journal")
+    if trouble in ("full", "io"):
+        return "free space on that disk (or pass --journal PATH on another one)"
+    return "check the path and its permissions, or pass --journal PATH to use another journal file"
+
+
+def journal_trouble(path: Path, exc: BaseException,
+                    resume_ids: tuple[str, ...] = ()) -> JournalUnavailable | None:
+    """A SQLite error about the journal file as a `JournalUnavailable` with its code, message
+    and hint; None when the error says nothing about the file (then it is a bug)."""
+    trouble = sqlite_trouble(exc)
+    if trouble is None:
+        return None
+    if trouble == "readonly":
+        message = (f"can't write the journal {path}: the file is read-only (or its folder or "
+                   "disk is)")
+    else:
+        message = unusable_message(path, exc)  # type: ignore[arg-type]
+    return JournalUnavailable(_TROUBLE_CODES[trouble], message, trouble_hint(trouble, path),
+                              path, resume_ids)
+
+
+def open_error(path: Path, exc: sqlite3.DatabaseError) -> JournalFileError | JournalUnavailable:
+    """What opening the journal raises for a SQLite error: a file that can't be a journal here
+    (`JournalFileError`), or one that is locked, damaged or on a full disk (`JournalUnavailable`,
+    which the commands don't mistake for a wrong journal)."""
+    trouble = sqlite_trouble(exc)
+    if trouble in ("busy", "damaged", "full", "io"):
+        return journal_trouble(path, exc)  # type: ignore[return-value]
+    code = E_JOURNAL_OPEN if trouble in ("readonly", "cantopen") or path.is_dir() \
+        else E_NOT_A_JOURNAL
+    return JournalFileError(unusable_message(path, exc), code)
 
 
 def create_private_file(path: Path) -> None:
@@ -252,7 +442,7 @@ def prepare_schema(db: sqlite3.Connection, path: Path, schema: str, *, writable:
         tables = _tables(db)
         foreign = _foreign_table(db, tables) if "runs" in tables else None
     except sqlite3.DatabaseError as exc:
-        raise JournalFileError(unusable_message(path, exc)) from None
+        raise open_error(path, exc) from None
     if foreign is not None:
         table, missing = foreign
         shown = ", ".join(sorted(tables)[:5])
@@ -262,7 +452,8 @@ def prepare_schema(db: sqlite3.Connection, path: Path, schema: str, *, writable:
     if version > CURRENT_VERSION:
         raise JournalFileError(
             f"{path} was written by a newer bmad (journal schema {version}; this bmad reads up "
-            f"to {CURRENT_VERSION}): upgrade bmad, or use another journal with --journal")
+            f"to {CURRENT_VERSION}): upgrade bmad, or use another journal with --journal",
+            E_JOURNAL_NEWER)
     if tables and "runs" not in tables:
         shown = ", ".join(sorted(tables)[:5])
         raise JournalFileError(f"{path} is a SQLite database but not a bmad journal (it holds "

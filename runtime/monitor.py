@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bmad.runtime.journal import ROWS_OF_RUN, Journal, process_alive
+from bmad.runtime.journal import ROWS_OF_RUN, Journal, holder_alive, with_holders
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +91,21 @@ _RUN_COLUMNS = ("id, workflow, status, pid, spent_usd, budget_usd, tokens, budge
 def _run_rows(journal: Journal, where: str, args: tuple = ()) -> list[dict[str, Any]]:
     cur = journal.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY started_at", args)
     names = [c[0] for c in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
+    return with_holders(journal.db, [dict(zip(names, r)) for r in cur.fetchall()])
 
 
 def active_run_rows(journal: Journal) -> list[dict[str, Any]]:
-    return [r for r in _run_rows(journal, "status='running'") if r["pid"] and process_alive(r["pid"])]
+    return [r for r in _run_rows(journal, "status='running'") if _alive(r)]
+
+
+def _alive(row: dict[str, Any]) -> bool:
+    """Whether the process that runs it is alive (by its pid and the identity recorded with it)."""
+    return holder_alive(row["pid"], row.get("holder"))
 
 
 def is_active(row: dict[str, Any]) -> bool:
     """Whether a run row is active: journaled as running, by a process that is alive."""
-    return row["status"] == "running" and bool(row["pid"] and process_alive(row["pid"]))
+    return row["status"] == "running" and _alive(row)
 
 
 def ended_run_rows(journal: Journal, watched: set[str], since: float) -> list[dict[str, Any]]:
@@ -166,7 +171,7 @@ def snapshot_run(journal: Journal, row: dict[str, Any], rules: AlertRules, now: 
             continue
         since = max([finished[d] or row["started_at"] for d in depends] + [row["started_at"] or now])
         running.append(RunningTask(task, max(0.0, now - since), expected))
-    return RunSnapshot(run_id, row["workflow"] or "", row["status"] or "", bool(row["pid"] and process_alive(row["pid"])),
+    return RunSnapshot(run_id, row["workflow"] or "", row["status"] or "", _alive(row),
                        row["spent_usd"] or 0.0, row["budget_usd"], row["tokens"] or 0, row["budget_tokens"],
                        row["done_tasks"] or 0, row["total_tasks"] or 0, row["started_at"] or now,
                        row["updated_at"], len(statuses), sum(1 for s in statuses if s != "ok"), running)

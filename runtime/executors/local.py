@@ -9,10 +9,10 @@ records the outcome: `completed`, `failed`, `budget_exhausted` or `cancelled` (e
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,15 @@ from bmad.runtime.events import EventBus, JournalSink, Sink
 from bmad.runtime.heap_freeze import freeze_new, long_lived_frozen
 from bmad.runtime.inputs import InputError, bind_inputs
 from bmad.runtime.interpreter import Interpreter, RunConfig
-from bmad.runtime.journal import Journal, default_journal_path, process_alive
+from bmad.runtime.journal import Journal, RunClaimRefused, default_journal_path, journal_problem
 from bmad.runtime.ledger import BudgetLedger
 from bmad.runtime.model_pool import ModelPool, ModelUnknown, ProviderFactory
 from bmad.runtime.providers import base, keys
 
 EXIT_CODES = {"completed": 0, "failed": 1, "invalid": 2, "budget_exhausted": 3, "cancelled": 130}
+# What stops a run as Ctrl-C does (recorded `cancelled`, resumable): SIGHUP is the terminal closing.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 
 
 class RunRefused(Exception):
@@ -135,9 +138,12 @@ async def execute_plan_async(plan: Plan, request: RunRequest) -> RunOutcome:
         path = request.journal_path or default_journal_path()
         journal = Journal(path)
         journal.fail_stale_runs()
+    # The stop signals are caught from before the run is created (or claimed) until its end is
+    # recorded: one arriving in between is queued and ends the run `cancelled`, never unrecorded.
+    signals = anyio.open_signal_receiver(*STOP_SIGNALS) if request.handle_signals else nullcontext()
     try:
-        with long_lived_frozen():  # the plan's IR lives as long as the run: keep GC off it
-            return await _execute(plan, request, workflow, journal)
+        with long_lived_frozen(), signals as receiver:  # long-lived: keep GC off the plan's IR
+            return await _execute(plan, request, workflow, journal, receiver)
     finally:
         if journal is not None:
             journal.close()
@@ -151,7 +157,8 @@ def same_plan(plan: Plan, recorded: str) -> bool:
     return plan_hash_matches(plan, recorded)
 
 
-async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal | None) -> RunOutcome:
+async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal | None,
+                   signals=None) -> RunOutcome:
     config = request.config
     resumed: dict[str, dict[str, Any]] = {}
     recorded = {}
@@ -165,8 +172,7 @@ async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal |
                              "list runs with `bmad runs`")
         if row["status"] == "completed":
             raise RunRefused(f"run `{row['id']}` already completed; nothing to resume", "BMAD-E302")
-        if row["status"] == "running" and row["pid"] and row["pid"] != os.getpid() \
-                and process_alive(row["pid"]):
+        if row["status"] == "running" and journal.held_elsewhere(row["id"], row["pid"]):
             # Two processes on one run would make its calls twice (and share its call ids).
             raise RunRefused(f"run `{row['id']}` is still running (process {row['pid']})",
                              "BMAD-E308", "wait for it to finish, or stop that process "
@@ -176,6 +182,7 @@ async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal |
                              f"{plan.plan_hash[:12]}", "BMAD-E303",
                              "resume with the run's own plan (omit FILE), or start a new run")
         run_id = row["id"]
+        seen_updated_at = row["updated_at"]  # what the state read below is as of
         inputs = journal_inputs(row)
         resumed = journal.final_tasks(run_id)
         recorded = journal.recorded_calls(run_id)
@@ -233,7 +240,10 @@ async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal |
     freeze_new()
     if journal is not None:
         if request.resume:
-            journal.reopen_run(run_id, budget)
+            try:
+                journal.reopen_run(run_id, budget, seen_updated_at=seen_updated_at)
+            except RunClaimRefused as exc:
+                raise _claim_refused(exc, journal) from None
         else:
             journal.create_run(run_id, workflow=plan.workflow, plan_hash=plan.plan_hash,
                                plan_json=None, inputs=inputs, budget=budget,
@@ -256,8 +266,8 @@ async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal |
     try:
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
-                if request.handle_signals:
-                    tg.start_soon(_watch_signals, scope, interp)
+                if signals is not None:
+                    tg.start_soon(_watch_signals, scope, interp, signals)
 
                 async def main() -> None:
                     nonlocal frame
@@ -279,6 +289,8 @@ async def _execute(plan: Plan, request: RunRequest, workflow, journal: Journal |
     except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt, anyio.get_cancelled_exc_class())):
             status, error = "cancelled", "cancelled"
+        elif journal is not None and (problem := journal_problem(exc, journal.path)) is not None:
+            status, error = "interrupted", problem.run_error(run_id)  # the journal failed: resumable
         else:
             status, error = "failed", keys.redact(f"internal error: {type(exc).__name__}: {exc}")
         _record_finish(journal, run_id, status, ledger, interp, error, None)
@@ -347,12 +359,31 @@ def _record_finish(journal: Journal | None, run_id: str, status: str, ledger: Bu
                        done_tasks=interp.done_tasks, error=error, outputs=outputs)
 
 
-async def _watch_signals(scope: anyio.CancelScope, interp: Interpreter) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            interp.cancelled = True
-            scope.cancel()
-            return
+async def _watch_signals(scope: anyio.CancelScope, interp: Interpreter, signals) -> None:
+    """Cancel the run at the first stop signal (one queued before the run started included); the
+    receiver stays open after this returns, until the run's end is recorded."""
+    async for _ in signals:
+        interp.cancelled = True
+        scope.cancel()
+        return
+
+
+def _claim_refused(exc: RunClaimRefused, journal: Journal) -> RunRefused:
+    """A resume that lost its run between reading it and claiming it (`Journal.reopen_run`)."""
+    if exc.status is None:
+        return RunRefused(f"no run `{exc.run_id}` in {journal.path} any more: it was removed "
+                          "(pruned) while this resume was starting", "BMAD-E301",
+                          "list runs with `bmad runs`")
+    if exc.status == "completed":
+        return RunRefused(f"run `{exc.run_id}` already completed (another process finished it); "
+                          "nothing to resume", "BMAD-E302")
+    if not exc.changed:
+        return RunRefused(f"run `{exc.run_id}` is still running (process {exc.pid})", "BMAD-E308",
+                          "wait for it to finish, or stop that process (Ctrl-C, or kill PID), "
+                          "then resume")
+    return RunRefused(f"run `{exc.run_id}` was resumed by another process (process {exc.pid}) "
+                      "while this resume was starting", "BMAD-E308",
+                      "see `bmad runs`; resume it again if it is still unfinished")
 
 
 def journal_inputs(row: dict[str, Any]) -> dict[str, Any]:

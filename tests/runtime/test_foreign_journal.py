@@ -61,7 +61,8 @@ def test_a_foreign_runs_table_is_refused_and_left_untouched(tmp_path, kind):
         with pytest.raises(JournalError) as info:
             Journal(path, readonly=readonly)
         message = str(info.value)
-        assert message.startswith(f"{path} is a SQLite database but not a bmad journal (it holds ")
+        assert message.startswith(f"[BMAD-E341] {path} is a SQLite database but not a bmad "
+                                  "journal (it holds ")
         assert message.endswith("it was left untouched")
         assert path.read_bytes() == before
     assert sqlite3.connect(path).execute("SELECT sql FROM sqlite_master").fetchall() == schema_before
