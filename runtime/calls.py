@@ -117,6 +117,18 @@ def _explain(error: base.ProviderError, why: str) -> None:
     error.message, error.args = message, (message,)
 
 
+async def _take_within_time(slots: Any, ledger: Any) -> None:
+    """Wait for a concurrency slot, never past the time budget (a hard cap: a call queued behind
+    others must not start once the time is up)."""
+    if ledger.time_cap is None:
+        await slots.take()
+        return
+    with anyio.move_on_after(max(0.0, ledger.remaining_time_s())) as waited:
+        await slots.take()
+    if waited.cancelled_caught:
+        raise _out_of_time(ledger)
+
+
 def _out_of_time(ledger: Any) -> BudgetExhausted:
     """The time budget ends before this call could start (a rate-limit wait outlasts it): the
     refusal of whichever cap is the tighter, recorded as the ledger's own."""
@@ -234,7 +246,6 @@ class ModelCaller:
                 ms.model_id, messages, max_tokens, temperature, schema, enum_values, False, limit,
                 (), node.id, model, request_meta)
             started = time.time()
-            cut_by_budget = False  # the time budget, not the task's timeout, bounded this try
             try:
                 rate_limit = provider.rate_limit
                 if rate_limit.paused_until or rate_limit.requests is not None \
@@ -247,14 +258,23 @@ class ModelCaller:
                         if waited.cancelled_caught:
                             raise _out_of_time(ledger)
                 if not limiter.try_take():
-                    await limiter.take()
+                    await _take_within_time(limiter, ledger)
                 try:
                     stopped = self.ledger.exhausted
                     if stopped is not None:  # the run's budget ran out while this call waited
                         raise stopped
                     if not provider.limiter.try_take():
-                        await provider.limiter.take()
+                        await _take_within_time(provider.limiter, ledger)
                     try:
+                        if ledger.time_cap is not None:
+                            # queued behind the run's or the provider's concurrency: the call
+                            # gets the time that is left now, and none once it's gone
+                            left = ledger.remaining_time_s()
+                            if left <= 0:
+                                raise _out_of_time(ledger)
+                            if left < limit:
+                                limit = max(0.001, left)
+                                request = replace(request, timeout_s=limit)
                         if provider.instant:  # never suspends, so no scope could ever fire
                             response = await provider.client.complete(request)
                         else:
@@ -266,7 +286,6 @@ class ModelCaller:
                     limiter.give()
             except TimeoutError:
                 error = base.Timeout(f"no answer within {limit:.3g}s", provider=provider.name)
-                cut_by_budget = limit < timeout
             except base.ProviderError as exc:
                 error = exc
                 # Every provider's message (not only the HTTP ones, which mask their own) is
@@ -318,6 +337,9 @@ class ModelCaller:
                                        latency, None, None, False, purpose, capability,
                                        tally.attempts if answering else None)
                 return response
+            # a timeout at a limit the time budget set (ours, or the provider's own reading of
+            # the request's timeout) is the budget running out, not this model failing
+            cut_by_budget = isinstance(error, base.Timeout) and limit < timeout
             # The call failed: nothing was spent (providers don't bill errors), except for an
             # answer that came back empty, which the server billed.
             billed = getattr(error, "billed_tokens", None)
