@@ -15,7 +15,7 @@ EXIT_INVALID = 2
 def prune_journal(path: Path, older_than_days: float | None, keep: int | None, as_json: bool) -> None:
     import sqlite3
 
-    from bmad.runtime.journal import Journal, JournalError
+    from bmad.runtime.journal import Journal, JournalError, journal_problem
     from bmad.runtime.retention import Retention, RetentionError, configured_retention, prune_runs
 
     if older_than_days is not None or keep is not None:
@@ -38,10 +38,16 @@ def prune_journal(path: Path, older_than_days: float | None, keep: int | None, a
         raise typer.Exit(EXIT_INVALID)
     try:
         report = prune_runs(journal.db, retention)
-    except sqlite3.OperationalError as exc:  # e.g. another process held the write lock too long
-        typer.echo(f"error: nothing pruned: {exc} ({path})", err=True)
-        typer.echo("  = help: try again when the journal is less busy", err=True)
-        raise typer.Exit(1)
+    except sqlite3.Error as exc:
+        # The journal's own trouble, told by its code (docs/diagnostics.md): locked by another
+        # process past the busy timeout (E343), damaged (E344), a full or failing disk (E345),
+        # read-only media or file (E340). Anything else is a bug: the top level says so.
+        problem = journal_problem(exc, path)
+        if problem is None:
+            raise
+        typer.echo(f"error: {problem}; nothing pruned", err=True)
+        typer.echo(f"  = help: {problem.full_hint()}", err=True)
+        raise typer.Exit(EXIT_INVALID)  # as every journal diagnostic (cli/main.py)
     finally:
         journal.db.close()
     if as_json:
@@ -62,7 +68,7 @@ def prune_after_run(path: Path, retention, spare: frozenset[str]) -> None:
     next run (said on stderr)."""
     import sqlite3
 
-    from bmad.runtime.journal import Journal, JournalError
+    from bmad.runtime.journal import Journal, JournalError, JournalUnavailable, journal_problem
     from bmad.runtime.retention import prune_runs
 
     if not retention.after_run or retention.empty:
@@ -73,8 +79,10 @@ def prune_after_run(path: Path, retention, spare: frozenset[str]) -> None:
             report = prune_runs(journal.db, retention, spare=spare)
         finally:
             journal.db.close()
-    except (JournalError, sqlite3.OperationalError) as exc:
-        sys.stderr.write(f"warning: journal retention not applied this time: {exc}\n")
+    except (JournalError, JournalUnavailable, sqlite3.Error) as exc:
+        # the run's outcome stands; the journal's trouble is named by its code (BMAD-E34x)
+        problem = (journal_problem(exc, path) or exc) if isinstance(exc, sqlite3.Error) else exc
+        sys.stderr.write(f"warning: journal retention not applied this time: {problem}\n")
         return
     if report.removed:
         sys.stderr.write(f"pruned {len(report.removed)} old run(s) from {path} (bmad.toml [journal])\n")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -132,29 +133,37 @@ async def execute_batch_async(plan: Plan, request: BatchRequest) -> BatchOutcome
         raise RunRefused(f"the plan's workflow `{plan.workflow}` is not in its program")
     if request.executor not in ("local", "ray"):
         raise RunRefused(f"unknown executor `{request.executor}`", "BMAD-E326", "use local or ray")
-    journal = Journal(request.run.journal_path or default_journal_path())
-    try:
-        journal.fail_stale_runs()
-        _fail_stale_batches(journal)
-        runner = _BatchRunner(plan, request, journal)
-        runner.prepare(workflow)
-        ray_calls = None
-        if request.executor == "ray":
-            from bmad.runtime.executors.ray import RayCalls
-
-            ray_calls = RayCalls.connect(plan, request.run, address=request.ray_address,
-                                         actors=request.ray_actors)
-            runner.factory = ray_calls.provider_factory
+    # As for a single run (executors/local.py), the stop signals are caught from before the batch
+    # is recorded (or claimed) until its end is recorded: one arriving in between is queued and
+    # ends the batch `cancelled`; those after the first are absorbed (never a KeyboardInterrupt
+    # while a row's end is recorded, nor a SIGTERM that leaves the batch `running`). Opened
+    # first: inside `anyio.run`, a Ctrl-C not caught here cancels this task instead.
+    signals = anyio.open_signal_receiver(*STOP_SIGNALS) if request.run.handle_signals \
+        else nullcontext()
+    with signals as receiver:
+        journal = Journal(request.run.journal_path or default_journal_path())
         try:
-            outcome = await runner.run()
-            if ray_calls is not None:
-                outcome.notes.append(ray_calls.describe())
-            return outcome
+            journal.fail_stale_runs()
+            _fail_stale_batches(journal)
+            runner = _BatchRunner(plan, request, journal)
+            runner.prepare(workflow)
+            ray_calls = None
+            if request.executor == "ray":
+                from bmad.runtime.executors.ray import RayCalls
+
+                ray_calls = RayCalls.connect(plan, request.run, address=request.ray_address,
+                                             actors=request.ray_actors)
+                runner.factory = ray_calls.provider_factory
+            try:
+                outcome = await runner.run(receiver)
+                if ray_calls is not None:
+                    outcome.notes.append(ray_calls.describe())
+                return outcome
+            finally:
+                if ray_calls is not None:
+                    ray_calls.close()
         finally:
-            if ray_calls is not None:
-                ray_calls.close()
-    finally:
-        journal.close()
+            journal.close()
 
 
 class _BatchRunner:
@@ -281,7 +290,8 @@ class _BatchRunner:
             raise
 
     # -- running --------------------------------------------------------------------------------
-    async def run(self) -> BatchOutcome:
+    async def run(self, signals=None) -> BatchOutcome:
+        """Run the rows; `signals`: the open receiver of the stop signals (None: not handled)."""
         plan, run, config = self.plan, self.run_request, self.config
         usd, tokens, unknown = self.prior_spend
 
@@ -302,23 +312,24 @@ class _BatchRunner:
         # Every row's interpreter shares these: compiled nodes and one global call limit.
         self.compiled: dict[str, Any] = {}
         self.call_limiter = None
+        recorded = False
         try:
             probe = self._interpreter(self.batch_id, EventBus(self.batch_id), {})
             self.call_limiter = probe.caller.limiter
             refuse_unrunnable_models(probe, self.pool, plan, self.budget[0])
             self.total_tasks = len(probe.compile(plan.workflow).nodes)
             self._record_batch()
+            started, recorded = time.monotonic(), True
 
             done_before = {i for i, r in self.prior.items() if r["status"] == "completed"}
             self.progress.completed = len(done_before)
             self.progress.spent_usd, self.progress.tokens = usd, tokens
             todo = [(i, values) for i, values in self.rows if i not in done_before]
-            started = time.monotonic()
             status = "completed"
             with anyio.CancelScope() as scope:
                 async with anyio.create_task_group() as tg:
-                    if run.handle_signals:
-                        tg.start_soon(self._watch_signals, scope)
+                    if signals is not None:
+                        tg.start_soon(self._watch_signals, scope, signals)
                     tg.start_soon(self._report_progress, started)
                     async with anyio.create_task_group() as rows_tg:
                         queue = iter(todo)
@@ -326,6 +337,16 @@ class _BatchRunner:
                         for _ in range(max(1, min(width, len(todo)))):
                             rows_tg.start_soon(self._row_worker, queue)
                     tg.cancel_scope.cancel()  # stop the watchers
+        except BaseException as exc:
+            if recorded and _stopped(exc):
+                # Stopped from outside (without `handle_signals`, Ctrl-C cancels the task that
+                # `anyio.run` runs; a host may cancel it): the rows recorded their end as they
+                # were cancelled, and the batch records its own, resumable. (A journal failing
+                # now leaves it `running`: the next batch makes it `interrupted`.)
+                with suppress(Exception):
+                    self._record_end("cancelled", "cancelled; resume with --resume "
+                                     + self.batch_id, time.monotonic() - started)
+            raise
         finally:
             with anyio.CancelScope(shield=True):
                 await self.pool.aclose()
@@ -341,16 +362,21 @@ class _BatchRunner:
             status, error = "failed", f"{bad} of {len(outcomes)} rows did not complete"
         else:
             error = None
-        elapsed = self.prior_elapsed + self.progress.elapsed_s
+        elapsed = self._record_end(status, error, self.progress.elapsed_s)
+        return BatchOutcome(self.batch_id, status, outcomes, self.ledger.spent_usd,
+                            self.ledger.spent_tokens, elapsed, error, self.journal.path,
+                            self.request.executor, rows_per_s=self.progress.rows_per_s)
+
+    def _record_end(self, status: str, error: str | None, elapsed_here: float) -> float:
+        """Record the batch's end (its rows recorded theirs); returns its elapsed time in all."""
+        elapsed = self.prior_elapsed + elapsed_here
         self.journal.flush()
         self.journal.db.execute(
             "UPDATE batches SET status=?, spent_usd=?, tokens=?, elapsed_s=?, finished_at=?, "
             "updated_at=?, error=? WHERE id=?",
             (status, self.ledger.spent_usd, self.ledger.spent_tokens, elapsed, time.time(),
              time.time(), error, self.batch_id))
-        return BatchOutcome(self.batch_id, status, outcomes, self.ledger.spent_usd,
-                            self.ledger.spent_tokens, elapsed, error, self.journal.path,
-                            self.request.executor, rows_per_s=self.progress.rows_per_s)
+        return elapsed
 
     def _interpreter(self, run_id: str, events: EventBus, resumed: dict[str, dict[str, Any]],
                      ledger: BudgetLedger | LedgerShare | None = None) -> Interpreter:
@@ -496,14 +522,23 @@ class _BatchRunner:
         if self.request.on_progress is not None:
             self.request.on_progress(self.progress)
 
-    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
-        with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:  # SIGHUP too
-            async for _ in signals:
-                self.cancelled = True
-                for interp in self.active.values():
-                    interp.cancelled = True
-                scope.cancel()
-                return
+    async def _watch_signals(self, scope: anyio.CancelScope, signals) -> None:
+        """Cancel the batch at the first stop signal (SIGHUP too; one queued while the batch was
+        being recorded included). The receiver stays open after this returns, until the batch's
+        end is recorded (`execute_batch_async`): a second Ctrl-C is absorbed there."""
+        async for _ in signals:
+            self.cancelled = True
+            for interp in self.active.values():
+                interp.cancelled = True
+            scope.cancel()
+            return
+
+
+def _stopped(exc: BaseException) -> bool:
+    """Is `exc` a stop (a cancellation, a KeyboardInterrupt), alone or as all of a task group's?"""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split((KeyboardInterrupt, anyio.get_cancelled_exc_class()))[1] is None
+    return isinstance(exc, (KeyboardInterrupt, anyio.get_cancelled_exc_class()))
 
 
 # -- the batch in the journal -------------------------------------------------------------------
