@@ -240,9 +240,9 @@ def test_strategy_adaptive_counts_no_model_from_outside_the_group():
 
     closed = "model strong\n    fallback only [mid]"
     assert worst_calls(closed, "adaptive") == worst_calls(closed, "parallel") == 3 + 3
-    # a chain the group does not close may get a cheaper model in front (`local`, `cheap`)
+    # `fallback none` closes the chain too: nothing from outside goes in front of it
     alone = "model strong\n    fallback none"
-    assert worst_calls(alone, "adaptive") == worst_calls(alone, "parallel") + 3
+    assert worst_calls(alone, "adaptive") == worst_calls(alone, "parallel") == 3
 
 
 def test_a_budget_move_keeps_the_chain_closed():
