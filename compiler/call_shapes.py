@@ -10,10 +10,16 @@ from typing import Any
 from bmad.compiler import ir
 
 DEFAULT_MAX_TOKENS = 1024  # a task without `max_tokens`
+# A text (or JSON) answer's expected length as a share of its `max_tokens`: what the planner
+# prices (measure_prompts.py) and the mean of the sim's text answers (runtime/providers/sim.py).
+EXPECTED_OUTPUT_FRACTION = 0.5
 JUDGE_MAX_TOKENS = 256  # the most a judge may answer (a gate's score, a consensus judge's choice)
 REVIEW_MAX_TOKENS = 512  # the most a `peer_review` critique may be
 DEFAULT_REFINE_ROUNDS = 2  # `else refine` without `max N`
 DEFAULT_QUALITY_RETRIES = 1  # `else retry` without N
+# `bmad run --concurrency`'s default (runtime/interpreter.py `RunConfig.concurrency`): tasks, calls
+# and the items of one `for each` at once. The plan can't know a run's own `--concurrency`.
+RUN_CONCURRENCY = 64
 
 
 def gate_rounds(gate: ir.Quality | None) -> int:

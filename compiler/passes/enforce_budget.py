@@ -31,7 +31,7 @@ from bmad.compiler.money import format_usd
 from bmad.compiler.passes.chain_fallbacks import chained
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
-from bmad.compiler.passes.estimate_cost import (estimate_call, estimate_task, rounded, total_workflow,
+from bmad.compiler.passes.estimate_cost import (estimate_call, estimate_task, fan_size, rounded, total_workflow,
                                                 worst_options)
 from bmad.compiler.passes.route_models import TaskRouter
 from bmad.compiler.plan import PlanBudget, format_latency, format_seconds
@@ -119,7 +119,7 @@ def covered_tasks(wd: WorkflowDraft, draft: Draft) -> list[CoveredTask]:
             if td.plan.kind == "call":
                 callee = draft.workflows.get(td.plan.subworkflow or "")
                 if callee is not None and callee.name not in trail:  # cycles are reported by expand
-                    visit(callee, times * (td.plan.fan_out or 1), via or td.id, here_critical,
+                    visit(callee, times * fan_size(td.plan), via or td.id, here_critical,
                           trail + (callee.name,))
                 continue
             key = (workflow.name, td.id)
@@ -155,12 +155,12 @@ def _cheaper_plans(covered: list[CoveredTask], draft: Draft, context: PassContex
     return cheaper
 
 
-def _refresh_calls(draft: Draft) -> None:
+def _refresh_calls(draft: Draft, context: PassContext) -> None:
     """After callee tasks moved: every call's estimate from its callee's new totals, callees first."""
     for wd in draft.workflows.values():
         calls = [td for td in wd.tasks.values() if td.plan.kind == "call"]
         for td in calls:
-            td.plan = revise(td.plan, estimate=rounded(estimate_call(td, draft)))
+            td.plan = revise(td.plan, estimate=rounded(estimate_call(td, draft, context.catalog)))
         total_workflow(wd)
 
 
@@ -312,7 +312,7 @@ def _fit_dollars(wd: WorkflowDraft, draft: Draft, context: PassContext) -> None:
     if moved_callee:  # the callees' totals changed, and with them the cost of every call
         for callee in {item.wd.name: item.wd for item in covered if item.via is not None}.values():
             total_workflow(callee)
-        _refresh_calls(draft)
+        _refresh_calls(draft, context)
     total_workflow(wd)
     if moved:
         draft.report(warning("BMAD-W211", span,
@@ -352,7 +352,7 @@ def enforce_budget(draft: Draft, context: PassContext) -> Draft:
         calls = [td for td in wd.tasks.values() if td.plan.kind == "call"]
         if calls:  # a callee may have moved work to fit its own budget: refresh its call sites
             for td in calls:
-                td.plan = revise(td.plan, estimate=rounded(estimate_call(td, draft)))
+                td.plan = revise(td.plan, estimate=rounded(estimate_call(td, draft, context.catalog)))
             total_workflow(wd)
         wd.budget = workflow_budget(wd.workflow, context, name == draft.entry)
         wd.budget_from_run = budget_from_run(context, name == draft.entry)

@@ -12,8 +12,13 @@ The *expected* figures, from a task's clauses (all documented in docs/planning.m
   p^k; a consensus or panel that escalates asks its participants first, then the escalation
   models the runtime would (its written `fallback [...]`, else the cascade and fallbacks beyond
   the participants), the k-th (from 1) weighted by p^k;
+- p is 1 for an answer the gate's bar is out of reach of (`out_of_reach`, BMAD-W202's verdict:
+  the model's expected quality, a panel's participants' mean, below the bar): every refine /
+  retry round runs, and each escalation step after such a model is as sure as the one before;
 - 1 + the observed failure rate (history), else 1, tries per call;
-- `for each` multiplies by the fan-out size; `reduce ... in chunks of N` makes a tree of calls.
+- `for each` multiplies by the fan-out size (0 for a list known to be empty: no call);
+  `reduce ... in chunks of N` makes a tree of calls; a call task is its callee's totals times
+  its fan-out, its invocations running `call_concurrency` at a time.
 
 The *worst* figures (`worst_case`) bound what the runtime can spend on the task: every call it
 may make, each tried as often as its retry policy allows (`retry N`: N + 1 tries, else
@@ -48,7 +53,7 @@ import math
 from dataclasses import replace
 from typing import Iterable
 
-from bmad.compiler.call_shapes import JUDGE_MAX_TOKENS, REVIEW_MAX_TOKENS, gate_rounds
+from bmad.compiler.call_shapes import JUDGE_MAX_TOKENS, REVIEW_MAX_TOKENS, RUN_CONCURRENCY, gate_rounds
 from bmad.compiler.adaptive import cheaper_candidates
 from bmad.compiler.catalog import DEFAULT_PROVIDER_CONCURRENCY, CatalogEntry, ModelCatalog
 from bmad.compiler.diagnostics import warning
@@ -152,6 +157,21 @@ def round_up(usd: float, places: int = 6) -> float:
     """`usd` rounded up to `places` decimals (a bound must not round down), float noise aside."""
     scale = 10 ** places
     return math.ceil(usd * scale - 1e-6) / scale
+
+
+def gate_bar(task_quality) -> float | None:
+    """The score a gate holds an answer to, when the plan knows it: the written threshold (the
+    runtime's `_gate_bar`). `quality >= auto` (a learned agreement bar) and no gate: None."""
+    if task_quality is None or task_quality.learned:
+        return None
+    return task_quality.threshold
+
+
+def out_of_reach(quality: float | None, bar: float | None) -> bool:
+    """BMAD-W202's verdict (route_models.py): a model, or a panel by its participants' mean,
+    whose expected quality (history first, else its catalog skill) is below the bar is not
+    expected to reach it. An unknown quality or no bar: within reach."""
+    return quality is not None and bar is not None and quality < bar
 
 
 def gate_attempts(task_quality, failure_p: float = GATE_FAILURE_PROBABILITY) -> tuple[float, int]:
@@ -393,7 +413,7 @@ def worst_case(td: TaskDraft, plan, catalog: ModelCatalog, *, solo: bool = False
     if task.reduce is not None:
         times, _levels = reduce_calls(td.reduce_items, task.reduce.chunk_size)
     else:
-        times = plan.fan_out or 1
+        times = fan_size(plan)
     w = _WorstCase(td, plan, catalog, dollar_capped or _own_dollar_cap(task))
     if answers_as_consensus(task, plan, solo) and plan.participants:
         one = w.consensus()
@@ -451,7 +471,7 @@ def estimate_task(td: TaskDraft, plan: TaskPlan, catalog: ModelCatalog,
     `adaptive`, `dollar_capped`: the worst case's (`worst_options`).
     """
     task, shape = td.task, td.shape
-    fan = plan.fan_out or 1
+    fan = fan_size(plan)
     if task.reduce is not None:
         per_level = reduce_levels(td.reduce_items, task.reduce.chunk_size)
         fan = sum(per_level)
@@ -460,28 +480,46 @@ def estimate_task(td: TaskDraft, plan: TaskPlan, catalog: ModelCatalog,
     in_e, out_e = shape.input_expected, shape.output_expected
     s = _Sum()
     entry = catalog.get(plan.model) if plan.model else None
-    attempts_e, _attempts_w = gate_attempts(task.quality)
+    consensus = None if solo else task.consensus
+    panel = not solo and bool(plan.participants) and (consensus is not None or plan.method is not None)
+    bar = gate_bar(task.quality)
+
+    def reachable(member: CatalogEntry | None) -> bool:
+        if bar is None or member is None:
+            return True
+        return not out_of_reach(member.expected_quality(td.needs, history), bar)
+
+    # who the gate's rounds score: the panel's decision (its participants' mean quality, as the
+    # plan shows it), else the model that answers; a bar out of its reach fails every round
+    answering = not out_of_reach(plan.expected_quality, bar) if panel else reachable(entry)
+    attempts_e, _attempts_w = gate_attempts(task.quality, GATE_FAILURE_PROBABILITY if answering else 1.0)
     failure = (history.failure_rate(plan.model, td.needs) if history and plan.model else None) or 0.0
     attempts_e *= 1 + failure
 
-    consensus = None if solo else task.consensus
-    panel = not solo and bool(plan.participants) and (consensus is not None or plan.method is not None)
     participants = [catalog.get(m) for m in plan.participants] if panel else [entry]
     cascade = [catalog.get(m) for m in plan.cascade] if (not solo and plan.cascade) else []
     escalating = task.quality is not None and task.quality.otherwise == "escalate"
     call_latencies: list[float] = []
 
     if cascade and escalating and not panel:
-        # expected: each further model runs with the probability that every cheaper one failed
-        for k, member in enumerate(cascade):
+        # expected: each further model runs with the probability that every cheaper one failed,
+        # p for one that may pass, 1 for one the bar is out of reach of
+        k, reached = 0, []
+        for member in cascade:
+            reached.append(k)
             s.add(member, GATE_FAILURE_PROBABILITY ** k * fan, in_e, out_e)
-        call_latencies.append(_latency(cascade[0], out_e, td.needs, history))
-        judge_rounds_e = sum(GATE_FAILURE_PROBABILITY ** k for k in range(len(cascade)))
+            k += reachable(member)
+        # in a row: the first model, and every later one surely reached (each answer is scored)
+        certain = [member for member, k in zip(cascade, reached) if k == 0]
+        call_latencies.append(sum(_latency(m, out_e, td.needs, history) for m in certain))
+        judge_rounds_e = sum(GATE_FAILURE_PROBABILITY ** k for k in reached)
+        scores_in_a_row = len(certain)
     else:
         for member in participants:
             s.add(member, attempts_e * fan, in_e, out_e)
         call_latencies.append(max(_latency(m, out_e, td.needs, history) for m in participants))
         judge_rounds_e = attempts_e
+        scores_in_a_row = 1
         n = len(participants)
         if consensus is not None:
             method = consensus.method
@@ -501,8 +539,11 @@ def estimate_task(td: TaskDraft, plan: TaskPlan, catalog: ModelCatalog,
                 else:  # past every limit (BMAD-E507): one entry, not a list of 2 x rounds
                     call_latencies.append(call_latencies[0] * 2 * rounds)
         if panel and escalating:  # below the bar, the escalation models answer one at a time
-            for k, member in enumerate(consensus_escalation(task, plan), start=1):
-                s.add(catalog.get(member), GATE_FAILURE_PROBABILITY ** k * fan, in_e, out_e)
+            k = int(answering)  # the panel falls short with p, or surely when out of its reach
+            for name in consensus_escalation(task, plan):
+                member = catalog.get(name)
+                s.add(member, GATE_FAILURE_PROBABILITY ** k * fan, in_e, out_e)
+                k += reachable(member)
     # a consensus (or panel) scores its decision only with a `judged by` judge: its agreement is
     # its quality otherwise
     if task.quality is not None and not (panel and task.quality.judge is None):
@@ -512,7 +553,8 @@ def estimate_task(td: TaskDraft, plan: TaskPlan, catalog: ModelCatalog,
         else:
             gate_judge = catalog.get(task.quality.judge.name) if task.quality.judge else entry
         s.add(gate_judge, judge_rounds_e * fan, in_e + out_e, JUDGE_OUTPUT_TOKENS)
-        call_latencies.append(_latency(gate_judge, JUDGE_OUTPUT_TOKENS, (), history))
+        judge_latency = _latency(gate_judge, JUDGE_OUTPUT_TOKENS, (), history)
+        call_latencies.append(judge_latency if scores_in_a_row == 1 else judge_latency * scores_in_a_row)
 
     per_item = sum(call_latencies) * (attempts_e if not cascade else 1.0)
     concurrency = entry.concurrency if entry else DEFAULT_PROVIDER_CONCURRENCY
@@ -539,18 +581,57 @@ def _latency(entry: CatalogEntry | None, out_tokens: float, needs: tuple[str, ..
     return entry.call_latency(out_tokens, needs, history)
 
 
-def estimate_call(td: TaskDraft, draft: Draft) -> Estimate:
-    """A subworkflow call: the callee's totals times the fan-out (items run 4 at a time)."""
+def fan_size(plan) -> int:
+    """How many times a task's prompt (or call) runs for its `for each`: its items, 0 for a list
+    known to be empty; once without a `for each` (`fan_out` None). An unknown size was already
+    assumed (`DEFAULT_FAN_OUT`) by `expand`."""
+    return 1 if plan.fan_out is None else plan.fan_out
+
+
+def call_concurrency(callee: WorkflowDraft, draft: Draft, catalog: ModelCatalog) -> int:
+    """How many invocations of `callee` a `for each` call runs at once, as the runtime does
+    (runtime/interpreter.py `_fan_out`): up to the run's item concurrency (`RUN_CONCURRENCY`, the
+    runtime's default), each invocation's calls then waiting for their provider's slots. So: the
+    tightest of that and the concurrency of every provider the callee's tasks call on their
+    expected path (the routed model, the participants, the judge), through nested calls too.
+
+    A bound rather than a schedule: a callee that uses several providers one after another runs
+    at the pace of the tightest, and its latency (its critical path) is counted once per such
+    wave, whereas the looser providers' stages in fact overlap with the next wave."""
+    limit = RUN_CONCURRENCY
+    seen = {callee.name}
+    pending = [callee]
+    while pending:
+        wd = pending.pop()
+        for td in wd.tasks.values():
+            plan = td.plan
+            if plan.kind == "call":
+                inner = draft.workflows.get(plan.subworkflow or "")
+                if inner is not None and inner.name not in seen:
+                    seen.add(inner.name)
+                    pending.append(inner)
+                continue
+            for model in (plan.model, *plan.participants, plan.judge):
+                entry = catalog.get(model) if model else None
+                if entry is not None:
+                    limit = min(limit, max(1, entry.concurrency))
+    return limit
+
+
+def estimate_call(td: TaskDraft, draft: Draft, catalog: ModelCatalog) -> Estimate:
+    """A subworkflow call: the callee's totals times the fan-out; its latency, the callee's times
+    the waves of invocations (`call_concurrency` at a time)."""
     callee = draft.workflows.get(td.plan.subworkflow or "")
     if callee is None:
         return Estimate()
-    fan = td.plan.fan_out or 1
+    fan = fan_size(td.plan)
     t = callee.totals
+    waves = math.ceil(fan / call_concurrency(callee, draft, catalog)) if td.plan.fan_out is not None else 1
     return Estimate(
         cost_usd_expected=None if t.cost_usd_expected is None else t.cost_usd_expected * fan,
         cost_usd_worst=None if t.cost_usd_worst is None else t.cost_usd_worst * fan,
         tokens_expected=t.tokens_expected * fan, tokens_worst=t.tokens_worst * fan,
-        latency_s=round(t.latency_s * math.ceil(fan / DEFAULT_PROVIDER_CONCURRENCY), 3),
+        latency_s=round(t.latency_s * waves, 3),
         calls_expected=round(t.calls_expected * fan, 3), calls_worst=t.calls_worst * fan,
     )
 
@@ -618,7 +699,7 @@ def estimate_workflow(wd: WorkflowDraft, draft: Draft, context: PassContext) -> 
     for name in wd.order:
         td = wd.tasks[name]
         if td.plan.kind == "call":
-            td.plan = revise(td.plan, estimate=rounded(estimate_call(td, draft)))
+            td.plan = revise(td.plan, estimate=rounded(estimate_call(td, draft, context.catalog)))
         elif td.plan.model is not None:
             td.plan = revise(td.plan, estimate=estimate_task(td, td.plan, context.catalog, context.history,
                                                              **options))

@@ -21,12 +21,12 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from bmad.compiler import ir
-from bmad.compiler.call_shapes import DEFAULT_MAX_TOKENS, format_instruction, render_value
+from bmad.compiler.call_shapes import (DEFAULT_MAX_TOKENS, EXPECTED_OUTPUT_FRACTION, format_instruction,
+                                       render_value)
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import CallShape, Draft, TaskDraft, WorkflowDraft
 from bmad.compiler.tokens import count_tokens
 
-EXPECTED_OUTPUT_FRACTION = 0.5
 DEFAULT_INPUT_TOKENS = 500
 SCALAR_TOKENS = 4
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators per message

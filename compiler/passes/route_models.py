@@ -59,6 +59,7 @@ from bmad.compiler.passes.cascade_order import describe_skipped, learn_cascade
 from bmad.compiler.passes.context import PassContext
 from bmad.compiler.passes.draft import Draft, TaskDraft, WorkflowDraft, revise
 from bmad.compiler.passes.expand import COLLABORATIVE_DEFAULT
+from bmad.compiler.passes.estimate_cost import out_of_reach
 from bmad.compiler.passes.solo_estimate import SoloEstimate, pool_profile
 from bmad.compiler.plan import Candidate, TaskPlan, format_seconds
 
@@ -183,7 +184,9 @@ def candidate_signature(td: TaskDraft, floor: float | None) -> tuple:
         td.needs, floor, shape.input_expected, shape.input_worst, shape.output_expected, shape.output_worst,
         td.plan.fan_out,
         None if reduce is None else (reduce.chunk_size, td.reduce_items),
-        None if gate is None else (gate.otherwise, gate.rounds, gate.judge.name if gate.judge else None),
+        # the bar too: a model it is out of reach of is priced for every round (`out_of_reach`)
+        None if gate is None else (gate.otherwise, gate.rounds, gate.judge.name if gate.judge else None,
+                                   gate.threshold, gate.learned),
         task.retry.attempts if task.retry is not None else None,
         task.timeout_s,
     )
@@ -233,6 +236,8 @@ def _fit(entry: CatalogEntry, needs: tuple[str, ...], floor: float | None, conte
         return found
     quality = entry.expected_quality(needs, context.history)
     covers = entry.covers(needs) or (context.history is not None and quality is not None)
+    # not qualified below the floor (BMAD-W202 for a pinned model): `out_of_reach`, which
+    # estimate_cost prices a gate's rounds by; an unknown quality doesn't qualify either
     qualified = covers and (floor is None or (quality is not None and quality >= floor))
     if not entry.available:
         reason = f"unavailable: {entry.unavailable_reason}"
@@ -587,8 +592,7 @@ class TaskRouter:
         qualities = [self._quality(td, m) for m in models]
         known = [q for q in qualities if q is not None]
         expected_quality = round(sum(known) / len(known), 4) if known else None
-        if rule == "consensus:named" and floor is not None and expected_quality is not None \
-                and expected_quality < floor and not budget_move:
+        if rule == "consensus:named" and out_of_reach(expected_quality, floor) and not budget_move:
             # the author's participants: kept, but the plan says the floor is out of their reach
             listed = ", ".join(f"{m} {q:.2f}" for m, q in zip(models, qualities) if q is not None)
             diags.append(warning(

@@ -16,26 +16,31 @@ import math
 from bmad.compiler.catalog import CatalogEntry, ModelCatalog
 from bmad.compiler.history import ModelHistory
 from bmad.compiler.passes.draft import TaskDraft
-from bmad.compiler.passes.estimate_cost import JUDGE_OUTPUT_TOKENS, gate_attempts
+from bmad.compiler.passes.estimate_cost import JUDGE_OUTPUT_TOKENS, fan_size, gate_attempts, gate_bar, out_of_reach
 from bmad.compiler.passes.measure_prompts import reduce_levels, reduce_waves
 
 
 class SoloEstimate:
     """The model-independent parts of one task's solo estimate (see the module docstring)."""
 
-    __slots__ = ("needs", "history", "fan", "per_level", "reduced", "attempts_e", "calls_worst", "in_e", "out_e",
-                 "gated", "judge_named", "gate_in_e", "gate_judge", "gate_judge_cost", "gate_judge_latency")
+    __slots__ = ("needs", "history", "fan", "per_level", "reduced", "attempts_e", "attempts_short", "bar",
+                 "calls_worst", "in_e", "out_e", "gated", "judge_named", "gate_in_e", "gate_judge",
+                 "gate_judge_cost", "gate_judge_latency")
 
     def __init__(self, td: TaskDraft, catalog: ModelCatalog, history: ModelHistory | None):
         task, shape = td.task, td.shape
         self.needs, self.history = td.needs, history
-        fan = td.plan.fan_out or 1
+        fan = fan_size(td.plan)
         self.reduced = task.reduce is not None
         per_level = reduce_levels(td.reduce_items, task.reduce.chunk_size) if self.reduced else (1,)
         if self.reduced:
             fan = sum(per_level)
         self.fan, self.per_level = fan, per_level
         self.attempts_e, attempts_w = gate_attempts(task.quality)
+        # a model the gate's bar is out of reach of runs every round (`out_of_reach`); the bar
+        # matters only when the rounds do (`else refine|retry`)
+        self.attempts_short = gate_attempts(task.quality, 1.0)[0]
+        self.bar = gate_bar(task.quality) if self.attempts_short != self.attempts_e else None
         retries_w = task.retry.attempts if task.retry and task.retry.attempts > 0 else 1
         self.calls_worst = attempts_w * retries_w * fan
         self.in_e, self.out_e = shape.input_expected, shape.output_expected
@@ -53,6 +58,13 @@ class SoloEstimate:
                 self.gate_judge_cost = self.gate_judge.call_cost(self.gate_in_e, JUDGE_OUTPUT_TOKENS)
                 self.gate_judge_latency = self.gate_judge.call_latency(JUDGE_OUTPUT_TOKENS, (), history)
 
+    def attempts(self, entry: CatalogEntry) -> float:
+        """The gate's expected attempts for `entry` answering: every round when its bar is out of
+        the model's reach (as `estimate_task` counts them)."""
+        if self.bar is not None and out_of_reach(entry.expected_quality(self.needs, self.history), self.bar):
+            return self.attempts_short
+        return self.attempts_e
+
     def cost_and_latency(self, entry: CatalogEntry) -> tuple[float | None, float]:
         """(expected cost in USD rounded to 6 places or None when unpriced, latency in s rounded
         to 3): `estimate_task`'s `cost_usd_expected` and `latency_s` for `entry` alone.
@@ -68,7 +80,7 @@ class SoloEstimate:
         else:
             failure = 0.0
             latency = entry.latency_base_s + entry.latency_per_token_s * self.out_e
-        attempts_e = self.attempts_e * (1 + failure)
+        attempts_e = self.attempts(entry) * (1 + failure)
         calls_e = attempts_e * self.fan
         cost: float | None = None
         if priced:
@@ -100,7 +112,7 @@ class SoloEstimate:
         """`cost_and_latency` of each of `entries`, in order: the same floats (the same operations
         in the same order), with what no model changes worked out once for the pool. `profile`:
         `pool_profile(entries)`, when the caller keeps it for many tasks."""
-        if self.history:
+        if self.history or self.bar is not None:
             return [self.cost_and_latency(entry) for entry in entries]
         attempts_e = self.attempts_e * (1 + 0.0)  # no history: no failure rate
         calls_e = attempts_e * self.fan

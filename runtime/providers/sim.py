@@ -2,7 +2,8 @@
 
 `--provider sim` (or `kind sim`) runs any workflow with every model simulated. For a given seed the
 same calls give the same answers, token counts, costs, latencies and failures. Outputs are marked as
-simulated and conform to what the task asked for: a valid enum value, schema-valid JSON, or text.
+simulated and conform to what the task asked for: a valid enum value, schema-valid JSON, or text
+(an enum value or JSON longer than `max_tokens` is cut off there, as a real provider's would be).
 
 How answers are drawn, so that consensus, quality gates and routing have something real to chew on:
 - each (task, prompt) has one *canonical* answer, independent of the model; a model gives it with
@@ -13,7 +14,10 @@ How answers are drawn, so that consensus, quality gates and routing have somethi
   shrinks as the judge's own skill grows;
 - latency is the catalog's `base + per_token x output tokens` with log-normal noise, times the
   latency scale (0: no sleep at all, and no awaiting either, for overhead benchmarks);
-- tokens: prompt characters / 4 in, a seeded fraction of max_tokens out (or the answer's size);
+- tokens: prompt characters / 4 in; out, for text a seeded share of max_tokens, uniform over
+  [0.3, 0.7) (at least 8, at most max_tokens): on average the planner's EXPECTED_OUTPUT_FRACTION;
+  for an enum value, JSON or a judge's score the answer's size (characters / 4), cut off at
+  max_tokens as a real provider does (finish reason "length");
 - cost from the catalog prices (None when the model has no price: unknown, never $0);
 - failure injection: with probability `failure_rate` a call raises one of `failure_kinds`
   (transient, rate_limited with retry_after, timeout, ...). Retries of the same call draw again
@@ -33,6 +37,7 @@ from typing import Any, Mapping
 
 import anyio
 
+from bmad.compiler.call_shapes import EXPECTED_OUTPUT_FRACTION
 from bmad.runtime.providers import base
 from bmad.runtime.providers.health import HealthReport
 from bmad.runtime.providers.record_builder import positional_builder
@@ -46,6 +51,10 @@ _WORDS = ("the", "model", "answer", "is", "based", "on", "the", "given", "input"
           "with", "care", "clear", "steps", "result", "plan", "review", "summary", "detail")
 _FILLER = " ".join(_WORDS * 40)
 _BYTE_WORDS = tuple(_WORDS[byte % len(_WORDS)] for byte in range(256))  # one word per byte
+# A text answer's length: a seeded share of max_tokens, uniform over [0.3, 0.7): on average what
+# the planner expects (EXPECTED_OUTPUT_FRACTION, 0.5), so sim runs spend what plans say.
+_TEXT_SHARE_SPREAD = 0.4
+_TEXT_SHARE_LOW = EXPECTED_OUTPUT_FRACTION - _TEXT_SHARE_SPREAD / 2
 FAILURE_KINDS = ("transient", "rate_limited", "timeout", "bad_request", "auth", "context_too_long",
                  "content_filtered", "unavailable")
 
@@ -182,11 +191,20 @@ class SimProvider:
         else:
             text = _answer(request, task_key, quality, u)
 
+        max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
+        finish_reason = "stop"
         if request.enum_values or request.json_schema is not None or purpose == "judge":
             output_tokens = max(1, len(text) // 4)
+            if output_tokens > max_tokens:
+                # a real provider stops at max_tokens: the answer is cut off there (finish reason
+                # "length"), and a cut enum value or JSON text won't parse (the runtime repairs,
+                # retries or fails it)
+                text = text[:max_tokens * 4]
+                output_tokens = max_tokens
+                finish_reason = "length"
         else:
-            max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
-            output_tokens = max(8, int(max_tokens * (0.2 + 0.4 * (u[6] >> 11) * _TWO_POW_MINUS_53)))
+            output_tokens = max(8, int(max_tokens * (_TEXT_SHARE_LOW
+                                                     + _TEXT_SHARE_SPREAD * (u[6] >> 11) * _TWO_POW_MINUS_53)))
             if output_tokens > max_tokens:
                 output_tokens = max_tokens
             if len(text) < output_tokens * 4:  # most short answers need no padding at all
@@ -222,7 +240,7 @@ class SimProvider:
 
         return _response(  # every field of `CompletionResponse`, in order
             text, input_tokens, output_tokens, model_latency * scale,
-            profile.cost(input_tokens, output_tokens), 0, 0, "stop", request.model_id, True,
+            profile.cost(input_tokens, output_tokens), 0, 0, finish_reason, request.model_id, True,
             {"simulated": True, "model": model, "quality": round(quality, 4),
              "model_latency_s": round(model_latency, 4), "seed": s.seed, "attempt": attempt},
             None)

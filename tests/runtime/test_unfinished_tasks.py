@@ -25,11 +25,12 @@ def _tasks(tmp_path, run_id):
 def test_budget_exhausted_leaves_not_started_rows(tmp_path):
     plan = plan_source(tmp_path, CHAIN)
     # Each call reserves about $0.002 for its output (1,024 tokens at $2 per 1M) plus its prompt,
-    # which carries the previous (simulated, seeded) answer: room for two.
-    outcome, _ = run_plan(plan, tmp_path, budget_usd=0.006,
+    # which carries the previous (simulated, seeded) answer, a byte per token: room for two.
+    # (Calibrated to the sim's answers, half of max_tokens on average: $0.0062-0.0073 fits two.)
+    outcome, _ = run_plan(plan, tmp_path, budget_usd=0.007,
                           config=RunConfig(strategy="sequential"))
     assert outcome.status == "budget_exhausted"
-    assert outcome.spent_usd <= 0.006
+    assert outcome.spent_usd <= 0.007
     tasks = _tasks(tmp_path, outcome.run_id)
     assert set(tasks) == {"a", "b", "c", "d"}
     assert [tasks[t]["status"] for t in "abcd"] == ["completed", "completed", "budget_exhausted",
