@@ -309,24 +309,33 @@ def _run_end(text: str, start: int, secret: str, windows: dict[str, tuple[int, .
     return end
 
 
-def _mask_runs(text: str, secret: str) -> str:
-    """`text` with every run of PARTIAL_KEY_MIN or more consecutive characters of `secret` masked,
-    wherever in the secret it starts, leftmost and longest first (`_run_end` says which)."""
-    starts = sorted(set(_iter_run_starts(text, secret)))
+def _mask_runs(text: str, secrets: list[str]) -> str:
+    """`text` with every run of PARTIAL_KEY_MIN or more consecutive characters of any of `secrets`
+    masked, wherever in a secret it starts, leftmost and longest first (`_run_end` says which).
+    All secrets are matched on the same text, so where two share characters (test keys often end
+    in `0123456789abcdef`) the longer run wins and a run overlapping a mask grows it: masking one
+    secret at a time left the other's tail (`***XYZ`)."""
+    starts: dict[int, list[str]] = {}
+    for secret in secrets:
+        if len(secret) >= _PARTIAL_KEY_FROM:
+            for start in _iter_run_starts(text, secret):
+                starts.setdefault(start, []).append(secret)
     if not starts:
         return text
-    windows = _run_index(secret)[0]
     out: list[str] = []
     done = 0
-    for start in starts:
-        if start < done:
-            continue  # inside a run already masked
-        end = _run_end(text, start, secret, windows, after_mask=bool(out) and start == done)
-        if end is None:
+    for start in sorted(starts):
+        after_mask = start < done or (bool(out) and start == done)
+        ends = [end for secret in starts[start]
+                if (end := _run_end(text, start, secret, _run_index(secret)[0], after_mask)) is not None]
+        if not ends:
+            continue
+        if start < done:  # overlaps the last mask: the mask grows to cover it
+            done = max(done, max(ends))
             continue
         out.append(text[done:start])
         out.append(REDACTED)
-        done = end
+        done = max(ends)
     if not out:
         return text
     out.append(text[done:])
@@ -424,10 +433,7 @@ def redact(text: str, extra: tuple[str, ...] = ()) -> str:
     text = mask_url_credentials(text)  # `user:password@`, `?key=`
     for shape in _CREDENTIAL_SHAPES:  # before the runs: a whole token goes, not just its head
         text = shape.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)
-    for secret in secrets:
-        if len(secret) >= _PARTIAL_KEY_FROM:
-            text = _mask_runs(text, secret)
-    return text
+    return _mask_runs(text, secrets)
 
 
 def holds_loaded_secret(text: str | bytes) -> bool:
@@ -460,10 +466,7 @@ def mask_loaded_secrets(text: str) -> str:
         if secret in text:
             text = text.replace(secret, REDACTED)
     text = _mask_encoded(text, secrets)
-    for secret in secrets:
-        if len(secret) >= _PARTIAL_KEY_FROM:
-            text = _mask_runs(text, secret)
-    return text
+    return _mask_runs(text, secrets)
 
 
 def _each_string(value: Any, mask: Callable[[str], str]) -> Any:

@@ -487,6 +487,17 @@ def test_any_run_of_8_characters_of_a_loaded_key_is_masked():
     assert not keys.holds_loaded_secret(f"a:{KEY[9:16]}.")
 
 
+def test_two_keys_sharing_characters_leave_no_tail_of_either():
+    # another loaded key ends in the same `0123456789abcdef`: masked one key at a time, its
+    # shorter run went first and left this key's `XYZ` (seen only when the suite ran in order)
+    other = "sk-another-longer-test-key-0123456789abcdef"  # longer: masked first
+    keys.remember_secret(other)
+    keys.remember_secret(KEY)
+    for mask in (keys.redact, keys.mask_loaded_secrets):
+        assert mask(f"key tail ...{KEY[-12:]} end") == "key tail ...*** end", mask.__name__
+        assert mask(f"x {other[-14:]}XYZ y") == "x *** y", mask.__name__  # runs of both: one mask
+
+
 def test_runs_of_a_key_keep_the_rules_of_its_prefixes():
     keys.remember_secret("sk-hostile-Q7xK2mN9vB4-passwordsAndMore-77")
     # glued to a word before it: part of another token, left alone (as a prefix is)
