@@ -301,6 +301,7 @@ def test_a_format_that_contradicts_the_extension_is_refused(project, fmt, out):
     assert not (project / out).exists()
 
 
+@pytest.mark.slow  # 5-9 s of subprocess runs: with the slow suite (CI runs both), keeping the default run near 10 min
 def test_without_format_the_extension_chooses(project):
     for out in ("p.json", "p.yaml", "p.mmd", "p.dot", "p.html", "p.txt"):
         result = bmad("plan", "hello.bmad", "--provider", "sim", "-o", out, cwd=project)

@@ -139,6 +139,7 @@ def failed_and_completed(project):
     return project, ids
 
 
+@pytest.mark.slow  # 5-9 s of subprocess runs: with the slow suite (CI runs both), keeping the default run near 10 min
 def test_consensus_refuses_runs_without_outputs(failed_and_completed):
     root, (failed1, failed2, ok) = failed_and_completed
     for results in (f"{failed1},{failed2}", f"{failed1}:t0,{failed2}:t0", f"{failed1},{ok}"):

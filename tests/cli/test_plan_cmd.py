@@ -129,6 +129,7 @@ def test_workflow_views(spec_dir):
     assert "critical path" in r.stdout and "cost hot spots" in r.stdout
 
 
+@pytest.mark.slow  # 5-9 s of subprocess runs: with the slow suite (CI runs both), keeping the default run near 10 min
 def test_a_sim_run_steers_only_sim_plans(spec_dir, tmp_path):
     """After `bmad run --provider sim` here, a real plan uses no history; a sim plan does."""
     workflow = tmp_path / "hello.bmad"

@@ -29,6 +29,7 @@ model judge { provider lab price input $1 output $2 per 1M skills { writing 0.9 
 """
 
 
+@pytest.mark.slow  # 5-9 s of subprocess runs: with the slow suite (CI runs both), keeping the default run near 10 min
 def test_run_and_plan_use_the_history_of_the_journal_they_name(tmp_path):
     (tmp_path / "home").mkdir()
     (tmp_path / "w.bmad").write_text(CATALOG + """

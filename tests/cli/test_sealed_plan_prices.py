@@ -104,6 +104,7 @@ def test_resume_with_a_plan_sealed_under_other_prices_is_refused_and_replan_resu
     assert f"run {run_id}: completed" in resumed.stderr + resumed.stdout
 
 
+@pytest.mark.slow  # 5-9 s of subprocess runs: with the slow suite (CI runs both), keeping the default run near 10 min
 def test_a_plan_names_its_override_and_any_change_to_it_is_stale(tmp_path):
     bmad = project(tmp_path)
     bmad.prices(litellm(tmp_path / "lite.json", **{"gpt-4o": (5.0, 20.0)}))

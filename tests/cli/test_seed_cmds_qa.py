@@ -159,6 +159,7 @@ workflow w {
 """
 
 
+@pytest.mark.slow  # 5-9 s of subprocess runs: with the slow suite (CI runs both), keeping the default run near 10 min
 def test_metrics_leave_out_tasks_that_never_ran(tmp_path):
     (tmp_path / "w.bmad").write_text(STOPS_EARLY, encoding="utf-8")
     bmad("run", "w.bmad", "--provider", "sim", "--sim-latency-scale", "0", "--journal", "j.db", cwd=tmp_path,

@@ -120,6 +120,7 @@ def assert_refused(result: subprocess.CompletedProcess, what: str) -> None:
     assert "set the provider's key variable" not in result.stderr, (what, result.stderr)
 
 
+@pytest.mark.slow  # 5-9 s of subprocess runs: with the slow suite (CI runs both), keeping the default run near 10 min
 def test_check_plan_run_models_and_doctor_refuse_a_bmad_toml_holding_a_key(tmp_path, server):
     (tmp_path / "w.bmad").write_text(workflow(server.port))
     (tmp_path / "bmad.toml").write_text(KEYED_TOML)
