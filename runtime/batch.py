@@ -33,7 +33,8 @@ from bmad.runtime.executors.local import (EXIT_CODES, STOP_SIGNALS, RunRefused, 
 from bmad.runtime.executors.ray import current_run_id
 from bmad.runtime.interpreter import Interpreter
 from bmad.runtime.journal import (Journal, RecordedCall, RunClaimRefused, default_journal_path,
-                                  dumps, holder_alive, read_holders)
+                                  dumps)
+from bmad.runtime.journal_schema import write_transaction
 from bmad.runtime.ledger import BudgetLedger, LedgerShare
 from bmad.runtime.model_pool import ModelPool
 
@@ -144,7 +145,7 @@ async def execute_batch_async(plan: Plan, request: BatchRequest) -> BatchOutcome
         journal = Journal(request.run.journal_path or default_journal_path())
         try:
             journal.fail_stale_runs()
-            _fail_stale_batches(journal)
+            journal.fail_stale_runs("batches")
             runner = _BatchRunner(plan, request, journal)
             runner.prepare(workflow)
             ray_calls = None
@@ -244,9 +245,7 @@ class _BatchRunner:
             journal.store_plan(plan.plan_hash, json.dumps(plan.to_json(), separators=(",", ":"),
                                                           ensure_ascii=False))
         now = time.time()
-        db = journal.db
-        db.execute("BEGIN IMMEDIATE")  # a resume reads the batch again and claims it, under one lock
-        try:
+        with write_transaction(journal.db) as db:  # a resume reads the batch again and claims it, under one lock
             if self.resuming:
                 # Another resume may have claimed it since `prepare` read it: refused, as there.
                 status, pid = db.execute("SELECT status, pid FROM batches WHERE id=?",
@@ -284,10 +283,6 @@ class _BatchRunner:
                                [(self.batch_id, i, row_run_id(self.batch_id, i), dumps(values))
                                 for i, values in self.rows])
             journal.record_holder(self.batch_id)  # who runs it, beyond a pid (journal.holder_alive)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     # -- running --------------------------------------------------------------------------------
     async def run(self, signals=None) -> BatchOutcome:
@@ -628,13 +623,4 @@ def _batch_spend(journal: Journal, batch_id: str) -> tuple[float, int, int]:
     return float(usd), int(tokens), int(unknown or 0)
 
 
-def _fail_stale_batches(journal: Journal) -> None:
-    """Batches left `running` by a dead driver are `interrupted` (resumable)."""
-    running = journal.db.execute("SELECT id, pid FROM batches WHERE status='running'").fetchall()
-    holders = read_holders(journal.db, [batch_id for batch_id, _ in running])
-    for batch_id, pid in running:
-        if pid and not holder_alive(pid, holders.get(batch_id)):
-            # only if that dead driver still holds it: a resume may have claimed it since
-            journal.db.execute("UPDATE batches SET status='interrupted' WHERE id=? AND "
-                               "status='running' AND pid=?", (batch_id, pid))
 

@@ -38,7 +38,8 @@ from typing import Any, Iterable
 from bmad.runtime.journal_schema import (BUSY_TIMEOUT_S, E_JOURNAL_BUSY, E_JOURNAL_OPEN,
                                          JournalFileError, JournalNotReady, JournalUnavailable,
                                          create_private_file, folder_message, journal_trouble,
-                                         open_error, prepare_schema, sqlite_trouble)
+                                         open_error, prepare_schema, sqlite_trouble,
+                                         write_transaction)
 
 SCHEMA_VERSION = 1
 
@@ -613,9 +614,7 @@ class Journal:
                    inputs: dict[str, Any], budget: tuple[float | None, int | None, float | None],
                    total_tasks: int, source: str | None, options: dict[str, Any]) -> None:
         now = time.time()
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")  # the run and who holds it (`holders`) together
-        try:
+        with write_transaction(self.db) as db:  # the run and who holds it (`holders`) together
             # The next block: one statement, so two processes starting runs can't take the same one.
             db.execute(
                 "INSERT INTO runs (id, workflow, plan_hash, status, budget_usd, budget_tokens, "
@@ -625,11 +624,6 @@ class Journal:
                 (run_id, workflow, plan_hash, "running", budget[0], budget[1], budget[2], now, now,
                  total_tasks, os.getpid(), source, dumps(inputs), dumps(options), plan_json))
             self.record_holder(run_id)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
         first = self.rows_range(run_id)[0]
         self._runs[run_id] = _RunRows(first, first, {})
 
@@ -641,9 +635,7 @@ class Journal:
         raises `RunClaimRefused` when the run is gone (pruned), completed, held by a live process,
         or, given `seen_updated_at` (the `updated_at` the caller read when it decided to resume),
         written since then (another process resumed it meanwhile: what the caller read is stale)."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")  # read and claim under one lock: nobody claims in between
-        try:
+        with write_transaction(self.db) as db:  # read and claim under one lock: nobody claims in between
             row = db.execute("SELECT status, pid, updated_at FROM runs WHERE id=?",
                              (run_id,)).fetchone()
             if row is None:
@@ -666,11 +658,6 @@ class Journal:
             if claimed != 1:
                 raise RunClaimRefused(run_id, status, pid, changed=True)
             self.record_holder(run_id)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
         self._runs.pop(run_id, None)  # continue after the rows it wrote before
 
     def finish_run(self, run_id: str, status: str, *, spent_usd: float, tokens: int,
@@ -822,15 +809,17 @@ class Journal:
         with `pid`)."""
         return held_elsewhere(pid, read_holders(self.db, [key]).get(key))
 
-    def fail_stale_runs(self) -> None:
-        """Runs left `running` by a dead process are `interrupted` (resumable)."""
-        running = self.db.execute("SELECT id, pid FROM runs WHERE status='running'").fetchall()
-        holders = read_holders(self.db, [run_id for run_id, _ in running])
-        for run_id, pid in running:
-            if pid and not holder_alive(pid, holders.get(run_id)):
+    def fail_stale_runs(self, table: str = "runs") -> None:
+        """Runs (or batches: `table`) left `running` by a dead process are `interrupted`
+        (resumable)."""
+        assert table in ("runs", "batches")
+        running = self.db.execute(f"SELECT id, pid FROM {table} WHERE status='running'").fetchall()
+        holders = read_holders(self.db, [key for key, _ in running])
+        for key, pid in running:
+            if pid and not holder_alive(pid, holders.get(key)):
                 # only if that dead process still holds it: a resume may have claimed it since
-                self.db.execute("UPDATE runs SET status='interrupted' WHERE id=? AND status='running' "
-                                "AND pid=?", (run_id, pid))
+                self.db.execute(f"UPDATE {table} SET status='interrupted' WHERE id=? AND "
+                                "status='running' AND pid=?", (key, pid))
 
     # -- the cross-run cache ------------------------------------------------------------------
     def cache_get(self, key: str) -> dict[str, Any] | None:

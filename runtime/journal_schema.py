@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 CURRENT_VERSION = 6
 # A new journal's page size. A commit writes each page it changed to the WAL, and a chain task's
@@ -434,6 +435,22 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection, str], None]] = {
 }
 
 
+@contextmanager
+def write_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction with the write lock taken up front (BEGIN IMMEDIATE: another process
+    is waited out up to the busy timeout, and nobody writes between what it reads and writes);
+    rolled back on any error, unless SQLite already did (a full disk): a ROLLBACK then fails and
+    would hide the error that stopped it."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
 def prepare_schema(db: sqlite3.Connection, path: Path, schema: str, *, writable: bool) -> int:
     """Check the file is a journal this bmad can use and bring it to `CURRENT_VERSION`; returns the
     version found. Raises `JournalFileError` (foreign, newer, or not a database)."""
@@ -466,8 +483,7 @@ def prepare_schema(db: sqlite3.Connection, path: Path, schema: str, *, writable:
         return version
     if not tables:  # only takes effect on an empty file (another process may be creating it)
         db.execute(f"PRAGMA page_size = {NEW_JOURNAL_PAGE_SIZE}")
-    db.execute("BEGIN IMMEDIATE")  # one migrator at a time; others wait (busy timeout), then see it done
-    try:
+    with write_transaction(db):  # one migrator at a time; others wait (busy timeout), then see it done
         version = db.execute("PRAGMA user_version").fetchone()[0]
         fresh = not _tables(db)
         for statement in _statements(schema):
@@ -480,11 +496,6 @@ def prepare_schema(db: sqlite3.Connection, path: Path, schema: str, *, writable:
             _index_call_blocks(db, schema)
             _index_measurements(db, schema)
         db.execute(f"PRAGMA user_version = {CURRENT_VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
     return version
 
 

@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 from bmad.compiler.settings import SettingsError, read_settings
 from bmad.runtime.journal import holder_alive, read_holders, rows_of_runs_join
+from bmad.runtime.journal_schema import write_transaction
 
 # Tables whose rows name their run; a run's calls and tasks are found by their id block instead.
 RUN_TABLES = ("events", "outputs", "verdicts", "calibration", "cache")
@@ -99,16 +100,10 @@ def prune_runs(db: Any, retention: Retention, *, now: float | None = None,
     # Chosen again, and deleted, in one write transaction: a run can't be claimed `running` (a
     # resume, under the same lock) between the choice and the deletion, so none loses its rows
     # while it runs; a run removed first is simply gone for the resume (BMAD-E301).
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(db):
         report = _choose(db, retention, now, spare)
         if report.removed:
             _delete_runs(db, report.removed)
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
     return report
 
 
