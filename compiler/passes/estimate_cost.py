@@ -33,8 +33,8 @@ may make, each tried as often as its retry policy allows (`retry N`: N + 1 tries
   times, `else refine` revises the decision N times (each scored), and the escalation models
   (written `fallback [...]`, else the cascade and fallbacks beyond the participants) answer once;
 - `strategy adaptive` may put the cheapest qualified candidate under the answering model's cost
-  in front of a single model's chain (`adaptive_fronts`): that model is counted too (not for
-  `fallback only [...]`, a closed group whose chain it only reorders).
+  in front of a single model's chain (`adaptive_fronts`): that model is counted too (not for a
+  closed chain, `fallback none` or `fallback only [...]`, which it only reorders).
 The prompts of judges, repairs, re-asks, reviews and refine rounds quote the request and the
 answers (at most `max_tokens` each) plus at most `WRAPPER_TOKENS` of the runtime's own text.
 Latency: per call, the model's profile (history first) for the expected output; participants run
