@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import heapq
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,6 +40,14 @@ from bmad.runtime.journal import ROWS_OF_RUN, Journal
 
 # ----------------------------------------------------------------------------------------------
 # DAG shapes: deps[i] lists the indexes node i waits for (always smaller than i)
+
+def scratch_dir() -> Path:
+    """A temporary folder for a measured run's journal, removed when the benchmark exits (runs of
+    this benchmark left one per measurement in /tmp)."""
+    path = Path(tempfile.mkdtemp(prefix="bmad-bench-"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
 
 def chain(n: int) -> list[list[int]]:
     return [[]] + [[i - 1] for i in range(1, n)]
@@ -137,7 +147,7 @@ def time_bmad(deps: list[list[int]], *, journal: bool, concurrency: int = 64,
               journal_path: Path | None = None, sinks: list | None = None
               ) -> tuple[float, str | None, Path | None]:
     plan = plan or build_plan(deps)
-    path = journal_path or Path(tempfile.mkdtemp(prefix="bmad-bench-")) / "runs.db"
+    path = journal_path or scratch_dir() / "runs.db"
     request = RunRequest(config=RunConfig(concurrency=concurrency), provider_mode="sim",
                          sim_latency_scale=latency_scale, use_journal=journal,
                          journal_path=path, sinks=list(sinks or []))
@@ -166,7 +176,7 @@ def overhead(sizes: list[int]) -> list[tuple]:
                                for _ in range(3))
             # One journal across runs, as in use: the first run also stores the sealed plan
             # (once per plan hash); later runs of the same plan measure the run alone.
-            journal = Path(tempfile.mkdtemp(prefix="bmad-bench-")) / "runs.db"
+            journal = scratch_dir() / "runs.db"
             first = time_bmad(deps, journal=True, plan=plan, journal_path=journal)[0]
             on, on_cpu = min(cpu_and_wall(lambda: time_bmad(deps, journal=True, plan=plan,
                                                             journal_path=journal)[0])

@@ -26,8 +26,10 @@ Needs root for the namespace; `--skip-ray` otherwise.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,6 +58,14 @@ workflow label {{
   output classify
 }}
 """
+
+
+def scratch_dir() -> Path:
+    """A temporary folder for a measured run's journal, removed when the benchmark exits (runs of
+    this benchmark left one per measurement in /tmp)."""
+    path = Path(tempfile.mkdtemp(prefix="bmad-scale-"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def build_plan(folder: Path, latency_ms: float, concurrency: int):
@@ -149,7 +159,7 @@ def journal_cost(plan, rows: int, folder: Path, concurrency: int) -> dict:
 
 def ray_child(args) -> None:
     """Inside the cluster's namespace: drive the batch on Ray, write the figures as JSON."""
-    folder = Path(tempfile.mkdtemp(prefix="bmad-scale-"))
+    folder = scratch_dir()
     plan = build_plan(folder, args.latency_ms, args.concurrency)
     result = run_batch(plan, args.rows, folder / "runs.db", concurrency=args.concurrency,
                        latency_scale=1.0, executor="ray", address=args.ray_child)
@@ -163,7 +173,7 @@ def run_on_ray(args) -> dict:
     why = can_make_namespaces()
     if why is not None:
         raise SystemExit(f"can't start a local Ray cluster: {why} (use --skip-ray)")
-    out = Path(tempfile.mkdtemp(prefix="bmad-scale-")) / "ray.json"
+    out = scratch_dir() / "ray.json"
     with LoopbackCluster(cpus_per_node=2) as cluster:
         started = time.perf_counter()
         cluster.start(nodes=args.nodes)
@@ -204,7 +214,7 @@ def main() -> None:
     if args.ray_child:
         return ray_child(args)
 
-    folder = Path(tempfile.mkdtemp(prefix="bmad-scale-"))
+    folder = scratch_dir()
     plan = build_plan(folder, args.latency_ms, args.concurrency)
     print(f"{args.rows} rows, one call each, {args.latency_ms:g} ms latency, "
           f"{args.concurrency} rows and calls at once; load average {os.getloadavg()[0]:.1f}")
