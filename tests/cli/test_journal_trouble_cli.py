@@ -12,10 +12,11 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.mounts import mounted_tmpfs, read_only_view
 
 # a minute of real subprocesses on tmpfs mounts, held locks and damaged files: with the slow
 # suite (CI runs both); tests/runtime/test_journal_trouble.py checks the same paths in-process
@@ -65,41 +66,6 @@ def assert_diagnostic(result: subprocess.CompletedProcess[str], code: str, *word
     assert "  = help: " in err, err
     for word in words:
         assert word in err, (word, err)
-
-
-@contextmanager
-def mounted_tmpfs(where: Path, size: str):
-    """A small tmpfs at `where` (root only: skipped elsewhere); always unmounted."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"can't mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
-@contextmanager
-def read_only_view(source: Path, where: Path):
-    """`source` seen read-only at `where` (a read-only bind mount: root ignores file modes)."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("a read-only bind mount needs root")
-    where.mkdir(parents=True, exist_ok=True)
-    if subprocess.run(["mount", "--bind", str(source), str(where)], capture_output=True).returncode:
-        pytest.skip("can't bind-mount here")
-    try:
-        if subprocess.run(["mount", "-o", "remount,bind,ro", str(where)],
-                          capture_output=True).returncode:
-            pytest.skip("can't remount read-only here")
-        yield where
-    finally:
-        if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
 def runs_table(path: Path) -> list[tuple]:

@@ -9,17 +9,17 @@ only: skipped elsewhere). Nothing is pruned in any of them."""
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
 import textwrap
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from bmad.runtime.journal import Journal
+
+from tests.mounts import mounted_tmpfs, read_only_view
 
 # `bmad` as its console script runs it, with the journal's busy timeout 0.5 s instead of 30 s
 BMAD_SHORT_TIMEOUT = textwrap.dedent("""
@@ -86,23 +86,6 @@ def assert_diagnostic(result: subprocess.CompletedProcess[str], code: str, *word
     assert result.stdout == ""
 
 
-def _root_mount(*args: str) -> None:
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting needs root")
-    done = subprocess.run(["mount", *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"can't mount here: {done.stderr.strip()}")
-
-
-@contextmanager
-def mounted(where: Path):
-    try:
-        yield where
-    finally:
-        if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
 def test_a_journal_locked_by_another_process_is_busy(tmp_path):
     journal = make_journal(tmp_path / "j.db")
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(journal)],
@@ -124,11 +107,7 @@ def test_a_journal_on_read_only_media_is_not_writable_not_busy(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
     make_journal(source / "j.db")
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    _root_mount("--bind", str(source), str(ro))
-    with mounted(ro):
-        _root_mount("-o", "remount,bind,ro", str(ro))
+    with read_only_view(source, tmp_path / "ro") as ro:
         journal = ro / "j.db"
         result = bmad("runs", "--prune", "--keep", "0", "--journal", str(journal), cwd=tmp_path)
         assert_diagnostic(result, "BMAD-E340",
@@ -141,10 +120,7 @@ def test_a_journal_on_read_only_media_is_not_writable_not_busy(tmp_path):
 
 
 def test_a_journal_on_a_full_disk_is_full_not_busy(tmp_path):
-    full = tmp_path / "full"
-    full.mkdir()
-    _root_mount("-t", "tmpfs", "-o", "size=400k", "tmpfs", str(full))
-    with mounted(full):
+    with mounted_tmpfs(tmp_path / "full", "400k") as full:
         journal = make_journal(full / "j.db")
         # a reader keeps the journal's -shm file (which SQLite sizes as it opens): what fails is
         # the prune's own write, not opening the journal

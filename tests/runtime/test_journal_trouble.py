@@ -21,6 +21,8 @@ import bmad.runtime.journal as journal_module
 import bmad.runtime.journal_schema as schema
 from bmad.runtime.journal import Journal, JournalError, JournalUnavailable
 
+from tests.mounts import mounted_tmpfs, read_only_view
+
 
 def _new_run(journal: Journal, run_id: str = "r1") -> None:
     journal.create_run(run_id, workflow="w", plan_hash="h", plan_json=None, inputs={},
@@ -31,41 +33,6 @@ def _add_calls(journal: Journal, run_id: str, count: int, size: int = 2000, star
     for i in range(start, start + count):
         journal.add_call(run_id, "t", f"s{i}", "m", f"h{i}", "ok", "x" * size, 10, 10, 0.001, 0.1,
                          attempt=1)
-
-
-@contextmanager
-def mounted_tmpfs(where: Path, size: str):
-    """A small tmpfs at `where` (root only: skipped elsewhere); always unmounted."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"can't mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
-@contextmanager
-def read_only_view(source: Path, where: Path):
-    """`source` seen read-only at `where` (a read-only bind mount: root ignores file modes)."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("a read-only bind mount needs root")
-    where.mkdir(parents=True, exist_ok=True)
-    if subprocess.run(["mount", "--bind", str(source), str(where)], capture_output=True).returncode:
-        pytest.skip("can't bind-mount here")
-    try:
-        if subprocess.run(["mount", "-o", "remount,bind,ro", str(where)],
-                          capture_output=True).returncode:
-            pytest.skip("can't remount read-only here")
-        yield where
-    finally:
-        if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
 # -- a full disk --------------------------------------------------------------------------------
